@@ -1,0 +1,170 @@
+//! The live protocol between the server and viewers (JSON over WebSocket): the server sends a
+//! `snapshot`, then `delta`s numbered by `seq`, and `heartbeat`s; a viewer says `hello`.
+//! [`SequenceTracker`] is the viewer's rule for applying them exactly once, in order.
+
+use json_patch::Patch;
+use serde::{Deserialize, Serialize};
+
+use crate::twin::{Relationship, Twin};
+
+/// Bumped on any incompatible change of these messages.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The whole state as of `seq`.
+    Snapshot { protocol: u32, seq: u64, twins: Vec<Twin>, relationships: Vec<Relationship> },
+    /// Changes that took the state from `seq - 1` to `seq`.
+    Delta { seq: u64, changes: Vec<TwinChange> },
+    /// Nothing changed; the connection and the server are alive at `seq`.
+    Heartbeat { seq: u64 },
+    /// The server refused something the viewer sent.
+    Error { message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Hello {
+        protocol: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scene: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+}
+
+/// One accepted write to one twin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TwinChange {
+    pub twin: String,
+    pub patch: Patch,
+    /// When the server accepted the write (RFC 3339).
+    pub ts: String,
+}
+
+/// What a viewer should do with an incoming message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sequencing {
+    /// Apply it: it is the next state.
+    Apply,
+    /// Already applied (a duplicate or an old message): ignore it.
+    Stale,
+    /// One or more deltas were missed, or no snapshot was seen yet: ask for a snapshot.
+    Resync,
+}
+
+/// Tracks the last applied `seq` so that every delta is applied once, in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceTracker {
+    last_applied: Option<u64>,
+}
+
+impl SequenceTracker {
+    pub fn last_applied(&self) -> Option<u64> {
+        self.last_applied
+    }
+
+    /// Decides about `message` and, when it is to be applied, records its `seq` as applied.
+    pub fn accept(&mut self, message: &ServerMessage) -> Sequencing {
+        match (message, self.last_applied) {
+            (ServerMessage::Snapshot { seq, .. }, _) => {
+                self.last_applied = Some(*seq);
+                Sequencing::Apply
+            }
+            (ServerMessage::Delta { .. }, None) => Sequencing::Resync,
+            (ServerMessage::Delta { seq, .. }, Some(last)) if *seq == last + 1 => {
+                self.last_applied = Some(*seq);
+                Sequencing::Apply
+            }
+            (ServerMessage::Delta { seq, .. }, Some(last)) if *seq <= last => Sequencing::Stale,
+            (ServerMessage::Delta { .. }, Some(_)) => Sequencing::Resync,
+            (ServerMessage::Heartbeat { seq }, Some(last)) if *seq > last => Sequencing::Resync,
+            (ServerMessage::Heartbeat { .. } | ServerMessage::Error { .. }, _) => Sequencing::Stale,
+        }
+    }
+
+    /// Forgets the position, e.g. after the connection dropped, so that only a snapshot is
+    /// accepted next.
+    pub fn reset(&mut self) {
+        self.last_applied = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(seq: u64) -> ServerMessage {
+        ServerMessage::Delta { seq, changes: vec![] }
+    }
+
+    fn snapshot(seq: u64) -> ServerMessage {
+        ServerMessage::Snapshot { protocol: PROTOCOL_VERSION, seq, twins: vec![], relationships: vec![] }
+    }
+
+    #[test]
+    fn deltas_apply_once_in_order_after_a_snapshot() {
+        let mut tracker = SequenceTracker::default();
+        assert_eq!(tracker.accept(&delta(1)), Sequencing::Resync);
+        assert_eq!(tracker.accept(&snapshot(4)), Sequencing::Apply);
+        assert_eq!(tracker.accept(&delta(4)), Sequencing::Stale);
+        assert_eq!(tracker.accept(&delta(5)), Sequencing::Apply);
+        assert_eq!(tracker.accept(&delta(5)), Sequencing::Stale);
+        assert_eq!(tracker.accept(&delta(7)), Sequencing::Resync);
+        assert_eq!(tracker.last_applied(), Some(5));
+        assert_eq!(tracker.accept(&ServerMessage::Heartbeat { seq: 5 }), Sequencing::Stale);
+        assert_eq!(tracker.accept(&ServerMessage::Heartbeat { seq: 6 }), Sequencing::Resync);
+    }
+
+    #[test]
+    fn messages_use_documented_json_shape() {
+        let text = r#"{"type":"delta","seq":3,"changes":[{"twin":"r1","patch":[{"op":"replace","path":"/temperature","value":22}],"ts":"2026-01-01T00:00:00Z"}]}"#;
+        let message: ServerMessage = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&message).unwrap(), text);
+        let hello: ClientMessage = serde_json::from_str(r#"{"type":"hello","protocol":1}"#).unwrap();
+        assert_eq!(hello, ClientMessage::Hello { protocol: 1, scene: None, since_seq: None, token: None });
+    }
+}
+
+/// Delays between reconnection attempts: doubling from one second up to half a minute, each
+/// spread by jitter so that many viewers dropped at once do not return at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReconnectBackoff {
+    failures: u32,
+}
+
+impl ReconnectBackoff {
+    const FIRST_MS: f64 = 1_000.0;
+    const MAX_MS: f64 = 30_000.0;
+
+    /// The delay before the next attempt, in milliseconds. `jitter` is a random number in
+    /// [0, 1); the delay is spread over 50–100 % of the nominal value.
+    pub fn next_delay_ms(&mut self, jitter: f64) -> u32 {
+        let nominal = (Self::FIRST_MS * 2f64.powi(self.failures.min(16) as i32)).min(Self::MAX_MS);
+        self.failures = self.failures.saturating_add(1);
+        (nominal * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as u32
+    }
+
+    /// A connection succeeded: start again from the shortest delay next time.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::ReconnectBackoff;
+
+    #[test]
+    fn delays_double_up_to_a_cap_and_reset() {
+        let mut backoff = ReconnectBackoff::default();
+        let delays: Vec<u32> = (0..8).map(|_| backoff.next_delay_ms(1.0)).collect();
+        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay_ms(0.0), 500);
+    }
+}

@@ -1,0 +1,159 @@
+//! JSON Patch (RFC 6902) on a twin's properties, as ADT's `PATCH /digitaltwins/{id}` takes it:
+//! all operations apply or none do.
+
+use json_patch::{Patch, PatchOperation};
+use serde_json::Value;
+
+use crate::twin::Twin;
+
+/// Why a patch was refused. The twin is unchanged whenever one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchRejection {
+    #[error("the patch is empty")]
+    Empty,
+    #[error("operation {operation} targets {path:?}: {reason}")]
+    ForbiddenPath { operation: usize, path: String, reason: &'static str },
+    #[error("{0}")]
+    Failed(#[from] json_patch::PatchError),
+}
+
+/// Parses a JSON Patch document, naming what is wrong with it.
+pub fn parse_patch(text: &str) -> Result<Patch, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// Applies `patch` to the twin's properties atomically, then records `timestamp` (RFC 3339) as
+/// the last update time of every top-level property it touched and gives the twin a new etag.
+/// Returns the names of the touched top-level properties.
+pub fn apply_to_twin(
+    twin: &mut Twin,
+    patch: &[PatchOperation],
+    timestamp: &str,
+) -> Result<Vec<String>, PatchRejection> {
+    if patch.is_empty() {
+        return Err(PatchRejection::Empty);
+    }
+    let mut touched = Vec::new();
+    for (operation, op) in patch.iter().enumerate() {
+        let mut paths = vec![op.path()];
+        match op {
+            PatchOperation::Move(m) => paths.push(&m.from),
+            PatchOperation::Copy(c) => paths.push(&c.from),
+            _ => {}
+        }
+        for path in paths {
+            let forbidden =
+                |reason| PatchRejection::ForbiddenPath { operation, path: path.to_string(), reason };
+            let Some(first) = path.first() else {
+                return Err(forbidden("the whole twin cannot be replaced; patch its properties"));
+            };
+            let name = first.decoded();
+            if name.starts_with('$') {
+                return Err(forbidden("$-prefixed fields are managed by the twin store"));
+            }
+            if !matches!(op, PatchOperation::Test(_)) && !touched.iter().any(|t| *t == name) {
+                touched.push(name.into_owned());
+            }
+        }
+    }
+    let mut document = Value::Object(std::mem::take(&mut twin.properties));
+    let result = json_patch::patch(&mut document, patch);
+    twin.properties = match document {
+        Value::Object(map) => map,
+        // Unreachable: the root cannot be targeted (checked above), so it stays an object.
+        _ => Default::default(),
+    };
+    result?;
+    for name in &touched {
+        if twin.properties.contains_key(name) {
+            twin.last_update_time.insert(name.clone(), timestamp.to_owned());
+        } else {
+            twin.last_update_time.remove(name);
+        }
+    }
+    twin.bump_etag();
+    Ok(touched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn room() -> Twin {
+        let mut twin = Twin::new("room", "dtmi:twinscene:Room;1");
+        twin.properties.insert("temperature".into(), json!(20));
+        twin.properties.insert("hvac".into(), json!({"mode": "heat"}));
+        twin
+    }
+
+    fn patch(value: Value) -> Patch {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn replace_updates_value_time_and_etag() {
+        let mut twin = room();
+        let etag = twin.etag.clone();
+        let touched = apply_to_twin(
+            &mut twin,
+            &patch(json!([{"op": "replace", "path": "/temperature", "value": 25.5}])),
+            "2026-01-01T00:00:01Z",
+        )
+        .unwrap();
+        assert_eq!(touched, ["temperature"]);
+        assert_eq!(twin.property("temperature"), Some(&json!(25.5)));
+        assert_eq!(twin.last_update_time["temperature"], "2026-01-01T00:00:01Z");
+        assert_ne!(twin.etag, etag);
+    }
+
+    #[test]
+    fn nested_paths_reach_component_fields() {
+        let mut twin = room();
+        apply_to_twin(
+            &mut twin,
+            &patch(json!([{"op": "replace", "path": "/hvac/mode", "value": "cool"}])),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(twin.property("hvac"), Some(&json!({"mode": "cool"})));
+    }
+
+    #[test]
+    fn failing_operation_leaves_twin_unchanged() {
+        let mut twin = room();
+        let before = twin.clone();
+        let result = apply_to_twin(
+            &mut twin,
+            &patch(json!([
+                {"op": "replace", "path": "/temperature", "value": 30},
+                {"op": "replace", "path": "/missing/deep", "value": 1}
+            ])),
+            "t",
+        );
+        assert!(matches!(result, Err(PatchRejection::Failed(_))));
+        assert_eq!(twin, before);
+    }
+
+    #[test]
+    fn metadata_and_root_paths_are_refused() {
+        for bad in [
+            json!([{"op": "replace", "path": "/$dtId", "value": "x"}]),
+            json!([{"op": "replace", "path": "", "value": {}}]),
+            json!([{"op": "move", "from": "/$metadata", "path": "/x"}]),
+        ] {
+            let mut twin = room();
+            let before = twin.clone();
+            let result = apply_to_twin(&mut twin, &patch(bad.clone()), "t");
+            assert!(matches!(result, Err(PatchRejection::ForbiddenPath { .. })), "{bad}");
+            assert_eq!(twin, before);
+        }
+        assert!(matches!(apply_to_twin(&mut room(), &[], "t"), Err(PatchRejection::Empty)));
+    }
+
+    #[test]
+    fn malformed_patch_reports_position() {
+        let error = parse_patch("[{\"op\": \"jump\"}]").unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+    }
+}

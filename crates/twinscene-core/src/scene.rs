@@ -1,0 +1,229 @@
+//! twinscene's scene file: which mesh, which twins, which mesh nodes make up each element, and
+//! the behaviors that turn twin state into looks. Parsing reports line and column; validation
+//! reports the JSON pointer of each problem.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::expression::Expression;
+use crate::rules::ColorRange;
+use crate::twin::{Relationship, Twin};
+
+/// The scene file format version this build reads and writes.
+pub const SCENE_FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scene {
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// URL or path of the glTF/GLB model, relative to the scene file.
+    pub mesh: String,
+    /// Initial twin state (ADT twin JSON). A live server replaces it with its snapshot.
+    #[serde(default)]
+    pub twins: Vec<Twin>,
+    #[serde(default)]
+    pub relationships: Vec<Relationship>,
+    pub elements: Vec<Element>,
+    #[serde(default)]
+    pub behaviors: Vec<Behavior>,
+}
+
+/// A thing a user sees and picks: one or more mesh nodes bound to one twin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Element {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `$dtId` of the primary twin.
+    pub twin: String,
+    /// glTF node names that make up the element.
+    pub nodes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behavior {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub elements: ElementSelection,
+    pub visuals: Vec<Visual>,
+}
+
+/// Which elements a behavior applies to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ElementSelection {
+    /// The string `"all"`.
+    All(AllElements),
+    /// Element ids.
+    List(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllElements {
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Visual {
+    /// Paints the element's meshes by the value of `expression`.
+    Color { expression: String, ranges: Vec<ColorRange> },
+}
+
+/// A scene file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SceneError {
+    #[error("scene is not valid JSON or not a twinscene scene at line {line}, column {column}: {message}")]
+    Syntax { line: usize, column: usize, message: String },
+    #[error("scene is invalid:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<SceneProblem>),
+}
+
+/// One problem found by validation, located by JSON pointer.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{pointer}: {message}")]
+pub struct SceneProblem {
+    pub pointer: String,
+    pub message: String,
+}
+
+impl Scene {
+    /// Parses and validates a scene.
+    pub fn from_json_str(text: &str) -> Result<Self, SceneError> {
+        let scene: Scene = serde_json::from_str(text).map_err(|e| SceneError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let problems = scene.problems();
+        if problems.is_empty() { Ok(scene) } else { Err(SceneError::Invalid(problems)) }
+    }
+
+    /// Everything wrong with the scene that can be told without the mesh. Elements bound to a
+    /// twin the scene does not contain are not problems: the twin may arrive live, and until
+    /// then the element shows as "twin not found".
+    pub fn problems(&self) -> Vec<SceneProblem> {
+        let mut problems = Vec::new();
+        let mut problem = |pointer: String, message: String| problems.push(SceneProblem { pointer, message });
+        if self.version != SCENE_FORMAT_VERSION {
+            problem(
+                "/version".into(),
+                format!(
+                    "version {} is not supported; this build reads version {SCENE_FORMAT_VERSION}",
+                    self.version
+                ),
+            );
+        }
+        let mut twin_ids = HashSet::new();
+        for (i, twin) in self.twins.iter().enumerate() {
+            if !twin_ids.insert(twin.id.as_str()) {
+                problem(format!("/twins/{i}/$dtId"), format!("twin id {:?} is used twice", twin.id));
+            }
+        }
+        let mut element_ids = HashSet::new();
+        for (i, element) in self.elements.iter().enumerate() {
+            if !element_ids.insert(element.id.as_str()) {
+                problem(format!("/elements/{i}/id"), format!("element id {:?} is used twice", element.id));
+            }
+            if element.nodes.is_empty() {
+                problem(format!("/elements/{i}/nodes"), "an element needs at least one mesh node".into());
+            }
+        }
+        for (b, behavior) in self.behaviors.iter().enumerate() {
+            if let ElementSelection::List(ids) = &behavior.elements {
+                for (e, id) in ids.iter().enumerate() {
+                    if !element_ids.contains(id.as_str()) {
+                        problem(format!("/behaviors/{b}/elements/{e}"), format!("no element has id {id:?}"));
+                    }
+                }
+            }
+            for (v, visual) in behavior.visuals.iter().enumerate() {
+                let Visual::Color { expression, ranges } = visual;
+                if let Err(error) = Expression::parse(expression) {
+                    problem(format!("/behaviors/{b}/visuals/{v}/expression"), error.to_string());
+                }
+                for (r, range) in ranges.iter().enumerate() {
+                    if let (Some(min), Some(max)) = (range.min, range.max)
+                        && min >= max
+                    {
+                        problem(
+                            format!("/behaviors/{b}/visuals/{v}/ranges/{r}"),
+                            format!("min {min} is not below max {max}: the range matches nothing"),
+                        );
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Whether a behavior applies to the element with this id.
+    pub fn behavior_selects(behavior: &Behavior, element_id: &str) -> bool {
+        match &behavior.elements {
+            ElementSelection::All(_) => true,
+            ElementSelection::List(ids) => ids.iter().any(|id| id == element_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        r##"{"version": 1, "mesh": "m.glb", "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}]}"##;
+
+    #[test]
+    fn minimal_scene_parses() {
+        let scene = Scene::from_json_str(MINIMAL).unwrap();
+        assert_eq!(scene.elements[0].nodes, ["n"]);
+        assert!(scene.behaviors.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let error = Scene::from_json_str("{\n  \"version\": 1,\n  \"mesh\": }").unwrap_err();
+        match error {
+            SceneError::Syntax { line, column, .. } => assert_eq!((line, column), (3, 11)),
+            other => panic!("expected a syntax error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_not_silently_dropped() {
+        let text = MINIMAL.replace("\"mesh\"", "\"colour\": 1, \"mesh\"");
+        let error = Scene::from_json_str(&text).unwrap_err().to_string();
+        assert!(error.contains("unknown field `colour`"), "{error}");
+    }
+
+    #[test]
+    fn validation_names_each_problem_by_pointer() {
+        let text = r##"{"version": 1, "mesh": "m.glb",
+            "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}, {"id": "e", "twin": "t", "nodes": []}],
+            "behaviors": [{"id": "b", "elements": ["e", "ghost"], "visuals": [
+              {"type": "color", "expression": "Foo.x", "ranges": [{"min": 5, "max": 1, "color": "#fff"}]}]}]}"##;
+        let SceneError::Invalid(problems) = Scene::from_json_str(text).unwrap_err() else {
+            panic!("expected invalid")
+        };
+        let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/elements/1/id",
+                "/elements/1/nodes",
+                "/behaviors/0/elements/1",
+                "/behaviors/0/visuals/0/expression",
+                "/behaviors/0/visuals/0/ranges/0"
+            ]
+        );
+    }
+}

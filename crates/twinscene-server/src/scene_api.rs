@@ -1,0 +1,47 @@
+//! The routes a viewer starts from: `/api/config` (where things are), `/api/scene` (the scene
+//! with the current twin state) and `/api/scene/mesh/{file}` (the scene's mesh file).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+use tower_http::services::ServeFile;
+use twinscene_core::scene::Scene;
+
+use crate::api_error::ApiError;
+use crate::config::MeshSource;
+use crate::state::AppState;
+
+pub async fn config() -> Json<Value> {
+    Json(json!({ "scene": "/api/scene", "live": "/live" }))
+}
+
+pub async fn scene(State(state): State<AppState>) -> Json<Scene> {
+    Json(state.current_scene())
+}
+
+/// Serves only the scene's own mesh, found by its file name, so that no other file can be
+/// reached through this route.
+pub async fn mesh(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let MeshSource::File { name, path } = state.mesh() else {
+        return Err(ApiError::NotFound("this scene's mesh is a URL, not a file served here".into()));
+    };
+    if file != *name {
+        return Err(ApiError::NotFound(format!("no mesh {file:?}; this scene's mesh is {name:?}")));
+    }
+    let missing = || ApiError::NotFound(format!("mesh file {} does not exist", path.display()));
+    // ServeFile picks the content type from the extension (model/gltf-binary for .glb,
+    // model/gltf+json for .gltf) and handles ranges and conditional requests.
+    match ServeFile::new(path).try_call(request).await {
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => Err(missing()),
+        Ok(response) => Ok(response.map(Body::new)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(missing()),
+        Err(error) => Err(ApiError::Internal(format!("cannot read mesh file {}: {error}", path.display()))),
+    }
+}

@@ -1,0 +1,103 @@
+//! `/api/config`, `/api/scene`, the mesh route and the static directories.
+
+mod common;
+
+use std::fs;
+
+use common::{demo_state, demo_state_with, error_body, get, patch, serve};
+use serde_json::{Value, json};
+use twinscene_server::{AppState, LiveTimings, LoadedScene, StaticDirs};
+
+#[tokio::test]
+async fn config_says_where_the_scene_and_live_data_are() {
+    let base = serve(demo_state()).await;
+    let config: Value = get(&format!("{base}/api/config")).await.json().await.unwrap();
+    assert_eq!(config, json!({"scene": "/api/scene", "live": "/live"}));
+}
+
+#[tokio::test]
+async fn scene_points_at_the_served_mesh_and_carries_current_twins() {
+    let base = serve(demo_state()).await;
+    assert_eq!(
+        patch(&base, "Room-A101", r#"[{"op":"replace","path":"/temperature","value":33}]"#).await.status(),
+        204
+    );
+    let scene: Value = get(&format!("{base}/api/scene")).await.json().await.unwrap();
+    assert_eq!(scene["mesh"], "/api/scene/mesh/duplex.glb");
+    let room = scene["twins"].as_array().unwrap().iter().find(|t| t["$dtId"] == "Room-A101").unwrap();
+    assert_eq!(room["temperature"], 33);
+    assert!(!scene["elements"].as_array().unwrap().is_empty());
+    LoadedScene::from_json_str(&scene.to_string(), "served.json".as_ref())
+        .expect("the served scene is a valid scene");
+}
+
+#[tokio::test]
+async fn the_mesh_is_served_by_its_file_name_only() {
+    let base = serve(demo_state()).await;
+    let response = get(&format!("{base}/api/scene/mesh/duplex.glb")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "model/gltf-binary");
+    let expected = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/duplex.glb")).unwrap();
+    assert_eq!(response.bytes().await.unwrap().as_ref(), expected.as_slice());
+
+    let (status, code, _) = error_body(get(&format!("{base}/api/scene/mesh/demo.json")).await).await;
+    assert_eq!((status, code.as_str()), (404, "NotFound"));
+    let response = get(&format!("{base}/api/scene/mesh/..%2Fscenes%2Fdemo.json")).await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn a_missing_mesh_is_a_404_naming_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene_path = dir.path().join("scene.json");
+    let text = r#"{"version": 1, "mesh": "models/room.gltf", "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}]}"#;
+    fs::write(&scene_path, text).unwrap();
+    let state =
+        AppState::new(LoadedScene::load(&scene_path).unwrap(), StaticDirs::default(), LiveTimings::default());
+    let base = serve(state).await;
+    let (status, code, message) = error_body(get(&format!("{base}/api/scene/mesh/room.gltf")).await).await;
+    assert_eq!((status, code.as_str()), (404, "NotFound"));
+    assert!(message.contains("models/room.gltf"), "{message}");
+
+    // Once the file is there it is served, as glTF JSON.
+    fs::create_dir(dir.path().join("models")).unwrap();
+    fs::write(dir.path().join("models/room.gltf"), "{}").unwrap();
+    let response = get(&format!("{base}/api/scene/mesh/room.gltf")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "model/gltf+json");
+}
+
+#[tokio::test]
+async fn static_directories_are_served_and_may_be_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dist, web) = (dir.path().join("dist"), dir.path().join("web"));
+    fs::create_dir(&dist).unwrap();
+    fs::create_dir(&web).unwrap();
+    fs::write(dist.join("twinscene_viewer_bg.wasm"), b"\0asm").unwrap();
+    fs::write(web.join("index.html"), "<!doctype html>").unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dirs = StaticDirs {
+        dist,
+        web,
+        assets: format!("{root}/../../assets").into(),
+        scenes: format!("{root}/../../scenes").into(),
+    };
+    let base = serve(demo_state_with(dirs, LiveTimings::default())).await;
+
+    let wasm = get(&format!("{base}/pkg/twinscene_viewer_bg.wasm")).await;
+    assert_eq!(wasm.status(), 200);
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    let index = get(&format!("{base}/")).await;
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.text().await.unwrap(), "<!doctype html>");
+    assert_eq!(get(&format!("{base}/scenes/demo.json")).await.status(), 200);
+    assert_eq!(get(&format!("{base}/assets/duplex.glb")).await.status(), 200);
+    assert_eq!(get(&format!("{base}/pkg/missing.js")).await.status(), 404);
+
+    let missing = dir.path().join("nothing");
+    let dirs =
+        StaticDirs { dist: missing.clone(), web: missing.clone(), assets: missing.clone(), scenes: missing };
+    let base = serve(demo_state_with(dirs, LiveTimings::default())).await;
+    assert_eq!(get(&format!("{base}/pkg/twinscene_viewer.js")).await.status(), 404);
+    assert_eq!(get(&format!("{base}/api/config")).await.status(), 200);
+}

@@ -1,0 +1,88 @@
+//! twinscene's viewer: a Bevy app that shows a scene's mesh with live twin state painted on it.
+//! It runs in the browser (wasm32, WebGL2) and on the desktop. All domain logic lives in
+//! `twinscene-core`; this crate only adapts it to Bevy and the page.
+//!
+//! The plugins, one concern per file:
+//! - [`app_phase`]: the phase the viewer is in (loading stages, ready, failed).
+//! - [`scene_loading`]: fetch the scene file, spawn the glTF, map mesh nodes to elements.
+//! - [`twin_state`]: the twin runtime (core's `SceneRuntime`) and the style changes it emits.
+//! - [`element_styles`]: materials shared per style, applied to elements' meshes.
+//! - [`camera`]: orbit camera, lights, framing the scene once it is loaded.
+//! - [`live_link`]: the WebSocket to the server: snapshot, deltas, reconnects.
+//! - [`state_publishing`]: the viewer's state as `window.twinscene`, for pages and tests.
+
+use bevy::asset::{AssetMetaCheck, UnapprovedPathMode};
+use bevy::prelude::*;
+use bevy::window::WindowResolution;
+
+pub mod app_phase;
+pub mod camera;
+pub mod element_styles;
+pub mod live_link;
+pub mod scene_loading;
+pub mod state_publishing;
+pub mod twin_state;
+
+/// What the viewer shows and where it gets live data; given by the page or the command line.
+#[derive(Resource, Clone, Debug)]
+pub struct ViewerConfig {
+    /// CSS selector of the canvas to draw into (browser only).
+    pub canvas: Option<String>,
+    /// URL (browser) or file path (desktop) of the scene file.
+    pub scene_url: String,
+    /// WebSocket URL of the live endpoint; `None` shows the scene's own twin state only.
+    pub live_url: Option<String>,
+}
+
+/// Builds the viewer app; the caller runs it.
+pub fn build_app(config: ViewerConfig) -> App {
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: "twinscene".into(),
+                    canvas: config.canvas.clone(),
+                    fit_canvas_to_parent: true,
+                    // Let the embedding page keep its keyboard shortcuts and scrolling.
+                    prevent_default_event_handling: false,
+                    resolution: WindowResolution::new(1280, 720),
+                    ..default()
+                }),
+                ..default()
+            })
+            .set(AssetPlugin {
+                // Scene files name their mesh by URL or path; the scene loader resolves it to an
+                // absolute path, so the asset root itself is the site (web) or the filesystem.
+                file_path: String::new(),
+                meta_check: AssetMetaCheck::Never,
+                unapproved_path_mode: UnapprovedPathMode::Allow,
+                ..default()
+            }),
+    );
+    app.insert_resource(config);
+    app.add_plugins((
+        app_phase::plugin,
+        twin_state::plugin,
+        scene_loading::plugin,
+        element_styles::plugin,
+        camera::plugin,
+        live_link::plugin,
+        state_publishing::plugin,
+    ));
+    app
+}
+
+/// Starts the viewer in the browser, drawing into the canvas matched by `canvas_selector`.
+/// `live_url` may be empty for no live data.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn start(canvas_selector: String, scene_url: String, live_url: String) {
+    let config = ViewerConfig {
+        canvas: Some(canvas_selector),
+        scene_url,
+        live_url: (!live_url.is_empty()).then_some(live_url),
+    };
+    // On the web, `run` hands the app to the browser's event loop and returns at once.
+    build_app(config).run();
+}

@@ -1,0 +1,168 @@
+//! The live link to a twinscene server: a connection task (platform-specific, in the
+//! submodules) delivers raw messages; this plugin applies them to the twin runtime exactly once
+//! and in order (core's `SequenceTracker`), asks for a snapshot on any gap, and keeps the
+//! link's status for the page.
+
+use bevy::prelude::*;
+use crossbeam_channel::Receiver;
+use futures_channel::mpsc::UnboundedSender;
+use twinscene_core::live::{ClientMessage, PROTOCOL_VERSION, SequenceTracker, Sequencing, ServerMessage};
+
+use crate::ViewerConfig;
+use crate::twin_state::{ElementStyleChanged, TwinRuntime, announce};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(not(target_arch = "wasm32"))]
+use native::spawn_connection;
+#[cfg(target_arch = "wasm32")]
+use web::spawn_connection;
+
+/// What the connection task reports.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// Connected and `hello` sent; a snapshot follows.
+    Connected,
+    /// A text frame from the server.
+    Message(String),
+    /// The connection failed or closed; the task retries after a delay.
+    Disconnected(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveStatus {
+    /// No live endpoint configured: the scene's own twin state is shown.
+    Off,
+    /// Connecting, or connected and waiting for the snapshot.
+    Connecting,
+    /// Snapshot applied; deltas flow.
+    Live,
+    /// Not connected; retrying.
+    Offline,
+}
+
+impl LiveStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveStatus::Off => "off",
+            LiveStatus::Connecting => "connecting",
+            LiveStatus::Live => "live",
+            LiveStatus::Offline => "offline",
+        }
+    }
+}
+
+/// The live link's state. `status` and `sequence` are for display and tests.
+#[derive(Resource)]
+pub struct LiveLink {
+    pub status: LiveStatus,
+    pub sequence: SequenceTracker,
+    /// Why the link is offline, when it is.
+    pub last_error: Option<String>,
+    connection: Option<(Receiver<LinkEvent>, UnboundedSender<ClientMessage>)>,
+}
+
+/// The greeting that asks the server for a snapshot.
+pub fn hello() -> ClientMessage {
+    ClientMessage::Hello { protocol: PROTOCOL_VERSION, scene: None, since_seq: None, token: None }
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.insert_resource(LiveLink {
+        status: LiveStatus::Off,
+        sequence: SequenceTracker::default(),
+        last_error: None,
+        connection: None,
+    })
+    .add_systems(
+        Update,
+        (
+            connect.run_if(resource_added::<TwinRuntime>),
+            apply_live_messages.run_if(resource_exists::<TwinRuntime>),
+        )
+            .chain(),
+    );
+}
+
+/// Opens the link once the scene is known, so that the snapshot has a runtime to land in.
+fn connect(config: Res<ViewerConfig>, mut link: ResMut<LiveLink>) {
+    let Some(url) = config.live_url.clone() else { return };
+    let (events_in, events_out) = crossbeam_channel::unbounded();
+    let (commands_in, commands_out) = futures_channel::mpsc::unbounded();
+    spawn_connection(url, events_in, commands_out);
+    link.connection = Some((events_out, commands_in));
+    link.status = LiveStatus::Connecting;
+}
+
+fn apply_live_messages(
+    mut link: ResMut<LiveLink>,
+    mut runtime: ResMut<TwinRuntime>,
+    mut style_changes: MessageWriter<ElementStyleChanged>,
+) {
+    let Some((events, _)) = &link.connection else { return };
+    let events: Vec<LinkEvent> = events.try_iter().collect();
+    for event in events {
+        match event {
+            LinkEvent::Connected => {
+                link.sequence.reset();
+                link.status = LiveStatus::Connecting;
+            }
+            LinkEvent::Disconnected(reason) => {
+                warn!("live link to the server lost: {reason}");
+                link.sequence.reset();
+                link.status = LiveStatus::Offline;
+                link.last_error = Some(reason);
+            }
+            LinkEvent::Message(text) => match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(message) => apply_server_message(message, &mut link, &mut runtime, &mut style_changes),
+                Err(error) => warn!("ignoring a live message that is not understood: {error}"),
+            },
+        }
+    }
+}
+
+fn apply_server_message(
+    message: ServerMessage,
+    link: &mut LiveLink,
+    runtime: &mut TwinRuntime,
+    style_changes: &mut MessageWriter<ElementStyleChanged>,
+) {
+    match link.sequence.accept(&message) {
+        Sequencing::Stale => {
+            if let ServerMessage::Error { message } = message {
+                warn!("the live server says: {message}");
+                link.last_error = Some(message);
+            }
+        }
+        Sequencing::Resync => request_snapshot(link, "a live update was missed"),
+        Sequencing::Apply => match message {
+            ServerMessage::Snapshot { twins, relationships, .. } => {
+                announce(runtime.replace_twins(twins, relationships), style_changes);
+                link.status = LiveStatus::Live;
+                link.last_error = None;
+            }
+            ServerMessage::Delta { changes, .. } => {
+                for change in changes {
+                    match runtime.apply_patch(&change.twin, &change.patch, &change.ts) {
+                        Ok(changed) => announce(changed, style_changes),
+                        // The server accepted this patch, so our copy has diverged: start over.
+                        Err(error) => return request_snapshot(link, &error.to_string()),
+                    }
+                }
+            }
+            ServerMessage::Heartbeat { .. } | ServerMessage::Error { .. } => {}
+        },
+    }
+}
+
+fn request_snapshot(link: &mut LiveLink, reason: &str) {
+    warn!("resynchronizing with the live server: {reason}");
+    link.sequence.reset();
+    link.status = LiveStatus::Connecting;
+    if let Some((_, commands)) = &link.connection {
+        let _ = commands.unbounded_send(hello());
+    }
+}

@@ -1,0 +1,70 @@
+//! The browser side of the live link: a WebSocket (gloo-net) in a local async task that
+//! reconnects forever with backoff.
+
+use crossbeam_channel::Sender;
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_util::{SinkExt, StreamExt, future::Either};
+use gloo_net::websocket::{Message, futures::WebSocket};
+use twinscene_core::live::{ClientMessage, ReconnectBackoff};
+
+use super::{LinkEvent, hello};
+
+pub fn spawn_connection(url: String, events: Sender<LinkEvent>, commands: UnboundedReceiver<ClientMessage>) {
+    wasm_bindgen_futures::spawn_local(run(url, events, commands));
+}
+
+async fn run(url: String, events: Sender<LinkEvent>, mut commands: UnboundedReceiver<ClientMessage>) {
+    let mut backoff = ReconnectBackoff::default();
+    loop {
+        let reason = match WebSocket::open(&url) {
+            Ok(socket) => session(socket, &events, &mut commands, &mut backoff).await,
+            Err(error) => format!("cannot open {url}: {error}"),
+        };
+        if events.send(LinkEvent::Disconnected(reason)).is_err() {
+            return; // The viewer is gone.
+        }
+        let delay = backoff.next_delay_ms(js_sys::Math::random());
+        gloo_timers::future::TimeoutFuture::new(delay).await;
+    }
+}
+
+/// Runs one connection until it ends; returns why it ended.
+async fn session(
+    socket: WebSocket,
+    events: &Sender<LinkEvent>,
+    commands: &mut UnboundedReceiver<ClientMessage>,
+    backoff: &mut ReconnectBackoff,
+) -> String {
+    let (mut sink, mut stream) = socket.split();
+    if let Err(error) = send(&mut sink, &hello()).await {
+        return error;
+    }
+    backoff.reset();
+    let _ = events.send(LinkEvent::Connected);
+    loop {
+        match futures_util::future::select(stream.next(), commands.next()).await {
+            Either::Left((Some(Ok(Message::Text(text))), _)) => {
+                if events.send(LinkEvent::Message(text)).is_err() {
+                    return "viewer closed".into();
+                }
+            }
+            Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
+            Either::Left((Some(Err(error)), _)) => return error.to_string(),
+            Either::Left((None, _)) => return "the server closed the connection".into(),
+            Either::Right((Some(command), _)) => {
+                if let Err(error) = send(&mut sink, &command).await {
+                    return error;
+                }
+            }
+            Either::Right((None, _)) => return "viewer closed".into(),
+        }
+    }
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: &ClientMessage,
+) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    sink.send(Message::Text(text)).await.map_err(|e| e.to_string())
+}

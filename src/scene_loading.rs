@@ -1,0 +1,271 @@
+//! Loading a scene: fetch and parse the scene file, spawn its glTF model, then map the model's
+//! nodes (by name) to the scene's elements and measure where each element is. Failures name the
+//! URL and what went wrong, and put the viewer in the failed phase.
+
+use bevy::camera::primitives::Aabb;
+use bevy::prelude::*;
+use bevy::world_serialization::WorldInstanceReady;
+use crossbeam_channel::{Receiver, Sender};
+use twinscene_core::runtime::SceneRuntime;
+use twinscene_core::scene::Scene;
+
+use crate::ViewerConfig;
+use crate::app_phase::{AppPhase, LoadStage, loading};
+use crate::twin_state::TwinRuntime;
+
+/// The meshes of each element (by element index), with the model's own material of each mesh
+/// so that "no color" can restore it. Present once the model is spawned and mapped.
+#[derive(Resource, Debug, Default)]
+pub struct ElementMeshes {
+    meshes: Vec<Vec<ElementMesh>>,
+    /// Node names the scene names but the model lacks, with the element that named them.
+    pub missing_nodes: Vec<(usize, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ElementMesh {
+    pub entity: Entity,
+    pub model_material: Handle<StandardMaterial>,
+}
+
+impl ElementMeshes {
+    pub fn meshes_of(&self, element: usize) -> &[ElementMesh] {
+        self.meshes.get(element).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// World-space bounds of each element (by element index) and of the whole model.
+#[derive(Resource, Debug, Clone)]
+pub struct ElementBounds {
+    pub elements: Vec<Option<(Vec3, Vec3)>>,
+    pub scene: (Vec3, Vec3),
+}
+
+/// The root entity of the spawned model.
+#[derive(Component)]
+struct ModelRoot;
+
+/// The scene file text (or an error message), delivered by the platform's fetch.
+#[derive(Resource)]
+struct SceneFetch(Receiver<Result<String, String>>);
+
+/// The model being loaded, to watch for load failures.
+#[derive(Resource)]
+struct PendingModel {
+    url: String,
+    handle: Handle<bevy::world_serialization::WorldAsset>,
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Startup, request_scene_file).add_systems(
+        Update,
+        (
+            receive_scene_file.run_if(loading(LoadStage::Scene)),
+            watch_model_load.run_if(loading(LoadStage::Mesh)),
+            measure_elements.run_if(loading(LoadStage::Layout)),
+        ),
+    );
+}
+
+fn request_scene_file(mut commands: Commands, config: Res<ViewerConfig>, mut phase: ResMut<AppPhase>) {
+    let (sender, receiver) = crossbeam_channel::bounded(1);
+    fetch_text(config.scene_url.clone(), sender);
+    commands.insert_resource(SceneFetch(receiver));
+    *phase = AppPhase::Loading(LoadStage::Scene);
+}
+
+fn receive_scene_file(
+    mut commands: Commands,
+    fetch: Res<SceneFetch>,
+    config: Res<ViewerConfig>,
+    asset_server: Res<AssetServer>,
+    mut phase: ResMut<AppPhase>,
+) {
+    let Ok(result) = fetch.0.try_recv() else { return };
+    commands.remove_resource::<SceneFetch>();
+    let scene_url = &config.scene_url;
+    let runtime = result
+        .and_then(|text| Scene::from_json_str(&text).map_err(|e| e.to_string()))
+        .and_then(|scene| SceneRuntime::new(scene).map_err(|e| e.to_string()));
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(message) => return phase.fail(format!("cannot load scene {scene_url}: {message}")),
+    };
+    let mesh_url = match resolve_mesh_url(scene_url, &runtime.scene().mesh) {
+        Ok(url) => url,
+        Err(message) => return phase.fail(format!("cannot load mesh of scene {scene_url}: {message}")),
+    };
+    info!("scene {scene_url}: {} elements, mesh {mesh_url}", runtime.elements().len());
+    let handle = asset_server.load(GltfAssetLabel::Scene(0).from_asset(mesh_url.clone()));
+    commands.spawn((ModelRoot, WorldAssetRoot(handle.clone()))).observe(map_model_to_elements);
+    commands.insert_resource(PendingModel { url: mesh_url, handle });
+    commands.insert_resource(TwinRuntime(runtime));
+    *phase = AppPhase::Loading(LoadStage::Mesh);
+}
+
+fn watch_model_load(asset_server: Res<AssetServer>, pending: Res<PendingModel>, mut phase: ResMut<AppPhase>) {
+    if let Some(bevy::asset::LoadState::Failed(error)) = asset_server.get_load_state(pending.handle.id()) {
+        phase.fail(format!("cannot load mesh {}: {error}", pending.url));
+    }
+}
+
+/// Maps the scene's elements to the spawned model's mesh entities, by glTF node name.
+fn map_model_to_elements(
+    ready: On<WorldInstanceReady>,
+    mut commands: Commands,
+    runtime: Res<TwinRuntime>,
+    children: Query<&Children>,
+    names: Query<&Name>,
+    materials: Query<&MeshMaterial3d<StandardMaterial>>,
+    mut phase: ResMut<AppPhase>,
+) {
+    let mut node_by_name = std::collections::HashMap::new();
+    for entity in children.iter_descendants(ready.entity) {
+        if let Ok(name) = names.get(entity) {
+            node_by_name.entry(name.as_str().to_owned()).or_insert(entity);
+        }
+    }
+    let mut element_meshes = ElementMeshes::default();
+    for (index, element) in runtime.elements().iter().enumerate() {
+        let mut meshes = Vec::new();
+        for node_name in &element.nodes {
+            let Some(&node) = node_by_name.get(node_name) else {
+                element_meshes.missing_nodes.push((index, node_name.clone()));
+                continue;
+            };
+            // Primitives are children of their node; nested nodes belong to the element too.
+            for entity in std::iter::once(node).chain(children.iter_descendants(node)) {
+                if let Ok(material) = materials.get(entity) {
+                    meshes.push(ElementMesh { entity, model_material: material.0.clone() });
+                }
+            }
+        }
+        element_meshes.meshes.push(meshes);
+    }
+    for (element, node) in &element_meshes.missing_nodes {
+        warn!(
+            "element {:?} names mesh node {node:?}, which the model does not have",
+            runtime.elements()[*element].id
+        );
+    }
+    commands.insert_resource(element_meshes);
+    commands.remove_resource::<PendingModel>();
+    // Transforms propagate after this observer runs; bounds are measured next frame.
+    *phase = AppPhase::Loading(LoadStage::Layout);
+}
+
+fn measure_elements(
+    mut commands: Commands,
+    element_meshes: Res<ElementMeshes>,
+    boxes: Query<(&Aabb, &GlobalTransform)>,
+    root: Single<Entity, With<ModelRoot>>,
+    children: Query<&Children>,
+    mut phase: ResMut<AppPhase>,
+) {
+    let world_box = |entity: Entity| -> Option<(Vec3, Vec3)> {
+        let (aabb, transform) = boxes.get(entity).ok()?;
+        Some(transformed_box(aabb, transform))
+    };
+    let elements: Vec<_> = element_meshes
+        .meshes
+        .iter()
+        .map(|meshes| meshes.iter().filter_map(|m| world_box(m.entity)).reduce(union))
+        .collect();
+    let scene = children.iter_descendants(*root).filter_map(world_box).reduce(union);
+    let Some(scene) = scene else {
+        return phase.fail("the model has no meshes to show");
+    };
+    commands.insert_resource(ElementBounds { elements, scene });
+    *phase = AppPhase::Ready;
+}
+
+fn union(a: (Vec3, Vec3), b: (Vec3, Vec3)) -> (Vec3, Vec3) {
+    (a.0.min(b.0), a.1.max(b.1))
+}
+
+fn transformed_box(aabb: &Aabb, transform: &GlobalTransform) -> (Vec3, Vec3) {
+    let (center, half) = (Vec3::from(aabb.center), Vec3::from(aabb.half_extents));
+    let mut bounds = (Vec3::INFINITY, Vec3::NEG_INFINITY);
+    for corner in 0..8 {
+        let sign = Vec3::new(
+            if corner & 1 == 0 { -1.0 } else { 1.0 },
+            if corner & 2 == 0 { -1.0 } else { 1.0 },
+            if corner & 4 == 0 { -1.0 } else { 1.0 },
+        );
+        let point = transform.transform_point(center + half * sign);
+        bounds = union(bounds, (point, point));
+    }
+    bounds
+}
+
+/// Resolves the scene's mesh reference against the scene's own location, giving an absolute
+/// path that the asset server reads from the site (web) or the filesystem (desktop).
+#[cfg(target_arch = "wasm32")]
+fn resolve_mesh_url(scene_url: &str, mesh: &str) -> Result<String, String> {
+    let url = web_url::join(scene_url, mesh).map_err(|e| format!("mesh URL {mesh:?}: {e}"))?;
+    let page_origin = web_url::page_origin();
+    match url.strip_prefix(&page_origin) {
+        Some(path) if path.starts_with('/') => Ok(path.to_owned()),
+        // The asset server reads from the page's own site only.
+        _ => Err(format!("mesh {url} is not on this site ({page_origin}); serve it from the same origin")),
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn resolve_mesh_url(scene_path: &str, mesh: &str) -> Result<String, String> {
+    let base = std::path::Path::new(scene_path).parent().unwrap_or(std::path::Path::new("."));
+    let path = base.join(mesh);
+    let absolute = std::path::absolute(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(absolute.to_string_lossy().into_owned())
+}
+
+#[cfg(target_arch = "wasm32")]
+mod web_url {
+    use wasm_bindgen::JsValue;
+
+    /// `new URL(relative, base).href`, through the JS global so no extra web-sys bindings are
+    /// needed.
+    pub fn join(base: &str, relative: &str) -> Result<String, String> {
+        let global = js_sys::global();
+        let constructor = js_sys::Reflect::get(&global, &JsValue::from_str("URL"))
+            .map_err(|_| "no URL constructor".to_owned())?;
+        let args = js_sys::Array::of2(&JsValue::from_str(relative), &JsValue::from_str(base));
+        let url = js_sys::Reflect::construct(&constructor.into(), &args)
+            .map_err(|e| format!("{}", js_sys::Error::from(e).message()))?;
+        js_sys::Reflect::get(&url, &JsValue::from_str("href"))
+            .ok()
+            .and_then(|href| href.as_string())
+            .ok_or_else(|| "URL has no href".to_owned())
+    }
+
+    pub fn page_origin() -> String {
+        let global = js_sys::global();
+        js_sys::Reflect::get(&global, &JsValue::from_str("location"))
+            .and_then(|location| js_sys::Reflect::get(&location, &JsValue::from_str("origin")))
+            .ok()
+            .and_then(|origin| origin.as_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Fetches the scene file over HTTP (web) and sends its text, or a message naming the failure.
+#[cfg(target_arch = "wasm32")]
+fn fetch_text(url: String, sender: Sender<Result<String, String>>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = async {
+            let response = gloo_net::http::Request::get(&url).send().await.map_err(|e| e.to_string())?;
+            if !response.ok() {
+                return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+            }
+            response.text().await.map_err(|e| e.to_string())
+        }
+        .await;
+        let _ = sender.send(result);
+    });
+}
+
+/// Reads the scene file from disk (desktop) and sends its text, or a message naming the failure.
+#[cfg(not(target_arch = "wasm32"))]
+fn fetch_text(path: String, sender: Sender<Result<String, String>>) {
+    let _ = sender.send(std::fs::read_to_string(&path).map_err(|e| e.to_string()));
+}
