@@ -10,6 +10,8 @@ use crate::scene_loading::ElementBounds;
 /// Initial view direction: from the south-east, looking slightly down, as building views are.
 const VIEW_YAW: f32 = 0.7;
 const VIEW_PITCH: f32 = 0.45;
+/// Scales the framing distance: below 1 fills more of the view.
+const FRAMING_MARGIN: f32 = 0.8;
 
 pub(super) fn plugin(app: &mut App) {
     app.add_plugins(PanOrbitCameraPlugin)
@@ -40,8 +42,9 @@ fn frame_model(bounds: Res<ElementBounds>, mut camera: Single<(&mut PanOrbitCame
         Projection::Perspective(perspective) => perspective.fov,
         _ => std::f32::consts::FRAC_PI_4,
     };
-    // Distance at which the bounding sphere fits the vertical field of view.
-    let radius = ((max - min).length() * 0.5).max(0.1) / (fov * 0.5).sin();
+    // Distance at which the bounding box's half diagonal spans most of the vertical field of
+    // view; the sphere fit (`/ sin`) leaves buildings, which are wide and flat, small on screen.
+    let radius = ((max - min).length() * 0.5).max(0.1) / (fov * 0.5).tan() * FRAMING_MARGIN;
     let orbit = &mut camera.0;
     orbit.focus = center;
     orbit.target_focus = center;

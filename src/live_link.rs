@@ -65,6 +65,18 @@ pub struct LiveLink {
     connection: Option<(Receiver<LinkEvent>, UnboundedSender<ClientMessage>)>,
 }
 
+/// Whether a server message is a snapshot, read without parsing the rest of it. The connection
+/// tasks use it to tell a healthy session (one that got its snapshot) from one the server
+/// refuses, so that refusals back off instead of retrying every second.
+pub fn is_snapshot(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Kind>(text).is_ok_and(|message| message.kind == "snapshot")
+}
+
 /// The greeting that asks the server for a snapshot.
 pub fn hello() -> ClientMessage {
     ClientMessage::Hello { protocol: PROTOCOL_VERSION, scene: None, since_seq: None, token: None }

@@ -11,7 +11,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 use twinscene_core::live::{ClientMessage, ReconnectBackoff};
 
-use super::{LinkEvent, hello};
+use super::{LinkEvent, hello, is_snapshot};
 
 /// How long a read waits before the thread checks for messages to send.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -48,8 +48,8 @@ fn session(
     if let Err(error) = send(&mut socket, &hello()) {
         return error;
     }
-    backoff.reset();
     let _ = events.send(LinkEvent::Connected);
+    let mut got_snapshot = false;
     loop {
         while let Ok(Some(command)) = commands.try_next() {
             if let Err(error) = send(&mut socket, &command) {
@@ -58,6 +58,10 @@ fn session(
         }
         match socket.read() {
             Ok(Message::Text(text)) => {
+                if !got_snapshot && is_snapshot(&text) {
+                    got_snapshot = true;
+                    backoff.reset();
+                }
                 if events.send(LinkEvent::Message(text.to_string())).is_err() {
                     return "viewer closed".into();
                 }

@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt, future::Either};
 use gloo_net::websocket::{Message, futures::WebSocket};
 use twinscene_core::live::{ClientMessage, ReconnectBackoff};
 
-use super::{LinkEvent, hello};
+use super::{LinkEvent, hello, is_snapshot};
 
 pub fn spawn_connection(url: String, events: Sender<LinkEvent>, commands: UnboundedReceiver<ClientMessage>) {
     wasm_bindgen_futures::spawn_local(run(url, events, commands));
@@ -39,11 +39,15 @@ async fn session(
     if let Err(error) = send(&mut sink, &hello()).await {
         return error;
     }
-    backoff.reset();
     let _ = events.send(LinkEvent::Connected);
+    let mut got_snapshot = false;
     loop {
         match futures_util::future::select(stream.next(), commands.next()).await {
             Either::Left((Some(Ok(Message::Text(text))), _)) => {
+                if !got_snapshot && is_snapshot(&text) {
+                    got_snapshot = true;
+                    backoff.reset();
+                }
                 if events.send(LinkEvent::Message(text)).is_err() {
                     return "viewer closed".into();
                 }
