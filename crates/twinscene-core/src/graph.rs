@@ -1,17 +1,32 @@
-//! The twin store: every twin and relationship of a scene, updated only through JSON Patch so
-//! that the server and every viewer apply the same changes the same way.
+//! The twin store: twins as nodes and relationships as edges of a petgraph `StableDiGraph`, with
+//! id indexes, create/read/update/delete, and typed JSON Patch writes.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use json_patch::PatchOperation;
+use petgraph::Direction;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
 
+use crate::dtdl::ModelSet;
 use crate::patch::{PatchRejection, apply_to_twin};
 use crate::twin::{Relationship, Twin};
 
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A twin's place in the graph. Stable while the twin exists (removing other twins keeps it).
+pub type TwinIndex = NodeIndex<u32>;
+
+/// Twins and relationships. Relationships whose source or target twin is not (yet) in the graph
+/// are kept aside, not dropped, so that a snapshot round-trips unchanged.
+#[derive(Clone, Debug, Default)]
 pub struct TwinGraph {
-    twins: BTreeMap<String, Twin>,
-    relationships: Vec<Relationship>,
+    graph: StableDiGraph<Twin, Relationship>,
+    twin_by_id: HashMap<String, TwinIndex>,
+    /// ADT relationship ids are unique per source twin.
+    relationship_by_id: HashMap<(String, String), EdgeIndex>,
+    dangling: Vec<Relationship>,
+    /// When set, property writes are type-checked against the twin's model.
+    models: Option<Arc<ModelSet>>,
 }
 
 /// Why an update was not applied. The graph is unchanged whenever one is returned.
@@ -23,44 +38,280 @@ pub enum UpdateError {
     Rejected { twin: String, rejection: PatchRejection },
 }
 
+/// Why a create or delete was refused. The graph is unchanged whenever one is returned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphError {
+    #[error("a twin with id {0:?} already exists")]
+    DuplicateTwin(String),
+    #[error("no twin has id {0:?}")]
+    UnknownTwin(String),
+    #[error("twin {0:?} still has relationships; delete them first")]
+    TwinHasRelationships(String),
+    #[error("twin {twin:?} already has a relationship with id {relationship:?}")]
+    DuplicateRelationship { twin: String, relationship: String },
+    #[error("twin {twin:?} has no relationship with id {relationship:?}")]
+    UnknownRelationship { twin: String, relationship: String },
+    #[error("twin {twin:?} does not fit its model: {message}")]
+    ModelMismatch { twin: String, message: String },
+}
+
+impl PartialEq for TwinGraph {
+    fn eq(&self, other: &Self) -> bool {
+        self.twins().eq(other.twins()) && self.relationships() == other.relationships()
+    }
+}
+
 impl TwinGraph {
+    /// Builds a graph from a snapshot. A later twin with the id of an earlier one replaces it.
     pub fn new(twins: impl IntoIterator<Item = Twin>, relationships: Vec<Relationship>) -> Self {
-        let twins = twins.into_iter().map(|twin| (twin.id.clone(), twin)).collect();
-        Self { twins, relationships }
+        let mut graph = Self::default();
+        for twin in twins {
+            match graph.twin_by_id.get(&twin.id) {
+                Some(&index) => graph.graph[index] = twin,
+                None => {
+                    let id = twin.id.clone();
+                    let index = graph.graph.add_node(twin);
+                    graph.twin_by_id.insert(id, index);
+                }
+            }
+        }
+        for relationship in relationships {
+            graph.insert_relationship_unchecked(relationship);
+        }
+        graph
+    }
+
+    /// Turns on type checks of property writes against these models.
+    pub fn set_models(&mut self, models: Arc<ModelSet>) {
+        self.models = Some(models);
+    }
+
+    pub fn models(&self) -> Option<&ModelSet> {
+        self.models.as_deref()
     }
 
     pub fn twin(&self, id: &str) -> Option<&Twin> {
-        self.twins.get(id)
+        self.twin_by_id.get(id).map(|&index| &self.graph[index])
     }
 
-    /// Twins in id order.
+    pub fn twin_index(&self, id: &str) -> Option<TwinIndex> {
+        self.twin_by_id.get(id).copied()
+    }
+
+    pub fn twin_at(&self, index: TwinIndex) -> Option<&Twin> {
+        self.graph.node_weight(index)
+    }
+
+    pub fn twin_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// Twins in id order (stable output for snapshots and exports).
     pub fn twins(&self) -> impl ExactSizeIterator<Item = &Twin> {
-        self.twins.values()
+        let mut twins: Vec<&Twin> = self.graph.node_weights().collect();
+        twins.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        twins.into_iter()
     }
 
-    pub fn relationships(&self) -> &[Relationship] {
-        &self.relationships
+    /// Every twin with its index, in no particular order (cheaper than [`Self::twins`]).
+    pub fn indexed_twins(&self) -> impl Iterator<Item = (TwinIndex, &Twin)> {
+        self.graph.node_indices().map(|index| (index, &self.graph[index]))
+    }
+
+    /// All relationships (copied), ordered by source twin id then relationship id; dangling
+    /// ones last in arrival order.
+    pub fn relationships(&self) -> Vec<Relationship> {
+        let mut connected: Vec<&Relationship> = self.graph.edge_weights().collect();
+        connected.sort_unstable_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
+        connected.into_iter().chain(&self.dangling).cloned().collect()
+    }
+
+    pub fn relationship_count(&self) -> usize {
+        self.graph.edge_count() + self.dangling.len()
+    }
+
+    pub fn relationship(&self, source: &str, id: &str) -> Option<&Relationship> {
+        let edge = self.relationship_by_id.get(&(source.to_owned(), id.to_owned()))?;
+        self.graph.edge_weight(*edge)
+    }
+
+    /// Targets of the twin's outgoing relationships named `name`, in insertion order.
+    pub fn related(&self, twin: TwinIndex, name: &str) -> impl Iterator<Item = TwinIndex> + '_ {
+        let mut targets: Vec<(EdgeIndex, TwinIndex)> = self
+            .graph
+            .edges_directed(twin, Direction::Outgoing)
+            .filter(|edge| edge.weight().name == name)
+            .map(|edge| (edge.id(), edge.target()))
+            .collect();
+        // petgraph walks a node's edges newest first; insertion order reads better.
+        targets.sort_unstable_by_key(|(edge, _)| *edge);
+        targets.into_iter().map(|(_, target)| target)
+    }
+
+    /// Targets of all the twin's outgoing relationships, whatever their name.
+    pub fn all_related(&self, twin: TwinIndex) -> impl Iterator<Item = TwinIndex> + '_ {
+        self.graph.edges_directed(twin, Direction::Outgoing).map(|edge| edge.target())
+    }
+
+    /// Sources of relationships named `name` pointing at the twin (`None`: any name).
+    pub fn incoming<'a>(
+        &'a self,
+        twin: TwinIndex,
+        name: Option<&'a str>,
+    ) -> impl Iterator<Item = TwinIndex> + 'a {
+        self.graph
+            .edges_directed(twin, Direction::Incoming)
+            .filter(move |edge| name.is_none_or(|name| edge.weight().name == name))
+            .map(|edge| edge.source())
+    }
+
+    /// Creates a twin. With models set, its properties must fit its model.
+    pub fn add_twin(&mut self, twin: Twin) -> Result<TwinIndex, GraphError> {
+        if self.twin_by_id.contains_key(&twin.id) {
+            return Err(GraphError::DuplicateTwin(twin.id));
+        }
+        self.check_twin(&twin)?;
+        let id = twin.id.clone();
+        let index = self.graph.add_node(twin);
+        self.twin_by_id.insert(id, index);
+        self.reattach_dangling();
+        Ok(index)
+    }
+
+    /// Replaces a twin's properties and model wholesale (ADT `PUT`), keeping its relationships.
+    pub fn replace_twin(&mut self, twin: Twin) -> Result<TwinIndex, GraphError> {
+        let Some(&index) = self.twin_by_id.get(&twin.id) else { return self.add_twin(twin) };
+        self.check_twin(&twin)?;
+        let mut twin = twin;
+        twin.etag.clone_from(&self.graph[index].etag);
+        twin.bump_etag();
+        self.graph[index] = twin;
+        Ok(index)
+    }
+
+    /// Deletes a twin. As in ADT, a twin with relationships (either way) cannot be deleted.
+    pub fn remove_twin(&mut self, id: &str) -> Result<Twin, GraphError> {
+        let index = self.twin_index(id).ok_or_else(|| GraphError::UnknownTwin(id.to_owned()))?;
+        let has_edges = self.graph.edges_directed(index, Direction::Outgoing).next().is_some()
+            || self.graph.edges_directed(index, Direction::Incoming).next().is_some();
+        if has_edges {
+            return Err(GraphError::TwinHasRelationships(id.to_owned()));
+        }
+        self.twin_by_id.remove(id);
+        self.graph.remove_node(index).ok_or_else(|| GraphError::UnknownTwin(id.to_owned()))
+    }
+
+    /// Creates a relationship between two existing twins.
+    pub fn add_relationship(&mut self, relationship: Relationship) -> Result<(), GraphError> {
+        let key = (relationship.source.clone(), relationship.id.clone());
+        if self.relationship_by_id.contains_key(&key) {
+            return Err(GraphError::DuplicateRelationship { twin: key.0, relationship: key.1 });
+        }
+        let source = self.twin_index(&relationship.source);
+        let target = self.twin_index(&relationship.target);
+        let (Some(source), Some(target)) = (source, target) else {
+            let missing = if source.is_none() { &relationship.source } else { &relationship.target };
+            return Err(GraphError::UnknownTwin(missing.clone()));
+        };
+        let edge = self.graph.add_edge(source, target, relationship);
+        self.relationship_by_id.insert(key, edge);
+        Ok(())
+    }
+
+    /// Deletes a relationship and returns it.
+    pub fn remove_relationship(&mut self, source: &str, id: &str) -> Result<Relationship, GraphError> {
+        let unknown =
+            || GraphError::UnknownRelationship { twin: source.to_owned(), relationship: id.to_owned() };
+        let edge = self.relationship_by_id.remove(&(source.to_owned(), id.to_owned())).ok_or_else(unknown)?;
+        self.graph.remove_edge(edge).ok_or_else(unknown)
     }
 
     /// Applies a JSON Patch to one twin, all operations or none; `timestamp` (RFC 3339) becomes
-    /// the last update time of the touched properties.
+    /// the last update time of the touched properties. With models set, the written values
+    /// must fit the twin's model.
     pub fn apply_patch(
         &mut self,
         id: &str,
         patch: &[PatchOperation],
         timestamp: &str,
     ) -> Result<&Twin, UpdateError> {
-        let twin = self.twins.get_mut(id).ok_or_else(|| UpdateError::UnknownTwin(id.to_owned()))?;
-        apply_to_twin(twin, patch, timestamp)
-            .map_err(|rejection| UpdateError::Rejected { twin: id.to_owned(), rejection })?;
-        Ok(twin)
+        let index = self.twin_index(id).ok_or_else(|| UpdateError::UnknownTwin(id.to_owned()))?;
+        self.apply_patch_at(index, patch, timestamp)?;
+        Ok(&self.graph[index])
+    }
+
+    /// [`Self::apply_patch`] by index; returns the touched top-level property names.
+    pub fn apply_patch_at(
+        &mut self,
+        index: TwinIndex,
+        patch: &[PatchOperation],
+        timestamp: &str,
+    ) -> Result<crate::patch::Touched, UpdateError> {
+        let models = self.models.as_deref();
+        let twin =
+            self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
+        apply_to_twin(twin, patch, timestamp, models)
+            .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })
+    }
+
+    /// Sets a property without a client write (computed properties): no etag or time change.
+    pub(crate) fn set_computed(&mut self, index: TwinIndex, name: &str, value: Option<serde_json::Value>) {
+        let Some(twin) = self.graph.node_weight_mut(index) else { return };
+        match value {
+            Some(value) => match twin.properties.get_mut(name) {
+                Some(slot) => *slot = value,
+                None => {
+                    twin.properties.insert(name.to_owned(), value);
+                }
+            },
+            None => {
+                twin.properties.remove(name);
+            }
+        }
+    }
+
+    fn check_twin(&self, twin: &Twin) -> Result<(), GraphError> {
+        let Some(models) = &self.models else { return Ok(()) };
+        models
+            .check_twin(twin)
+            .map_err(|message| GraphError::ModelMismatch { twin: twin.id.clone(), message })
+    }
+
+    fn insert_relationship_unchecked(&mut self, relationship: Relationship) {
+        let key = (relationship.source.clone(), relationship.id.clone());
+        match (self.twin_index(&relationship.source), self.twin_index(&relationship.target)) {
+            (Some(source), Some(target)) if !self.relationship_by_id.contains_key(&key) => {
+                let edge = self.graph.add_edge(source, target, relationship);
+                self.relationship_by_id.insert(key, edge);
+            }
+            _ => self.dangling.push(relationship),
+        }
+    }
+
+    fn reattach_dangling(&mut self) {
+        if self.dangling.is_empty() {
+            return;
+        }
+        for relationship in std::mem::take(&mut self.dangling) {
+            self.insert_relationship_unchecked(relationship);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, json};
+
+    fn relationship(id: &str, source: &str, target: &str, name: &str) -> Relationship {
+        Relationship {
+            id: id.into(),
+            source: source.into(),
+            target: target.into(),
+            name: name.into(),
+            properties: Map::new(),
+        }
+    }
 
     #[test]
     fn patching_an_unknown_twin_is_an_error() {
@@ -71,5 +322,51 @@ mod tests {
             matches!(graph.apply_patch("b", &patch, "t"), Err(UpdateError::UnknownTwin(id)) if id == "b")
         );
         assert_eq!(graph.apply_patch("a", &patch, "t").unwrap().property("x"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn twins_and_relationships_have_crud() {
+        let mut graph = TwinGraph::new([Twin::new("floor", "m"), Twin::new("r1", "m")], vec![]);
+        graph.add_twin(Twin::new("r2", "m")).unwrap();
+        assert_eq!(graph.add_twin(Twin::new("r2", "m")), Err(GraphError::DuplicateTwin("r2".into())));
+        graph.add_relationship(relationship("c1", "floor", "r1", "contains")).unwrap();
+        graph.add_relationship(relationship("c2", "floor", "r2", "contains")).unwrap();
+        assert!(matches!(
+            graph.add_relationship(relationship("c1", "floor", "r2", "contains")),
+            Err(GraphError::DuplicateRelationship { .. })
+        ));
+        assert_eq!(
+            graph.add_relationship(relationship("x", "floor", "ghost", "contains")),
+            Err(GraphError::UnknownTwin("ghost".into()))
+        );
+        let floor = graph.twin_index("floor").unwrap();
+        let related: Vec<_> =
+            graph.related(floor, "contains").map(|i| graph.twin_at(i).unwrap().id.clone()).collect();
+        assert_eq!(related, ["r1", "r2"]);
+        assert_eq!(graph.remove_twin("r1"), Err(GraphError::TwinHasRelationships("r1".into())));
+        graph.remove_relationship("floor", "c1").unwrap();
+        assert_eq!(graph.remove_twin("r1").unwrap().id, "r1");
+        assert_eq!(graph.related(floor, "contains").count(), 1);
+        assert_eq!(graph.relationship("floor", "c2").unwrap().target, "r2");
+        assert!(graph.twin("r1").is_none());
+        assert_eq!(graph.twin("r2").unwrap().id, "r2", "indexes stay valid after a removal");
+    }
+
+    #[test]
+    fn dangling_relationships_are_kept_and_attach_when_the_twin_arrives() {
+        let mut graph = TwinGraph::new([Twin::new("a", "m")], vec![relationship("r", "a", "b", "feeds")]);
+        assert_eq!(graph.relationships().len(), 1);
+        let a = graph.twin_index("a").unwrap();
+        assert_eq!(graph.related(a, "feeds").count(), 0);
+        graph.add_twin(Twin::new("b", "m")).unwrap();
+        assert_eq!(graph.related(a, "feeds").count(), 1);
+        assert_eq!(graph.relationships().len(), 1);
+    }
+
+    #[test]
+    fn twins_come_out_in_id_order() {
+        let graph = TwinGraph::new([Twin::new("b", "m"), Twin::new("a", "m"), Twin::new("c", "m")], vec![]);
+        let ids: Vec<_> = graph.twins().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
     }
 }

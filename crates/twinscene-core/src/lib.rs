@@ -22,6 +22,8 @@
 //! ```
 
 pub mod color;
+pub mod computed;
+pub mod dtdl;
 pub mod expression;
 pub mod graph;
 pub mod live;

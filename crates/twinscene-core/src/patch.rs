@@ -4,6 +4,7 @@
 use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
+use crate::dtdl::ModelSet;
 use crate::twin::Twin;
 
 /// Why a patch was refused. The twin is unchanged whenever one of these is returned.
@@ -15,7 +16,12 @@ pub enum PatchRejection {
     ForbiddenPath { operation: usize, path: String, reason: &'static str },
     #[error("{0}")]
     Failed(#[from] json_patch::PatchError),
+    #[error("property {property:?} does not fit model {model:?}: {message}")]
+    WrongType { model: String, property: String, message: String },
 }
+
+/// The top-level properties a patch wrote, in patch order without repeats.
+pub type Touched = Vec<String>;
 
 /// Parses a JSON Patch document, naming what is wrong with it.
 pub fn parse_patch(text: &str) -> Result<Patch, serde_json::Error> {
@@ -24,16 +30,18 @@ pub fn parse_patch(text: &str) -> Result<Patch, serde_json::Error> {
 
 /// Applies `patch` to the twin's properties atomically, then records `timestamp` (RFC 3339) as
 /// the last update time of every top-level property it touched and gives the twin a new etag.
+/// With `models`, each touched property must fit the twin's model (when the model is known).
 /// Returns the names of the touched top-level properties.
 pub fn apply_to_twin(
     twin: &mut Twin,
     patch: &[PatchOperation],
     timestamp: &str,
-) -> Result<Vec<String>, PatchRejection> {
+    models: Option<&ModelSet>,
+) -> Result<Touched, PatchRejection> {
     if patch.is_empty() {
         return Err(PatchRejection::Empty);
     }
-    let mut touched = Vec::new();
+    let mut touched = Touched::new();
     for (operation, op) in patch.iter().enumerate() {
         let mut paths = vec![op.path()];
         match op {
@@ -56,6 +64,77 @@ pub fn apply_to_twin(
             }
         }
     }
+    if let Some(done) = write_single_property(twin, patch, models) {
+        done?;
+    } else {
+        apply_general(twin, patch, &touched, models)?;
+    }
+    for name in &touched {
+        if twin.properties.contains_key(name) {
+            match twin.last_update_time.get_mut(name) {
+                // Reuses the string's buffer: live updates write the same properties over and over.
+                Some(time) => {
+                    time.clear();
+                    time.push_str(timestamp);
+                }
+                None => {
+                    twin.last_update_time.insert(name.clone(), timestamp.to_owned());
+                }
+            }
+        } else {
+            twin.last_update_time.remove(name);
+        }
+    }
+    twin.bump_etag();
+    Ok(touched)
+}
+
+/// The common live update, one `replace`/`add` of a top-level property, without cloning the
+/// twin's properties. `None` when the patch is not of that shape.
+fn write_single_property(
+    twin: &mut Twin,
+    patch: &[PatchOperation],
+    models: Option<&ModelSet>,
+) -> Option<Result<(), PatchRejection>> {
+    let [op] = patch else { return None };
+    let (path, value, must_exist) = match op {
+        PatchOperation::Replace(replace) => (&replace.path, &replace.value, true),
+        PatchOperation::Add(add) => (&add.path, &add.value, false),
+        _ => return None,
+    };
+    let mut segments = path.tokens();
+    let first = segments.next()?;
+    let name = first.decoded();
+    if segments.next().is_some() {
+        return None;
+    }
+    if let Some(models) = models
+        && let Err(message) = models.check_property(&twin.model, &name, Some(value))
+    {
+        return Some(Err(wrong_type(twin, &name, message)));
+    }
+    match twin.properties.get_mut(name.as_ref()) {
+        Some(slot) => slot.clone_from(value),
+        None if must_exist => return None,
+        None => {
+            twin.properties.insert(name.into_owned(), value.clone());
+        }
+    }
+    Some(Ok(()))
+}
+
+fn apply_general(
+    twin: &mut Twin,
+    patch: &[PatchOperation],
+    touched: &[String],
+    models: Option<&ModelSet>,
+) -> Result<(), PatchRejection> {
+    // json_patch undoes its own failed patches; a type mismatch found afterwards needs the
+    // touched properties as they were.
+    let saved: Vec<(&String, Option<Value>)> = match models {
+        Some(_) => touched.iter().map(|name| (name, twin.properties.get(name).cloned())).collect(),
+        None => Vec::new(),
+    };
     let mut document = Value::Object(std::mem::take(&mut twin.properties));
     let result = json_patch::patch(&mut document, patch);
     twin.properties = match document {
@@ -64,15 +143,23 @@ pub fn apply_to_twin(
         _ => Default::default(),
     };
     result?;
-    for name in &touched {
-        if twin.properties.contains_key(name) {
-            twin.last_update_time.insert(name.clone(), timestamp.to_owned());
-        } else {
-            twin.last_update_time.remove(name);
-        }
+    let Some(models) = models else { return Ok(()) };
+    let mismatch = touched.iter().find_map(|name| {
+        models.check_property(&twin.model, name, twin.properties.get(name)).err().map(|m| (name, m))
+    });
+    let Some((name, message)) = mismatch else { return Ok(()) };
+    let rejection = wrong_type(twin, name, message);
+    for (name, value) in saved {
+        match value {
+            Some(value) => twin.properties.insert(name.clone(), value),
+            None => twin.properties.remove(name),
+        };
     }
-    twin.bump_etag();
-    Ok(touched)
+    Err(rejection)
+}
+
+fn wrong_type(twin: &Twin, name: &str, message: String) -> PatchRejection {
+    PatchRejection::WrongType { model: twin.model.clone(), property: name.to_owned(), message }
 }
 
 #[cfg(test)]
@@ -99,6 +186,7 @@ mod tests {
             &mut twin,
             &patch(json!([{"op": "replace", "path": "/temperature", "value": 25.5}])),
             "2026-01-01T00:00:01Z",
+            None,
         )
         .unwrap();
         assert_eq!(touched, ["temperature"]);
@@ -114,6 +202,7 @@ mod tests {
             &mut twin,
             &patch(json!([{"op": "replace", "path": "/hvac/mode", "value": "cool"}])),
             "t",
+            None,
         )
         .unwrap();
         assert_eq!(twin.property("hvac"), Some(&json!({"mode": "cool"})));
@@ -130,6 +219,7 @@ mod tests {
                 {"op": "replace", "path": "/missing/deep", "value": 1}
             ])),
             "t",
+            None,
         );
         assert!(matches!(result, Err(PatchRejection::Failed(_))));
         assert_eq!(twin, before);
@@ -144,11 +234,11 @@ mod tests {
         ] {
             let mut twin = room();
             let before = twin.clone();
-            let result = apply_to_twin(&mut twin, &patch(bad.clone()), "t");
+            let result = apply_to_twin(&mut twin, &patch(bad.clone()), "t", None);
             assert!(matches!(result, Err(PatchRejection::ForbiddenPath { .. })), "{bad}");
             assert_eq!(twin, before);
         }
-        assert!(matches!(apply_to_twin(&mut room(), &[], "t"), Err(PatchRejection::Empty)));
+        assert!(matches!(apply_to_twin(&mut room(), &[], "t", None), Err(PatchRejection::Empty)));
     }
 
     #[test]

@@ -1,24 +1,63 @@
-//! A scene in motion: the twin graph plus the compiled behaviors, answering every update with
-//! the style changes it causes. Only elements bound to a changed twin are re-evaluated.
+//! A scene in motion: the twin graph, computed properties and compiled behaviors, answering
+//! every update with the style changes it causes.
+//!
+//! Incremental evaluation: at load each expression lists what it reads (twin roles, property
+//! names, relationship names). Binding that to the graph gives, per twin, the elements and
+//! computed properties that may read it. A patch re-computes only the computed properties that
+//! read the touched properties (transitively, in dependency order), re-evaluates only the
+//! elements that read a changed twin, and reports only styles that really changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use json_patch::PatchOperation;
 
 use crate::color::Color;
-use crate::expression::Expression;
-use crate::graph::{TwinGraph, UpdateError};
-use crate::rules::{ColorRange, color_for};
-use crate::scene::{Element, Scene, SceneError, Visual};
+use crate::computed::{ComputedPlan, ComputedRule, reach};
+use crate::dtdl::ModelSet;
+use crate::expression::{Expression, Scope};
+use crate::graph::{GraphError, TwinGraph, TwinIndex, UpdateError};
+use crate::rules::{RangeTest, last_match};
+use crate::scene::{Element, ElementSelection, Scene, SceneError, SceneProblem, Visual};
 use crate::twin::{Relationship, Twin};
 
 /// How an element looks, as decided by the scene's behaviors.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElementStyle {
     /// Mesh color from color visuals; `None` keeps the model's own materials ("no value").
     pub color: Option<Color>,
     /// False while the element's twin is not in the graph ("twin not found").
     pub twin_found: bool,
+    /// Alert badges, in scene order (behaviors, then visuals).
+    pub badges: Vec<Badge>,
+    /// False when a visibility visual hides the element.
+    pub visible: bool,
+    /// Text from label visuals (the last one with a value).
+    pub label: Option<String>,
+    /// Ids of the layers of the behaviors that apply to the element; empty when none of them
+    /// is in a layer. Fixed for the scene's lifetime (layers group behaviors, not values).
+    pub layers: Arc<[String]>,
+}
+
+impl Default for ElementStyle {
+    fn default() -> Self {
+        Self {
+            color: None,
+            twin_found: false,
+            badges: Vec::new(),
+            visible: true,
+            label: None,
+            layers: Arc::from([]),
+        }
+    }
+}
+
+/// An alert shown over an element: a value range with an icon matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Badge {
+    pub icon: String,
+    pub color: Option<Color>,
+    pub label: Option<String>,
 }
 
 /// A new style for one element (by index into [`Scene::elements`]).
@@ -28,56 +67,182 @@ pub struct StyleChange {
     pub style: ElementStyle,
 }
 
-struct ColorRule {
-    expression: Expression,
-    ranges: Vec<ColorRange>,
-    /// Whether the rule applies, per element index.
-    selects: Vec<bool>,
+struct CompiledRange {
+    test: RangeTest,
+    color: Option<Color>,
+    icon: Option<String>,
+    label: Option<Expression>,
+}
+
+enum VisualRule {
+    Ranges { expression: Expression, ranges: Vec<CompiledRange> },
+    Visibility { expression: Expression },
+    Label { text: Expression },
+}
+
+struct CompiledVisual {
+    behavior: usize,
+    rule: VisualRule,
+}
+
+impl CompiledVisual {
+    fn expressions(&self) -> Vec<&Expression> {
+        match &self.rule {
+            VisualRule::Ranges { expression, ranges } => {
+                std::iter::once(expression).chain(ranges.iter().filter_map(|r| r.label.as_ref())).collect()
+            }
+            VisualRule::Visibility { expression } => vec![expression],
+            VisualRule::Label { text } => vec![text],
+        }
+    }
+}
+
+/// What the elements' expressions read, merged (a cheap filter before per-twin lookups).
+#[derive(Default)]
+struct ElementReads {
+    properties: HashSet<String>,
+    any_property: bool,
+    clock: bool,
+    /// Relationship names followed by any visual, and the most `related` calls of one.
+    relationships: crate::expression::Dependencies,
 }
 
 pub struct SceneRuntime {
     scene: Scene,
     graph: TwinGraph,
-    /// Color rules in scene order; when several give a color, the last one wins.
-    color_rules: Vec<ColorRule>,
-    elements_by_twin: HashMap<String, Vec<usize>>,
+    models: Option<Arc<ModelSet>>,
+    /// Per behavior: `None` applies to all elements, else the sorted element indexes.
+    selections: Vec<Option<Vec<u32>>>,
+    visuals: Vec<CompiledVisual>,
+    reads: ElementReads,
     element_by_id: HashMap<String, usize>,
+    element_layers: Vec<Arc<[String]>>,
+    /// Bound to the current graph: each element's primary twin.
+    element_twins: Vec<Option<TwinIndex>>,
+    /// Bound to the current graph: per twin index, the elements that may read it.
+    element_readers: Vec<Vec<u32>>,
+    computed_rules: Vec<ComputedRule>,
+    computed: ComputedPlan,
+    now_millis: Option<f64>,
     styles: Vec<ElementStyle>,
+    /// Generation stamps that de-duplicate re-evaluations within one update.
+    marks: Vec<u32>,
+    generation: u32,
+}
+
+fn invalid(pointer: String, message: String) -> SceneError {
+    SceneError::Invalid(vec![SceneProblem { pointer, message }])
 }
 
 impl SceneRuntime {
-    /// Compiles the scene's behaviors and evaluates every element against the scene's twins.
+    /// Compiles the scene's behaviors and computed properties and evaluates every element
+    /// against the scene's twins.
     pub fn new(scene: Scene) -> Result<Self, SceneError> {
         let problems = scene.problems();
         if !problems.is_empty() {
             return Err(SceneError::Invalid(problems));
         }
-        let mut color_rules = Vec::new();
-        for behavior in &scene.behaviors {
-            let selects: Vec<bool> =
-                scene.elements.iter().map(|element| Scene::behavior_selects(behavior, &element.id)).collect();
-            for visual in &behavior.visuals {
-                let Visual::Color { expression, ranges } = visual;
-                // Cannot fail: `problems()` parsed every expression above.
-                let Ok(expression) = Expression::parse(expression) else { continue };
-                color_rules.push(ColorRule { expression, ranges: ranges.clone(), selects: selects.clone() });
+        let models = if scene.models.is_empty() {
+            None
+        } else {
+            let models = ModelSet::from_documents(&scene.models).map_err(|errors| {
+                SceneError::Invalid(
+                    errors
+                        .into_iter()
+                        .map(|e| SceneProblem {
+                            pointer: format!("/models{}", e.document_pointer),
+                            message: e.to_string(),
+                        })
+                        .collect(),
+                )
+            })?;
+            Some(Arc::new(models))
+        };
+        let mut selections = Vec::new();
+        let mut visuals = Vec::new();
+        for (b, behavior) in scene.behaviors.iter().enumerate() {
+            selections.push(match &behavior.elements {
+                ElementSelection::All(_) => None,
+                ElementSelection::List(ids) => {
+                    let mut selected: Vec<u32> = scene
+                        .elements
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, element)| ids.contains(&element.id))
+                        .map(|(i, _)| i as u32)
+                        .collect();
+                    selected.sort_unstable();
+                    Some(selected)
+                }
+            });
+            for (v, visual) in behavior.visuals.iter().enumerate() {
+                let at = format!("/behaviors/{b}/visuals/{v}");
+                visuals.push(CompiledVisual { behavior: b, rule: compile_visual(visual, &at)? });
             }
         }
-        let mut elements_by_twin: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut element_by_id = HashMap::new();
-        for (index, element) in scene.elements.iter().enumerate() {
-            elements_by_twin.entry(element.twin.clone()).or_default().push(index);
-            element_by_id.insert(element.id.clone(), index);
+        let mut reads = ElementReads::default();
+        for visual in &visuals {
+            for expression in visual.expressions() {
+                let dependencies = expression.dependencies();
+                reads.properties.extend(dependencies.properties.iter().cloned());
+                reads.any_property |= dependencies.any_property;
+                reads.clock |= dependencies.clock;
+                let merged = &mut reads.relationships;
+                for name in &dependencies.relationships {
+                    if !merged.relationships.contains(name) {
+                        merged.relationships.push(name.clone());
+                    }
+                }
+                merged.any_relationship |= dependencies.any_relationship;
+                merged.related_calls = merged.related_calls.max(dependencies.related_calls);
+            }
         }
-        let graph = TwinGraph::new(scene.twins.iter().cloned(), scene.relationships.clone());
+        let mut computed_rules = Vec::new();
+        for (c, definition) in scene.computed.iter().enumerate() {
+            let rule = ComputedRule::compile(definition)
+                .map_err(|e| invalid(format!("/computed/{c}/expression"), e.to_string()))?;
+            computed_rules.push(rule);
+        }
+        let element_by_id = scene.elements.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+        let element_layers = (0..scene.elements.len())
+            .map(|element| {
+                let mut layers: Vec<String> = scene
+                    .behaviors
+                    .iter()
+                    .enumerate()
+                    .filter(|(b, _)| selects(&selections[*b], element))
+                    .flat_map(|(_, behavior)| behavior.layers.iter().cloned())
+                    .collect();
+                layers.sort_unstable();
+                layers.dedup();
+                Arc::from(layers)
+            })
+            .collect();
+        let mut graph = TwinGraph::new(scene.twins.iter().cloned(), scene.relationships.clone());
+        if let Some(models) = &models {
+            graph.set_models(models.clone());
+        }
+        let computed = ComputedPlan::new(computed_rules.clone(), &graph)
+            .map_err(|cycle| invalid("/computed".into(), cycle))?;
         let mut runtime = Self {
             styles: vec![ElementStyle::default(); scene.elements.len()],
+            marks: vec![0; scene.elements.len()],
+            generation: 0,
             scene,
             graph,
-            color_rules,
-            elements_by_twin,
+            models,
+            selections,
+            visuals,
+            reads,
             element_by_id,
+            element_layers,
+            element_twins: Vec::new(),
+            element_readers: Vec::new(),
+            computed_rules,
+            computed,
+            now_millis: None,
         };
+        runtime.bind();
         runtime.evaluate_all();
         Ok(runtime)
     }
@@ -106,9 +271,20 @@ impl SceneRuntime {
         &self.styles
     }
 
+    /// Computed properties left without a value because they depend on each other in a cycle
+    /// (possible only after a live snapshot; a scene with a cycle does not load).
+    pub fn computed_cycle(&self) -> Option<&str> {
+        self.computed.cycle()
+    }
+
     /// Replaces all twin state (a live snapshot) and returns the styles that changed.
     pub fn replace_twins(&mut self, twins: Vec<Twin>, relationships: Vec<Relationship>) -> Vec<StyleChange> {
         self.graph = TwinGraph::new(twins, relationships);
+        if let Some(models) = &self.models {
+            self.graph.set_models(models.clone());
+        }
+        self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
+        self.bind();
         self.evaluate_all()
     }
 
@@ -119,24 +295,115 @@ impl SceneRuntime {
         patch: &[PatchOperation],
         timestamp: &str,
     ) -> Result<Vec<StyleChange>, UpdateError> {
-        self.graph.apply_patch(twin, patch, timestamp)?;
+        let index = self.graph.twin_index(twin).ok_or_else(|| UpdateError::UnknownTwin(twin.to_owned()))?;
+        let touched = self.graph.apply_patch_at(index, patch, timestamp)?;
+        let computed_changes =
+            self.computed.propagate(&mut self.graph, index, Some(&touched), self.now_millis);
         let mut changes = Vec::new();
-        let bound = self.elements_by_twin.get(twin).cloned().unwrap_or_default();
-        for element in bound {
-            self.reevaluate(element, &mut changes);
+        self.next_generation();
+        if touched.iter().any(|name| self.element_reads(name)) {
+            self.reevaluate_readers(index, &mut changes);
+        }
+        for (twin, rule) in computed_changes {
+            if self.element_reads(self.computed.property_of_rule(rule)) {
+                self.reevaluate_readers(twin, &mut changes);
+            }
         }
         Ok(changes)
     }
 
-    fn evaluate_all(&mut self) -> Vec<StyleChange> {
+    /// Sets the clock that `age(...)` measures against (milliseconds since the Unix epoch) and
+    /// returns the styles that changed.
+    pub fn set_now(&mut self, now_millis: f64) -> Vec<StyleChange> {
+        self.now_millis = Some(now_millis);
+        let computed_changes = self.computed.evaluate_clocked(&mut self.graph, self.now_millis);
         let mut changes = Vec::new();
-        for element in 0..self.styles.len() {
-            self.reevaluate(element, &mut changes);
+        self.next_generation();
+        if self.reads.clock {
+            for element in 0..self.styles.len() {
+                self.reevaluate_once(element, &mut changes);
+            }
+        }
+        for (twin, _) in computed_changes {
+            self.reevaluate_readers(twin, &mut changes);
         }
         changes
     }
 
-    fn reevaluate(&mut self, element: usize, changes: &mut Vec<StyleChange>) {
+    /// Adds a relationship and returns the styles that changed.
+    pub fn add_relationship(&mut self, relationship: Relationship) -> Result<Vec<StyleChange>, GraphError> {
+        self.graph.add_relationship(relationship)?;
+        Ok(self.rebind_after_topology_change())
+    }
+
+    /// Removes a relationship and returns the styles that changed.
+    pub fn remove_relationship(&mut self, source: &str, id: &str) -> Result<Vec<StyleChange>, GraphError> {
+        self.graph.remove_relationship(source, id)?;
+        Ok(self.rebind_after_topology_change())
+    }
+
+    fn rebind_after_topology_change(&mut self) -> Vec<StyleChange> {
+        self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
+        self.bind();
+        self.evaluate_all()
+    }
+
+    fn element_reads(&self, property: &str) -> bool {
+        self.reads.any_property || self.reads.properties.contains(property)
+    }
+
+    /// Resolves elements to twins and builds the per-twin reader lists.
+    fn bind(&mut self) {
+        self.element_twins =
+            self.scene.elements.iter().map(|element| self.graph.twin_index(&element.twin)).collect();
+        let mut readers: Vec<Vec<u32>> = Vec::new();
+        let mut add = |twin: TwinIndex, element: usize| {
+            let slot = twin.index();
+            if readers.len() <= slot {
+                readers.resize(slot + 1, Vec::new());
+            }
+            if readers[slot].last() != Some(&(element as u32)) {
+                readers[slot].push(element as u32);
+            }
+        };
+        let mut reached = Vec::new();
+        for (element, definition) in self.scene.elements.iter().enumerate() {
+            let roots = self.element_twins[element]
+                .into_iter()
+                .chain(definition.aliases.values().filter_map(|id| self.graph.twin_index(id)));
+            for root in roots {
+                reached.clear();
+                reach(&self.graph, root, &self.reads.relationships, &mut reached);
+                for &twin in &reached {
+                    add(twin, element);
+                }
+            }
+        }
+        self.element_readers = readers;
+    }
+
+    fn next_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.marks.iter_mut().for_each(|mark| *mark = 0);
+            self.generation = 1;
+        }
+    }
+
+    fn reevaluate_readers(&mut self, twin: TwinIndex, changes: &mut Vec<StyleChange>) {
+        let Some(readers) = self.element_readers.get(twin.index()) else { return };
+        // Indexes are copied out because evaluation borrows `self`.
+        for i in 0..readers.len() {
+            let element = self.element_readers[twin.index()][i] as usize;
+            self.reevaluate_once(element, changes);
+        }
+    }
+
+    fn reevaluate_once(&mut self, element: usize, changes: &mut Vec<StyleChange>) {
+        if self.marks[element] == self.generation {
+            return;
+        }
+        self.marks[element] = self.generation;
         let style = self.evaluate(element);
         if self.styles[element] != style {
             self.styles[element] = style.clone();
@@ -144,114 +411,108 @@ impl SceneRuntime {
         }
     }
 
-    fn evaluate(&self, element: usize) -> ElementStyle {
-        let Some(twin) = self.graph.twin(&self.scene.elements[element].twin) else {
-            return ElementStyle { color: None, twin_found: false };
-        };
-        let color = self
-            .color_rules
-            .iter()
-            .rev()
-            .filter(|rule| rule.selects[element])
-            .find_map(|rule| color_for(&rule.ranges, rule.expression.evaluate(twin)));
-        ElementStyle { color, twin_found: true }
+    fn evaluate_all(&mut self) -> Vec<StyleChange> {
+        self.computed.evaluate_all(&mut self.graph, self.now_millis);
+        let mut changes = Vec::new();
+        self.next_generation();
+        for element in 0..self.styles.len() {
+            self.reevaluate_once(element, &mut changes);
+        }
+        changes
     }
+
+    fn evaluate(&self, element: usize) -> ElementStyle {
+        let layers = self.element_layers[element].clone();
+        let Some(primary) = self.element_twins[element] else {
+            return ElementStyle { layers, ..ElementStyle::default() };
+        };
+        let aliases = &self.scene.elements[element].aliases;
+        let scope = Scope {
+            primary: Some(primary),
+            aliases: (!aliases.is_empty()).then_some(aliases),
+            now_millis: self.now_millis,
+            ..Scope::new(&self.graph)
+        };
+        let mut style = ElementStyle { twin_found: true, layers, ..ElementStyle::default() };
+        for visual in &self.visuals {
+            if !selects(&self.selections[visual.behavior], element) {
+                continue;
+            }
+            match &visual.rule {
+                VisualRule::Ranges { expression, ranges } => {
+                    let Some(value) = expression.evaluate(&scope) else { continue };
+                    let mesh =
+                        last_match(ranges, |r| &r.test, |r| r.icon.is_none() && r.color.is_some(), &value);
+                    if let Some(range) = mesh {
+                        style.color = range.color;
+                    }
+                    let badge = last_match(ranges, |r| &r.test, |r| r.icon.is_some(), &value);
+                    if let Some(CompiledRange { icon: Some(icon), color, label, .. }) = badge {
+                        let label = label.as_ref().and_then(|label| label.evaluate_text(&scope));
+                        style.badges.push(Badge { icon: icon.clone(), color: *color, label });
+                    }
+                }
+                VisualRule::Visibility { expression } => {
+                    if expression.evaluate(&scope).is_some_and(|value| !value.truthy()) {
+                        style.visible = false;
+                    }
+                }
+                VisualRule::Label { text } => {
+                    if let Some(text) = text.evaluate_text(&scope) {
+                        style.label = Some(text);
+                    }
+                }
+            }
+        }
+        style
+    }
+}
+
+fn selects(selection: &Option<Vec<u32>>, element: usize) -> bool {
+    selection.as_ref().is_none_or(|selected| selected.binary_search(&(element as u32)).is_ok())
+}
+
+fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
+    let parse = |source: &str, field: &str| {
+        Expression::parse(source).map_err(|e| invalid(format!("{at}/{field}"), e.to_string()))
+    };
+    Ok(match visual {
+        Visual::Color { expression, ranges } => VisualRule::Ranges {
+            expression: parse(expression, "expression")?,
+            ranges: ranges
+                .iter()
+                .map(|range| CompiledRange {
+                    test: RangeTest::Numeric { min: range.min, max: range.max },
+                    color: Some(range.color),
+                    icon: None,
+                    label: None,
+                })
+                .collect(),
+        },
+        Visual::ValueRanges { expression, kind, ranges } => {
+            let mut compiled = Vec::new();
+            for (r, range) in ranges.iter().enumerate() {
+                let test = RangeTest::new(*kind, &range.values)
+                    .map_err(|message| invalid(format!("{at}/ranges/{r}/values"), message))?;
+                let label = match &range.label {
+                    Some(label) => Some(
+                        Expression::parse_text(label)
+                            .map_err(|e| invalid(format!("{at}/ranges/{r}/label"), e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                compiled.push(CompiledRange { test, color: range.color, icon: range.icon.clone(), label });
+            }
+            VisualRule::Ranges { expression: parse(expression, "expression")?, ranges: compiled }
+        }
+        Visual::Visibility { expression } => {
+            VisualRule::Visibility { expression: parse(expression, "expression")? }
+        }
+        Visual::Label { text } => VisualRule::Label {
+            text: Expression::parse_text(text).map_err(|e| invalid(format!("{at}/text"), e.to_string()))?,
+        },
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    const SCENE: &str = r##"{
-      "version": 1, "mesh": "m.glb",
-      "twins": [
-        {"$dtId": "r1", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 18},
-        {"$dtId": "r2", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 30}
-      ],
-      "elements": [
-        {"id": "a", "twin": "r1", "nodes": ["A"]},
-        {"id": "b", "twin": "r2", "nodes": ["B"]},
-        {"id": "c", "twin": "r2", "nodes": ["C1", "C2"]},
-        {"id": "lost", "twin": "BoxA", "nodes": ["D"]}
-      ],
-      "behaviors": [{"id": "heat", "elements": "all", "visuals": [{"type": "color", "expression": "PrimaryTwin.temperature",
-        "ranges": [{"min": null, "max": 20, "color": "#0000ff"}, {"min": 20, "max": 26, "color": "#00ff00"}, {"min": 26, "max": null, "color": "#ff0000"}]}]}]
-    }"##;
-
-    fn runtime() -> SceneRuntime {
-        SceneRuntime::new(Scene::from_json_str(SCENE).unwrap()).unwrap()
-    }
-
-    fn color(runtime: &SceneRuntime, id: &str) -> Option<String> {
-        runtime.style(runtime.element_index(id).unwrap()).color.map(|c| c.to_string())
-    }
-
-    fn replace_temperature(value: f64) -> json_patch::Patch {
-        serde_json::from_value(json!([{"op": "replace", "path": "/temperature", "value": value}])).unwrap()
-    }
-
-    #[test]
-    fn initial_styles_follow_the_ranges() {
-        let runtime = runtime();
-        assert_eq!(color(&runtime, "a").as_deref(), Some("#0000ff"));
-        assert_eq!(color(&runtime, "b").as_deref(), Some("#ff0000"));
-        assert_eq!(color(&runtime, "c").as_deref(), Some("#ff0000"));
-    }
-
-    #[test]
-    fn element_whose_twin_is_missing_is_marked_and_uncolored() {
-        let runtime = runtime();
-        let lost = runtime.style(runtime.element_index("lost").unwrap());
-        assert_eq!(lost, &ElementStyle { color: None, twin_found: false });
-    }
-
-    #[test]
-    fn patch_changes_only_the_elements_of_that_twin() {
-        let mut runtime = runtime();
-        let changes = runtime.apply_patch("r2", &replace_temperature(22.0), "t").unwrap();
-        let changed: Vec<_> = changes.iter().map(|c| runtime.elements()[c.element].id.as_str()).collect();
-        assert_eq!(changed, ["b", "c"]);
-        assert_eq!(color(&runtime, "b").as_deref(), Some("#00ff00"));
-        // Same range again: no style change is reported.
-        assert!(runtime.apply_patch("r2", &replace_temperature(23.0), "t").unwrap().is_empty());
-    }
-
-    #[test]
-    fn removed_property_means_no_value() {
-        let mut runtime = runtime();
-        let patch: json_patch::Patch =
-            serde_json::from_value(json!([{"op": "remove", "path": "/temperature"}])).unwrap();
-        runtime.apply_patch("r1", &patch, "t").unwrap();
-        assert_eq!(color(&runtime, "a"), None);
-    }
-
-    #[test]
-    fn snapshot_with_the_missing_twin_finds_it() {
-        let mut runtime = runtime();
-        let mut twins: Vec<Twin> = runtime.graph().twins().cloned().collect();
-        let mut box_a = Twin::new("BoxA", "dtmi:t:Room;1");
-        box_a.properties.insert("temperature".into(), json!(21));
-        twins.push(box_a);
-        let changes = runtime.replace_twins(twins, vec![]);
-        assert_eq!(changes.len(), 1);
-        assert_eq!(color(&runtime, "lost").as_deref(), Some("#00ff00"));
-    }
-
-    proptest! {
-        /// Incremental updates must leave the same styles as evaluating from scratch.
-        #[test]
-        fn incremental_equals_full_recomputation(updates in proptest::collection::vec((0usize..2, -10.0f64..50.0), 1..40)) {
-            let mut incremental = runtime();
-            for (twin, value) in &updates {
-                incremental.apply_patch(["r1", "r2"][*twin], &replace_temperature(*value), "t").unwrap();
-            }
-            let mut scratch = runtime();
-            scratch.replace_twins(incremental.graph().twins().cloned().collect(), vec![]);
-            let full = SceneRuntime::new(Scene { twins: incremental.graph().twins().cloned().collect(), ..incremental.scene().clone() }).unwrap();
-            prop_assert_eq!(incremental.styles(), full.styles());
-            prop_assert_eq!(scratch.styles(), full.styles());
-        }
-    }
-}
+mod tests;

@@ -2,12 +2,14 @@
 //! the behaviors that turn twin state into looks. Parsing reports line and column; validation
 //! reports the JSON pointer of each problem.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::color::Color;
 use crate::expression::Expression;
-use crate::rules::ColorRange;
+use crate::rules::{ColorRange, RangeTest, ValueKind};
 use crate::twin::{Relationship, Twin};
 
 /// The scene file format version this build reads and writes.
@@ -31,6 +33,15 @@ pub struct Scene {
     pub elements: Vec<Element>,
     #[serde(default)]
     pub behaviors: Vec<Behavior>,
+    /// Named groups of behaviors a viewer can switch on and off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
+    /// Twin properties defined by expressions over the graph (e.g. a floor's average).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub computed: Vec<ComputedProperty>,
+    /// DTDL interfaces of the twins; when given, property writes are type-checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<Value>,
 }
 
 /// A thing a user sees and picks: one or more mesh nodes bound to one twin.
@@ -44,6 +55,9 @@ pub struct Element {
     pub twin: String,
     /// glTF node names that make up the element.
     pub nodes: Vec<String>,
+    /// Other twins the element's expressions name, alias → `$dtId` (3D Scenes `twinAliases`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +68,47 @@ pub struct Behavior {
     pub name: Option<String>,
     pub elements: ElementSelection,
     pub visuals: Vec<Visual>,
+    /// Ids of the layers the behavior belongs to; none means it is always on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A twin property computed from the graph: `property` of every twin of `model` (or of the
+/// listed `twins`) is the value of `expression`, with `twin` bound to that twin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputedProperty {
+    pub id: String,
+    pub property: String,
+    pub expression: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twins: Option<Vec<String>>,
+}
+
+/// One range of a value-ranges visual (3D Scenes `valueRanges`). A range with an icon is a
+/// badge; without one, its color paints the element's meshes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueRange {
+    /// `[min, max]` for numeric visuals, the matching values for categorical ones.
+    pub values: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<Color>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    /// Badge text; `${...}` substitutions are expressions (see docs/expressions.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// Which elements a behavior applies to.
@@ -73,10 +128,21 @@ pub enum AllElements {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Visual {
     /// Paints the element's meshes by the value of `expression`.
     Color { expression: String, ranges: Vec<ColorRange> },
+    /// 3D Scenes' ExpressionRangeVisual: mesh colors and badges by the value of `expression`.
+    ValueRanges {
+        expression: String,
+        #[serde(default)]
+        kind: ValueKind,
+        ranges: Vec<ValueRange>,
+    },
+    /// Hides the element while `expression` is falsy (a missing value keeps it shown).
+    Visibility { expression: String },
+    /// A text shown with the element; `${...}` substitutions are expressions.
+    Label { text: String },
 }
 
 /// A scene file that could not be read.
@@ -146,21 +212,35 @@ impl Scene {
                     }
                 }
             }
+            for (l, layer) in behavior.layers.iter().enumerate() {
+                if !self.layers.iter().any(|known| &known.id == layer) {
+                    problem(format!("/behaviors/{b}/layers/{l}"), format!("no layer has id {layer:?}"));
+                }
+            }
             for (v, visual) in behavior.visuals.iter().enumerate() {
-                let Visual::Color { expression, ranges } = visual;
-                if let Err(error) = Expression::parse(expression) {
-                    problem(format!("/behaviors/{b}/visuals/{v}/expression"), error.to_string());
-                }
-                for (r, range) in ranges.iter().enumerate() {
-                    if let (Some(min), Some(max)) = (range.min, range.max)
-                        && min >= max
-                    {
-                        problem(
-                            format!("/behaviors/{b}/visuals/{v}/ranges/{r}"),
-                            format!("min {min} is not below max {max}: the range matches nothing"),
-                        );
-                    }
-                }
+                let at = format!("/behaviors/{b}/visuals/{v}");
+                visual_problems(visual, &at, &mut problem);
+            }
+        }
+        for (c, computed) in self.computed.iter().enumerate() {
+            if let Err(error) = Expression::parse(&computed.expression) {
+                problem(format!("/computed/{c}/expression"), error.to_string());
+            }
+            if computed.model.is_none() && computed.twins.is_none() {
+                problem(format!("/computed/{c}"), "a computed property needs \"model\" or \"twins\"".into());
+            }
+            if computed.property.starts_with('$') || computed.property.is_empty() {
+                problem(
+                    format!("/computed/{c}/property"),
+                    format!("{:?} cannot be a property name", computed.property),
+                );
+            }
+        }
+        if !self.models.is_empty()
+            && let Err(errors) = crate::dtdl::ModelSet::from_documents(&self.models)
+        {
+            for error in errors {
+                problem(format!("/models{}", error.document_pointer), error.to_string());
             }
         }
         problems
@@ -171,6 +251,54 @@ impl Scene {
         match &behavior.elements {
             ElementSelection::All(_) => true,
             ElementSelection::List(ids) => ids.iter().any(|id| id == element_id),
+        }
+    }
+}
+
+fn visual_problems(visual: &Visual, at: &str, problem: &mut impl FnMut(String, String)) {
+    match visual {
+        Visual::Color { expression, ranges } => {
+            if let Err(error) = Expression::parse(expression) {
+                problem(format!("{at}/expression"), error.to_string());
+            }
+            for (r, range) in ranges.iter().enumerate() {
+                if let (Some(min), Some(max)) = (range.min, range.max)
+                    && min >= max
+                {
+                    problem(
+                        format!("{at}/ranges/{r}"),
+                        format!("min {min} is not below max {max}: the range matches nothing"),
+                    );
+                }
+            }
+        }
+        Visual::ValueRanges { expression, kind, ranges } => {
+            if let Err(error) = Expression::parse(expression) {
+                problem(format!("{at}/expression"), error.to_string());
+            }
+            for (r, range) in ranges.iter().enumerate() {
+                if let Err(message) = RangeTest::new(*kind, &range.values) {
+                    problem(format!("{at}/ranges/{r}/values"), message);
+                }
+                if let Some(label) = &range.label
+                    && let Err(error) = Expression::parse_text(label)
+                {
+                    problem(format!("{at}/ranges/{r}/label"), error.to_string());
+                }
+                if range.color.is_none() && range.icon.is_none() {
+                    problem(format!("{at}/ranges/{r}"), "a range needs a color, an icon or both".into());
+                }
+            }
+        }
+        Visual::Visibility { expression } => {
+            if let Err(error) = Expression::parse(expression) {
+                problem(format!("{at}/expression"), error.to_string());
+            }
+        }
+        Visual::Label { text } => {
+            if let Err(error) = Expression::parse_text(text) {
+                problem(format!("{at}/text"), error.to_string());
+            }
         }
     }
 }
@@ -210,7 +338,7 @@ mod tests {
         let text = r##"{"version": 1, "mesh": "m.glb",
             "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}, {"id": "e", "twin": "t", "nodes": []}],
             "behaviors": [{"id": "b", "elements": ["e", "ghost"], "visuals": [
-              {"type": "color", "expression": "Foo.x", "ranges": [{"min": 5, "max": 1, "color": "#fff"}]}]}]}"##;
+              {"type": "color", "expression": "PrimaryTwin.x >", "ranges": [{"min": 5, "max": 1, "color": "#fff"}]}]}]}"##;
         let SceneError::Invalid(problems) = Scene::from_json_str(text).unwrap_err() else {
             panic!("expected invalid")
         };

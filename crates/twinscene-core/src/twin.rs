@@ -5,6 +5,7 @@
 //! a twin's properties are one JSON object so that JSON Patch applies to it directly.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -99,7 +100,9 @@ impl Twin {
             .and_then(|rest| rest.strip_suffix('"'))
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
-        self.etag = format!("W/\"{}\"", version + 1);
+        // Written into the old buffer: no allocation on the live update path.
+        self.etag.clear();
+        let _ = write!(self.etag, "W/\"{}\"", version + 1);
     }
 }
 

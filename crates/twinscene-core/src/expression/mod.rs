@@ -1,20 +1,28 @@
-//! Value expressions of behaviors, parsed once when a scene loads.
+//! The expression language of behaviors and computed properties: a JavaScript subset (as ADT 3D
+//! Scenes writes it) plus graph functions, parsed once into a node arena and evaluated on demand.
 //!
-//! This is the first slice of the expression language: a property path on the element's primary
-//! twin, written as 3D Scenes writes it (`PrimaryTwin.temperature`, `PrimaryTwin.hvac.mode`;
-//! `twin.` is accepted as a synonym). Anything else is refused at load with the position of the
-//! problem, never evaluated to a guess.
+//! Parsing ([`Expression::parse`], [`Expression::parse_text`]) reports errors with a character
+//! position. Evaluation ([`Expression::evaluate`]) never panics: any runtime error, a missing
+//! value or `NaN` is "no value" (`None`). Each expression lists what it reads
+//! ([`Dependencies`]) so that the runtime re-evaluates it only when one of those changes.
+//! docs/expressions.md is the user-facing description.
 
-use serde_json::Value;
+mod eval;
+mod js;
+mod parse;
 
-use crate::twin::Twin;
+use std::collections::BTreeMap;
+
+pub use eval::{EvalValue, Scope};
+pub use js::parse_rfc3339_millis;
 
 /// A parsed expression.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expression {
     source: String,
-    /// Property names from the primary twin down.
-    path: Vec<String>,
+    nodes: Vec<Node>,
+    root: NodeId,
+    dependencies: Dependencies,
 }
 
 /// A parse error, with the 0-based character offset where it was found.
@@ -26,85 +34,253 @@ pub struct ExpressionError {
     pub message: String,
 }
 
-const ROOT_NAMES: [&str; 2] = ["PrimaryTwin", "twin"];
+/// What an expression reads, found at parse time. Property and relationship names are a
+/// superset: every name that appears is listed, whatever object it is read from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dependencies {
+    /// Reads the primary twin (`PrimaryTwin` or `twin`).
+    pub primary: bool,
+    /// Twin aliases it names.
+    pub aliases: Vec<String>,
+    /// Property names it may read from a twin.
+    pub properties: Vec<String>,
+    /// Some property name is computed at run time (`twin[name]`): any property may matter.
+    pub any_property: bool,
+    /// Relationship names it follows with `related`.
+    pub relationships: Vec<String>,
+    /// Some relationship name is computed at run time: any relationship may matter.
+    pub any_relationship: bool,
+    /// Reads properties of the named twins themselves (`twin.x`), not only of twins reached
+    /// through `related` from them.
+    pub reads_root_properties: bool,
+    /// How many `related` calls it makes: a bound on how many relationship hops it follows.
+    pub related_calls: u32,
+    /// Uses the caller's clock (`age`).
+    pub clock: bool,
+}
+
+impl Dependencies {
+    /// Whether a change to the top-level property `name` of a twin it reads may change the
+    /// result.
+    pub fn reads_property(&self, name: &str) -> bool {
+        self.any_property || self.properties.iter().any(|p| p == name)
+    }
+
+    /// Whether the result depends on relationships (and so on twins other than the named ones).
+    pub fn follows_relationships(&self) -> bool {
+        self.any_relationship || !self.relationships.is_empty()
+    }
+}
+
+pub(crate) type NodeId = u32;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Node {
+    Number(f64),
+    Str(Box<str>),
+    Bool(bool),
+    Null,
+    Undefined,
+    Primary,
+    Alias(Box<str>),
+    Member { object: NodeId, name: Box<str>, optional: bool },
+    Index { object: NodeId, index: NodeId, optional: bool },
+    Unary { op: UnaryOp, operand: NodeId },
+    Binary { op: BinaryOp, left: NodeId, right: NodeId },
+    Logical { op: LogicalOp, left: NodeId, right: NodeId },
+    Conditional { test: NodeId, consequent: NodeId, alternate: NodeId },
+    Template(Box<[TemplatePart]>),
+    Array(Box<[NodeId]>),
+    Call { function: Function, args: Box<[NodeId]> },
+    Method { object: NodeId, method: Method, args: Box<[NodeId]>, optional: bool },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum TemplatePart {
+    Text(Box<str>),
+    Expression(NodeId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnaryOp {
+    Not,
+    Negate,
+    Plus,
+    TypeOf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Remainder,
+    Power,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+    LooseEqual,
+    LooseNotEqual,
+    StrictEqual,
+    StrictNotEqual,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogicalOp {
+    And,
+    Or,
+    Nullish,
+}
+
+/// Functions callable by name (globals, `Math.*`, graph functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Function {
+    Math(MathFunction),
+    Number,
+    String,
+    Boolean,
+    ParseFloat,
+    ParseInt,
+    IsNaN,
+    IsFinite,
+    Related,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Any,
+    All,
+    Age,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MathFunction {
+    Abs,
+    Ceil,
+    Floor,
+    Round,
+    Trunc,
+    Sign,
+    Sqrt,
+    Cbrt,
+    Exp,
+    Log,
+    Log10,
+    Log2,
+    Pow,
+    Min,
+    Max,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Atan2,
+    Hypot,
+}
+
+/// String, Number and array methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    ToUpperCase,
+    ToLowerCase,
+    Trim,
+    TrimStart,
+    TrimEnd,
+    Includes,
+    StartsWith,
+    EndsWith,
+    IndexOf,
+    LastIndexOf,
+    Slice,
+    Substring,
+    CharAt,
+    PadStart,
+    PadEnd,
+    Replace,
+    ReplaceAll,
+    Split,
+    Concat,
+    Repeat,
+    At,
+    Join,
+    ToString,
+    ToFixed,
+    ToPrecision,
+}
 
 impl Expression {
+    /// Parses a JavaScript-style expression (`PrimaryTwin.temperature > 20`).
     pub fn parse(source: &str) -> Result<Self, ExpressionError> {
-        let error = |position: usize, message: String| ExpressionError {
-            source_text: source.to_owned(),
-            position,
-            message,
-        };
-        let mut segments = Vec::new();
-        let mut offset = 0;
-        for segment in source.split('.') {
-            let trimmed = segment.trim();
-            let position = offset + (segment.len() - segment.trim_start().len());
-            let valid = trimmed.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
-                && trimmed.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$');
-            if !valid {
-                let message = if trimmed.is_empty() {
-                    "expected a name".to_owned()
-                } else {
-                    format!(
-                        "{trimmed:?} is not a property name (only property paths such as PrimaryTwin.temperature are supported)"
-                    )
-                };
-                return Err(error(position, message));
-            }
-            segments.push(trimmed.to_owned());
-            offset += segment.chars().count() + 1;
-        }
-        let root = segments.remove(0);
-        if !ROOT_NAMES.contains(&root.as_str()) {
-            return Err(error(0, format!("unknown name {root:?}; expected PrimaryTwin")));
-        }
-        if segments.is_empty() {
-            return Err(error(source.chars().count(), "expected .propertyName after the twin".into()));
-        }
-        Ok(Self { source: source.to_owned(), path: segments })
+        parse::parse(source, false)
+    }
+
+    /// Parses display text as 3D Scenes treats labels: text wrapped in backticks is a template
+    /// literal; any other text is taken literally except for `${...}` substitutions.
+    pub fn parse_text(source: &str) -> Result<Self, ExpressionError> {
+        let trimmed = source.trim();
+        let is_template = trimmed.len() >= 2 && trimmed.starts_with('`') && trimmed.ends_with('`');
+        if is_template { parse::parse(source, false) } else { parse::parse(source, true) }
     }
 
     pub fn source(&self) -> &str {
         &self.source
     }
 
-    /// The top-level property of the twin this expression reads.
-    pub fn root_property(&self) -> &str {
-        &self.path[0]
+    pub fn dependencies(&self) -> &Dependencies {
+        &self.dependencies
     }
 
-    /// Evaluates against the primary twin. `None` is "no value": a missing property.
-    pub fn evaluate<'t>(&self, twin: &'t Twin) -> Option<&'t Value> {
-        let (first, rest) = self.path.split_first()?;
-        rest.iter().try_fold(twin.property(first)?, |value, name| value.get(name))
+    /// Evaluates in `scope`. `None` is "no value": a runtime error, an undefined result or NaN.
+    pub fn evaluate<'a>(&'a self, scope: &Scope<'a>) -> Option<EvalValue<'a>> {
+        eval::evaluate(self, scope, None)
+    }
+
+    /// Like [`Self::evaluate`], also noting every twin whose properties or relationships were
+    /// read (for dependency tracking of graph expressions).
+    pub fn evaluate_recording<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        read: &mut Vec<crate::graph::TwinIndex>,
+    ) -> Option<EvalValue<'a>> {
+        eval::evaluate(self, scope, Some(read))
+    }
+
+    /// Evaluates to JSON (`None`: no value); twins become their id.
+    pub fn evaluate_json(&self, scope: &Scope<'_>) -> Option<serde_json::Value> {
+        self.evaluate(scope).and_then(|value| value.to_json())
+    }
+
+    /// Evaluates to display text (`None`: no value).
+    pub fn evaluate_text(&self, scope: &Scope<'_>) -> Option<String> {
+        self.evaluate(scope).map(|value| value.to_display_string().into_owned())
+    }
+
+    /// For a plain property path on the primary twin (`PrimaryTwin.a.b`), the path.
+    pub fn primary_property_path(&self) -> Option<Vec<&str>> {
+        let mut path = Vec::new();
+        let mut node = self.root;
+        loop {
+            match self.nodes.get(node as usize)? {
+                Node::Member { object, name, optional: false } => {
+                    path.push(name.as_ref());
+                    node = *object;
+                }
+                Node::Primary if !path.is_empty() => break,
+                _ => return None,
+            }
+        }
+        path.reverse();
+        Some(path)
     }
 }
+
+/// Alias name → twin id, as 3D Scenes' `twinAliases`.
+pub type Aliases = BTreeMap<String, String>;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn reads_top_level_and_nested_properties() {
-        let mut twin = Twin::new("r", "m");
-        twin.properties.insert("temperature".into(), json!(21));
-        twin.properties.insert("hvac".into(), json!({"mode": "heat"}));
-        assert_eq!(Expression::parse("PrimaryTwin.temperature").unwrap().evaluate(&twin), Some(&json!(21)));
-        assert_eq!(Expression::parse(" twin . hvac.mode ").unwrap().evaluate(&twin), Some(&json!("heat")));
-        assert_eq!(Expression::parse("PrimaryTwin.humidity").unwrap().evaluate(&twin), None);
-        assert_eq!(Expression::parse("PrimaryTwin.temperature.x").unwrap().evaluate(&twin), None);
-    }
-
-    #[test]
-    fn reports_unsupported_syntax_with_position() {
-        let error = Expression::parse("PrimaryTwin.temperature > 3").unwrap_err();
-        assert_eq!(error.position, 12);
-        let error = Expression::parse("Other.temperature").unwrap_err();
-        assert_eq!(error.position, 0);
-        let error = Expression::parse("PrimaryTwin.").unwrap_err();
-        assert_eq!(error.position, 12);
-        assert!(Expression::parse("PrimaryTwin").is_err());
-    }
-}
+mod tests;

@@ -1,0 +1,344 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const SCENE: &str = r##"{
+  "version": 1, "mesh": "m.glb",
+  "twins": [
+    {"$dtId": "r1", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 18},
+    {"$dtId": "r2", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 30}
+  ],
+  "elements": [
+    {"id": "a", "twin": "r1", "nodes": ["A"]},
+    {"id": "b", "twin": "r2", "nodes": ["B"]},
+    {"id": "c", "twin": "r2", "nodes": ["C1", "C2"]},
+    {"id": "lost", "twin": "BoxA", "nodes": ["D"]}
+  ],
+  "behaviors": [{"id": "heat", "elements": "all", "visuals": [{"type": "color", "expression": "PrimaryTwin.temperature",
+    "ranges": [{"min": null, "max": 20, "color": "#0000ff"}, {"min": 20, "max": 26, "color": "#00ff00"}, {"min": 26, "max": null, "color": "#ff0000"}]}]}]
+}"##;
+
+fn runtime() -> SceneRuntime {
+    SceneRuntime::new(Scene::from_json_str(SCENE).unwrap()).unwrap()
+}
+
+fn color(runtime: &SceneRuntime, id: &str) -> Option<String> {
+    runtime.style(runtime.element_index(id).unwrap()).color.map(|c| c.to_string())
+}
+
+fn style<'r>(runtime: &'r SceneRuntime, id: &str) -> &'r ElementStyle {
+    runtime.style(runtime.element_index(id).unwrap())
+}
+
+fn patch(value: Value) -> json_patch::Patch {
+    serde_json::from_value(value).unwrap()
+}
+
+fn replace(property: &str, value: Value) -> json_patch::Patch {
+    patch(json!([{"op": "replace", "path": format!("/{property}"), "value": value}]))
+}
+
+fn changed_ids(runtime: &SceneRuntime, changes: &[StyleChange]) -> Vec<String> {
+    changes.iter().map(|c| runtime.elements()[c.element].id.clone()).collect()
+}
+
+#[test]
+fn initial_styles_follow_the_ranges() {
+    let runtime = runtime();
+    assert_eq!(color(&runtime, "a").as_deref(), Some("#0000ff"));
+    assert_eq!(color(&runtime, "b").as_deref(), Some("#ff0000"));
+    assert_eq!(color(&runtime, "c").as_deref(), Some("#ff0000"));
+}
+
+#[test]
+fn element_whose_twin_is_missing_is_marked_and_uncolored() {
+    let runtime = runtime();
+    let lost = style(&runtime, "lost");
+    assert_eq!((lost.color, lost.twin_found, lost.visible), (None, false, true));
+}
+
+#[test]
+fn patch_changes_only_the_elements_of_that_twin() {
+    let mut runtime = runtime();
+    let changes = runtime.apply_patch("r2", &replace("temperature", json!(22.0)), "t").unwrap();
+    assert_eq!(changed_ids(&runtime, &changes), ["b", "c"]);
+    assert_eq!(color(&runtime, "b").as_deref(), Some("#00ff00"));
+    // Same range again: no style change is reported.
+    assert!(runtime.apply_patch("r2", &replace("temperature", json!(23.0)), "t").unwrap().is_empty());
+    // A property no behavior reads changes nothing.
+    let unrelated = patch(json!([{"op": "add", "path": "/humidity", "value": 50}]));
+    assert!(runtime.apply_patch("r2", &unrelated, "t").unwrap().is_empty());
+}
+
+#[test]
+fn removed_property_means_no_value() {
+    let mut runtime = runtime();
+    runtime.apply_patch("r1", &patch(json!([{"op": "remove", "path": "/temperature"}])), "t").unwrap();
+    assert_eq!(color(&runtime, "a"), None);
+}
+
+#[test]
+fn snapshot_with_the_missing_twin_finds_it() {
+    let mut runtime = runtime();
+    let mut twins: Vec<Twin> = runtime.graph().twins().cloned().collect();
+    let mut box_a = Twin::new("BoxA", "dtmi:t:Room;1");
+    box_a.properties.insert("temperature".into(), json!(21));
+    twins.push(box_a);
+    let changes = runtime.replace_twins(twins, vec![]);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(color(&runtime, "lost").as_deref(), Some("#00ff00"));
+}
+
+/// A 3D Scenes-style scene: value ranges with badges, aliases, visibility, labels and layers.
+const ALERTS: &str = r##"{
+  "version": 1, "mesh": "m.glb",
+  "twins": [
+    {"$dtId": "tank", "$metadata": {"$model": "dtmi:t:Tank;1"}, "OutFlow": 250, "Online": true, "Step": "Filling"},
+    {"$dtId": "sensor", "$metadata": {"$model": "dtmi:t:Sensor;1"}, "Temperature": 30}
+  ],
+  "elements": [{"id": "tank", "twin": "tank", "nodes": ["T"], "aliases": {"temperatureTag": "sensor"}}],
+  "layers": [{"id": "alarms", "name": "Alarms"}],
+  "behaviors": [
+    {"id": "flow", "elements": ["tank"], "visuals": [{"type": "valueRanges", "expression": "PrimaryTwin.OutFlow", "ranges": [
+      {"values": [0, 100], "color": "#33A1FD"},
+      {"values": [200, "Infinity"], "color": "#FEE440"},
+      {"values": [220, "Infinity"], "color": "#C32F27", "icon": "Warning", "label": "Outflow ${PrimaryTwin.OutFlow} too high"}
+    ]}]},
+    {"id": "hot", "elements": "all", "layers": ["alarms"], "visuals": [
+      {"type": "valueRanges", "kind": "categorical", "expression": "temperatureTag.Temperature > 25",
+       "ranges": [{"values": [true], "icon": "Frigid", "color": "#d6940f", "label": "${PrimaryTwin.$dtId} is too hot!"}]},
+      {"type": "valueRanges", "kind": "categorical", "expression": "PrimaryTwin.Step",
+       "ranges": [{"values": ["Gelling", "Filling"], "color": "#00ff00"}]},
+      {"type": "visibility", "expression": "PrimaryTwin.Online"},
+      {"type": "label", "text": "Flow: ${PrimaryTwin.OutFlow}"}
+    ]}
+  ]
+}"##;
+
+#[test]
+fn value_ranges_give_colors_badges_labels_and_visibility() {
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(ALERTS).unwrap()).unwrap();
+    let tank = style(&runtime, "tank").clone();
+    // The categorical visual comes later in scene order, so its color wins over the flow color.
+    assert_eq!(tank.color.map(|c| c.to_string()).as_deref(), Some("#00ff00"));
+    let badges: Vec<(&str, Option<&str>)> =
+        tank.badges.iter().map(|b| (b.icon.as_str(), b.label.as_deref())).collect();
+    assert_eq!(badges, [("Warning", Some("Outflow 250 too high")), ("Frigid", Some("tank is too hot!"))]);
+    assert!(tank.visible);
+    assert_eq!(tank.label.as_deref(), Some("Flow: 250"));
+    assert_eq!(tank.layers.as_ref(), ["alarms".to_owned()]);
+
+    // The alias twin drives the element too.
+    let changes = runtime.apply_patch("sensor", &replace("Temperature", json!(20)), "t").unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].style.badges.len(), 1);
+
+    runtime.apply_patch("tank", &replace("Step", json!("Done")), "t").unwrap();
+    runtime.apply_patch("tank", &replace("OutFlow", json!(210)), "t").unwrap();
+    let tank = style(&runtime, "tank");
+    assert_eq!(
+        tank.color.map(|c| c.to_string()).as_deref(),
+        Some("#fee440"),
+        "[200, ∞) without icon colors the mesh"
+    );
+    assert!(tank.badges.is_empty());
+    runtime.apply_patch("tank", &replace("Online", json!(false)), "t").unwrap();
+    assert!(!style(&runtime, "tank").visible);
+}
+
+/// Floors average their rooms; the building counts its floors' alarms (transitively).
+const BUILDING: &str = r##"{
+  "version": 1, "mesh": "m.glb",
+  "twins": [
+    {"$dtId": "building", "$metadata": {"$model": "dtmi:t:Building;1"}},
+    {"$dtId": "f1", "$metadata": {"$model": "dtmi:t:Floor;1"}},
+    {"$dtId": "f2", "$metadata": {"$model": "dtmi:t:Floor;1"}},
+    {"$dtId": "r11", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 20, "alarm": false},
+    {"$dtId": "r12", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 24, "alarm": true},
+    {"$dtId": "r21", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 30, "alarm": false}
+  ],
+  "relationships": [
+    {"$relationshipId": "b1", "$sourceId": "building", "$targetId": "f1", "$relationshipName": "contains"},
+    {"$relationshipId": "b2", "$sourceId": "building", "$targetId": "f2", "$relationshipName": "contains"},
+    {"$relationshipId": "c11", "$sourceId": "f1", "$targetId": "r11", "$relationshipName": "contains"},
+    {"$relationshipId": "c12", "$sourceId": "f1", "$targetId": "r12", "$relationshipName": "contains"},
+    {"$relationshipId": "c21", "$sourceId": "f2", "$targetId": "r21", "$relationshipName": "contains"}
+  ],
+  "computed": [
+    {"id": "building-alarms", "model": "dtmi:t:Building;1", "property": "alarmCount", "expression": "sum(related(twin, 'contains').alarmCount)"},
+    {"id": "floor-avg", "model": "dtmi:t:Floor;1", "property": "avgTemperature", "expression": "avg(related(twin, 'contains').temperature)"},
+    {"id": "floor-alarms", "model": "dtmi:t:Floor;1", "property": "alarmCount", "expression": "sum(related(twin, 'contains').alarm)"}
+  ],
+  "elements": [
+    {"id": "building", "twin": "building", "nodes": ["B"]},
+    {"id": "f1", "twin": "f1", "nodes": ["F1"]},
+    {"id": "f2", "twin": "f2", "nodes": ["F2"]},
+    {"id": "r11", "twin": "r11", "nodes": ["R11"]},
+    {"id": "r12", "twin": "r12", "nodes": ["R12"]},
+    {"id": "r21", "twin": "r21", "nodes": ["R21"]}
+  ],
+  "behaviors": [
+    {"id": "temperature", "elements": "all", "visuals": [{"type": "color", "expression": "PrimaryTwin.temperature ?? PrimaryTwin.avgTemperature",
+      "ranges": [{"min": null, "max": 22, "color": "#0000ff"}, {"min": 22, "max": 26, "color": "#00ff00"}, {"min": 26, "max": null, "color": "#ff0000"}]}]},
+    {"id": "alarms", "elements": ["building"], "visuals": [{"type": "valueRanges", "expression": "PrimaryTwin.alarmCount",
+      "ranges": [{"values": [1, "Infinity"], "icon": "Alarm", "label": "${PrimaryTwin.alarmCount} alarm(s)"}]}]}
+  ]
+}"##;
+
+fn building() -> SceneRuntime {
+    SceneRuntime::new(Scene::from_json_str(BUILDING).unwrap()).unwrap()
+}
+
+fn property(runtime: &SceneRuntime, twin: &str, name: &str) -> Option<Value> {
+    runtime.graph().twin(twin).unwrap().property(name).cloned()
+}
+
+#[test]
+fn computed_properties_aggregate_neighbours_transitively() {
+    let mut runtime = building();
+    assert_eq!(property(&runtime, "f1", "avgTemperature"), Some(json!(22.0)));
+    assert_eq!(property(&runtime, "f2", "avgTemperature"), Some(json!(30.0)));
+    assert_eq!(property(&runtime, "building", "alarmCount"), Some(json!(1.0)));
+    assert_eq!(color(&runtime, "f1").as_deref(), Some("#00ff00"));
+    let badge = &style(&runtime, "building").badges[0];
+    assert_eq!((badge.icon.as_str(), badge.label.as_deref()), ("Alarm", Some("1 alarm(s)")));
+
+    // A room's temperature moves its floor's average: room and floor restyle, nothing else.
+    let changes = runtime.apply_patch("r11", &replace("temperature", json!(30)), "t").unwrap();
+    assert_eq!(changed_ids(&runtime, &changes), ["r11", "f1"]);
+    assert_eq!(property(&runtime, "f1", "avgTemperature"), Some(json!(27.0)));
+    assert_eq!(color(&runtime, "f1").as_deref(), Some("#ff0000"));
+
+    // An alarm propagates room → floor → building.
+    let changes = runtime.apply_patch("r21", &replace("alarm", json!(true)), "t").unwrap();
+    assert_eq!(property(&runtime, "f2", "alarmCount"), Some(json!(1.0)));
+    assert_eq!(property(&runtime, "building", "alarmCount"), Some(json!(2.0)));
+    assert_eq!(changed_ids(&runtime, &changes), ["building"]);
+    assert_eq!(style(&runtime, "building").badges[0].label.as_deref(), Some("2 alarm(s)"));
+}
+
+#[test]
+fn relationship_changes_rebind_computed_properties() {
+    let mut runtime = building();
+    runtime.remove_relationship("f1", "c11").unwrap();
+    assert_eq!(property(&runtime, "f1", "avgTemperature"), Some(json!(24.0)));
+    let moved = Relationship {
+        id: "c11".into(),
+        source: "f2".into(),
+        target: "r11".into(),
+        name: "contains".into(),
+        properties: Default::default(),
+    };
+    runtime.add_relationship(moved).unwrap();
+    assert_eq!(property(&runtime, "f2", "avgTemperature"), Some(json!(25.0)));
+    // And later room updates reach the new floor.
+    runtime.apply_patch("r11", &replace("temperature", json!(40)), "t").unwrap();
+    assert_eq!(property(&runtime, "f2", "avgTemperature"), Some(json!(35.0)));
+}
+
+#[test]
+fn computed_cycles_are_refused_at_load_with_the_path() {
+    let text = BUILDING.replace(
+        r#""expression": "avg(related(twin, 'contains').temperature)""#,
+        r#""expression": "avg(related(twin, 'contains').temperature) + twin.avgTemperature""#,
+    );
+    let Err(SceneError::Invalid(problems)) = SceneRuntime::new(Scene::from_json_str(&text).unwrap()) else {
+        panic!("a self-referencing computed property must be refused")
+    };
+    assert_eq!(problems[0].pointer, "/computed");
+    assert!(
+        problems[0].message.contains("cycle") && problems[0].message.contains("avgTemperature"),
+        "{}",
+        problems[0]
+    );
+
+    // Two floors that each read the other.
+    let mutual = r##"{"version": 1, "mesh": "m.glb",
+      "twins": [{"$dtId": "a", "$metadata": {"$model": "m"}}, {"$dtId": "b", "$metadata": {"$model": "m"}}],
+      "relationships": [
+        {"$relationshipId": "1", "$sourceId": "a", "$targetId": "b", "$relationshipName": "next"},
+        {"$relationshipId": "2", "$sourceId": "b", "$targetId": "a", "$relationshipName": "next"}],
+      "computed": [{"id": "x", "model": "m", "property": "x", "expression": "sum(related(twin, 'next').x) + 1"}],
+      "elements": [{"id": "a", "twin": "a", "nodes": ["A"]}]}"##;
+    let Err(SceneError::Invalid(problems)) = SceneRuntime::new(Scene::from_json_str(mutual).unwrap()) else {
+        panic!("a cycle through relationships must be refused")
+    };
+    assert!(problems[0].message.contains("a.x") && problems[0].message.contains("b.x"), "{}", problems[0]);
+}
+
+#[test]
+fn age_follows_the_clock_the_caller_sets() {
+    let text = r##"{"version": 1, "mesh": "m.glb",
+      "twins": [{"$dtId": "s", "$metadata": {"$model": "m", "temperature": {"lastUpdateTime": "2026-01-01T00:00:00Z"}}, "temperature": 20}],
+      "elements": [{"id": "s", "twin": "s", "nodes": ["S"]}],
+      "behaviors": [{"id": "stale", "elements": "all", "visuals": [{"type": "valueRanges", "expression": "age(PrimaryTwin.temperature) > 60",
+        "kind": "categorical", "ranges": [{"values": [true], "icon": "Clock", "label": "stale"}]}]}]}"##;
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(text).unwrap()).unwrap();
+    assert!(runtime.style(0).badges.is_empty(), "no clock yet: no value");
+    assert!(runtime.set_now(1_767_225_630_000.0).is_empty(), "30 s old");
+    let changes = runtime.set_now(1_767_225_700_000.0);
+    assert_eq!(changes[0].style.badges[0].icon, "Clock");
+    // A fresh write makes it young again.
+    let changes =
+        runtime.apply_patch("s", &replace("temperature", json!(21)), "2026-01-01T00:01:30Z").unwrap();
+    assert!(changes[0].style.badges.is_empty());
+}
+
+#[test]
+fn writes_are_type_checked_when_the_scene_has_models() {
+    let text = SCENE.replace(
+        r#""version": 1,"#,
+        r#""version": 1, "models": [{"@id": "dtmi:t:Room;1", "@type": "Interface", "@context": "dtmi:dtdl:context;2",
+            "contents": [{"@type": "Property", "name": "temperature", "schema": "double"}]}],"#,
+    );
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(&text).unwrap()).unwrap();
+    let before = runtime.graph().twin("r1").unwrap().clone();
+    let error = runtime.apply_patch("r1", &replace("temperature", json!("hot")), "t").unwrap_err();
+    assert!(error.to_string().contains("expected a number"), "{error}");
+    assert_eq!(runtime.graph().twin("r1").unwrap(), &before, "twin unchanged, etag too");
+    let nested = patch(
+        json!([{"op": "add", "path": "/temperature", "value": 19}, {"op": "add", "path": "/colour", "value": 1}]),
+    );
+    assert!(runtime.apply_patch("r1", &nested, "t").is_err());
+    assert_eq!(runtime.graph().twin("r1").unwrap(), &before);
+}
+
+/// Any sequence of patches leaves the same styles and computed values as evaluating the final
+/// twin state from scratch.
+fn check_incremental_equals_full(
+    scene: &str,
+    updates: &[(usize, usize, f64)],
+    twins: &[&str],
+    properties: &[&str],
+) {
+    let mut incremental = SceneRuntime::new(Scene::from_json_str(scene).unwrap()).unwrap();
+    for &(twin, property, value) in updates {
+        let name = properties[property % properties.len()];
+        let value = if name == "alarm" { json!(value > 20.0) } else { json!(value) };
+        let op = patch(json!([{"op": "add", "path": format!("/{name}"), "value": value}]));
+        incremental.apply_patch(twins[twin % twins.len()], &op, "t").unwrap();
+    }
+    let final_twins: Vec<Twin> = incremental.graph().twins().cloned().collect();
+    let full =
+        SceneRuntime::new(Scene { twins: final_twins.clone(), ..incremental.scene().clone() }).unwrap();
+    assert_eq!(incremental.styles(), full.styles());
+    let mut snapshot = SceneRuntime::new(Scene::from_json_str(scene).unwrap()).unwrap();
+    snapshot.replace_twins(final_twins, incremental.graph().relationships());
+    assert_eq!(snapshot.styles(), full.styles());
+    assert_eq!(incremental.graph(), full.graph(), "computed values agree too");
+}
+
+proptest! {
+    #[test]
+    fn incremental_equals_full_recomputation(updates in proptest::collection::vec((0usize..2, 0usize..1, -10.0f64..50.0), 1..40)) {
+        check_incremental_equals_full(SCENE, &updates, &["r1", "r2"], &["temperature"]);
+    }
+
+    #[test]
+    fn incremental_equals_full_with_computed_badges_and_aliases(
+        updates in proptest::collection::vec((0usize..6, 0usize..2, -10.0f64..50.0), 1..30),
+    ) {
+        check_incremental_equals_full(BUILDING, &updates, &["r11", "r12", "r21", "f1", "f2", "building"], &["temperature", "alarm"]);
+        check_incremental_equals_full(ALERTS, &updates, &["tank", "sensor"], &["OutFlow", "Temperature"]);
+    }
+}
