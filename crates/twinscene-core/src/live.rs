@@ -7,16 +7,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::twin::{Relationship, Twin};
 
-/// Bumped on any incompatible change of these messages.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change of these messages. Version 2: a delta may carry several
+/// writes and a `base`, and `hello` may ask for catch-up with `since_seq`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The whole state as of `seq`.
     Snapshot { protocol: u32, seq: u64, twins: Vec<Twin>, relationships: Vec<Relationship> },
-    /// Changes that took the state from `seq - 1` to `seq`.
-    Delta { seq: u64, changes: Vec<TwinChange> },
+    /// Changes that took the state from `base` to `seq`, in the order they were applied. `base`
+    /// is left out when it is `seq - 1`; a delta that coalesces several writes names it.
+    Delta {
+        seq: u64,
+        changes: Vec<TwinChange>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<u64>,
+    },
     /// Nothing changed; the connection and the server are alive at `seq`.
     Heartbeat { seq: u64 },
     /// The server refused something the viewer sent.
@@ -76,11 +83,14 @@ impl SequenceTracker {
                 Sequencing::Apply
             }
             (ServerMessage::Delta { .. }, None) => Sequencing::Resync,
-            (ServerMessage::Delta { seq, .. }, Some(last)) if *seq == last + 1 => {
+            (ServerMessage::Delta { seq, .. }, Some(last)) if *seq <= last => Sequencing::Stale,
+            (ServerMessage::Delta { seq, base, .. }, Some(last))
+                if base.unwrap_or(seq.saturating_sub(1)) == last =>
+            {
                 self.last_applied = Some(*seq);
                 Sequencing::Apply
             }
-            (ServerMessage::Delta { seq, .. }, Some(last)) if *seq <= last => Sequencing::Stale,
+            // A gap, or a delta that starts before the last applied seq and ends after it.
             (ServerMessage::Delta { .. }, Some(_)) => Sequencing::Resync,
             (ServerMessage::Heartbeat { seq }, Some(last)) if *seq > last => Sequencing::Resync,
             (ServerMessage::Heartbeat { .. } | ServerMessage::Error { .. }, _) => Sequencing::Stale,
@@ -99,7 +109,11 @@ mod tests {
     use super::*;
 
     fn delta(seq: u64) -> ServerMessage {
-        ServerMessage::Delta { seq, changes: vec![] }
+        ServerMessage::Delta { seq, changes: vec![], base: None }
+    }
+
+    fn delta_from(base: u64, seq: u64) -> ServerMessage {
+        ServerMessage::Delta { seq, changes: vec![], base: Some(base) }
     }
 
     fn snapshot(seq: u64) -> ServerMessage {
@@ -121,9 +135,25 @@ mod tests {
     }
 
     #[test]
+    fn coalesced_deltas_apply_from_their_base() {
+        let mut tracker = SequenceTracker::default();
+        assert_eq!(tracker.accept(&snapshot(10)), Sequencing::Apply);
+        assert_eq!(tracker.accept(&delta_from(10, 14)), Sequencing::Apply);
+        assert_eq!(tracker.accept(&delta_from(12, 14)), Sequencing::Stale);
+        assert_eq!(tracker.accept(&delta_from(12, 16)), Sequencing::Resync);
+        assert_eq!(tracker.accept(&delta_from(15, 16)), Sequencing::Resync);
+        assert_eq!(tracker.accept(&delta(15)), Sequencing::Apply);
+        assert_eq!(tracker.last_applied(), Some(15));
+    }
+
+    #[test]
     fn messages_use_documented_json_shape() {
         let text = r#"{"type":"delta","seq":3,"changes":[{"twin":"r1","patch":[{"op":"replace","path":"/temperature","value":22}],"ts":"2026-01-01T00:00:00Z"}]}"#;
         let message: ServerMessage = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&message).unwrap(), text);
+        let text = r#"{"type":"delta","seq":9,"changes":[],"base":3}"#;
+        let message: ServerMessage = serde_json::from_str(text).unwrap();
+        assert_eq!(message, ServerMessage::Delta { seq: 9, changes: vec![], base: Some(3) });
         assert_eq!(serde_json::to_string(&message).unwrap(), text);
         let hello: ClientMessage = serde_json::from_str(r#"{"type":"hello","protocol":1}"#).unwrap();
         assert_eq!(hello, ClientMessage::Hello { protocol: 1, scene: None, since_seq: None, token: None });

@@ -23,6 +23,29 @@ pub enum ApiError {
     PatchRejected(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// No bearer token, or one the server does not know.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token is known but does not reach this scene or twin, or may not write.
+    #[error("{0}")]
+    Forbidden(String),
+    /// `If-Match` / `If-None-Match` did not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The write conflicts with the current state (e.g. deleting a twin with relationships).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    RelationshipNotFound(String),
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    ModelExists(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The server cannot take this now (storage failed, too many connections).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -35,8 +58,24 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             Self::PatchRejected(_) => (StatusCode::BAD_REQUEST, "JsonPatchInvalid"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "PreconditionFailed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            Self::RelationshipNotFound(_) => (StatusCode::NOT_FOUND, "RelationshipNotFound"),
+            Self::ModelNotFound(_) => (StatusCode::NOT_FOUND, "ModelNotFound"),
+            Self::ModelExists(_) => (StatusCode::CONFLICT, "ModelIdAlreadyExists"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         }
+    }
+}
+
+impl ApiError {
+    /// The `{"code", "message"}` object of the error body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "code": self.status_and_code().1, "message": self.to_string() })
     }
 }
 
@@ -51,11 +90,11 @@ impl From<UpdateError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, _) = self.status_and_code();
         if status.is_server_error() {
             tracing::error!("{self}");
         }
-        let body = json!({ "error": { "code": code, "message": self.to_string() } });
+        let body = json!({ "error": self.body() });
         (status, Json(body)).into_response()
     }
 }

@@ -51,6 +51,8 @@ impl Default for LiveTimings {
 pub struct LoadedScene {
     pub scene: Scene,
     pub mesh: MeshSource,
+    /// The scene's id: its file name without the extension (`scenes/demo.json` → `demo`).
+    pub id: String,
 }
 
 /// Where the scene's mesh comes from.
@@ -96,7 +98,8 @@ impl LoadedScene {
             let dir = path.parent().unwrap_or(Path::new(""));
             MeshSource::File { name: name.to_owned(), path: dir.join(relative) }
         };
-        Ok(Self { scene, mesh })
+        let id = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or("scene").to_owned();
+        Ok(Self { scene, mesh, id })
     }
 }
 

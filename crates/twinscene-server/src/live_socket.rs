@@ -1,117 +1,282 @@
-//! The `/live` WebSocket: after the viewer's hello, a snapshot, then every delta in seq order,
-//! and a heartbeat when idle. A viewer that falls behind or says hello again gets a new snapshot.
+//! The `/live` WebSocket: after the viewer's hello, a snapshot (or catch-up from `since_seq`),
+//! then batched deltas from the feed, coalesced for a viewer that cannot keep up; heartbeats when idle.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{self, Instant, MissedTickBehavior};
-use twinscene_core::live::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use twinscene_core::live::{ClientMessage, PROTOCOL_VERSION, ServerMessage, TwinChange};
 
-use crate::state::{AppState, Delta, Subscription};
+use crate::api_error::ApiError;
+use crate::auth::Grant;
+use crate::feed::{Pull, coalesce};
+use crate::metrics::{self as m, refused};
+use crate::state::{AppState, RateBucket};
 
-/// Viewers only ever send a hello; anything much larger is not one.
-const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+/// A viewer that does not take a message within this time is disconnected.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Result<Response, ApiError> {
+    let slot = ConnectionSlot::take(&state)?;
+    // The hard cap protects memory; messages between the limit and the cap get a clear error.
+    let cap = state.config().limits.max_message_bytes.saturating_mul(2);
+    Ok(ws.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
+        let _slot = slot;
         if let Err(error) = serve_viewer(socket, state).await {
             tracing::debug!("live socket ended: {error}");
         }
-    })
+    }))
+}
+
+/// Counts a live connection for as long as it lives.
+struct ConnectionSlot(AppState);
+
+impl ConnectionSlot {
+    fn take(state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.config().limits.max_connections;
+        let before = state.connections().fetch_add(1, Ordering::AcqRel);
+        if before >= limit {
+            state.connections().fetch_sub(1, Ordering::AcqRel);
+            refused("connections");
+            return Err(ApiError::Unavailable(format!("too many live connections (at most {limit})")));
+        }
+        metrics::gauge!(m::CONNECTIONS).increment(1.0);
+        Ok(Self(state.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections().fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+    }
+}
+
+/// A viewer after its hello: what it may read and where it is in the stream.
+struct Session {
+    grant: Arc<Grant>,
+    /// The seq of the state the viewer has.
+    sent: u64,
+    /// The feed has been looked at up to here (past `sent` when the changes were all hidden
+    /// from this viewer).
+    pulled: u64,
 }
 
 async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum::Error> {
     let timings = state.timings();
+    let limits = state.config().limits.clone();
     let hello_deadline = Instant::now() + timings.hello_timeout;
     let mut heartbeat = time::interval_at(Instant::now() + timings.heartbeat, timings.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut published = state.feed().subscribe();
+    let mut allowance = RateBucket::new(limits.viewer_messages_per_second);
     // None until the viewer says hello: nothing is streamed before it.
-    let mut subscription: Option<Subscription> = None;
+    let mut session: Option<Session> = None;
     loop {
         tokio::select! {
             incoming = socket.recv() => {
                 let Some(incoming) = incoming else { return Ok(()) };
-                match incoming? {
-                    Message::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
-                        Ok(ClientMessage::Hello { protocol, .. }) if protocol != PROTOCOL_VERSION => {
-                            let message = format!(
-                                "protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}"
-                            );
-                            send(&mut socket, &ServerMessage::Error { message }).await?;
-                            return close(socket, "unsupported protocol version").await;
-                        }
-                        Ok(ClientMessage::Hello { .. }) => {
-                            subscription = Some(send_snapshot(&mut socket, &state).await?);
-                            heartbeat.reset();
-                        }
-                        Err(error) => {
-                            let message = format!("not a twinscene client message: {error}");
-                            send(&mut socket, &ServerMessage::Error { message }).await?;
-                        }
-                    },
-                    Message::Binary(_) => {
-                        let message = "binary messages are not supported; send JSON text".to_owned();
-                        send(&mut socket, &ServerMessage::Error { message }).await?;
-                    }
-                    Message::Close(_) => return Ok(()),
-                    // axum answers pings itself.
-                    Message::Ping(_) | Message::Pong(_) => {}
-                }
-            }
-            received = next_delta(&mut subscription) => match received {
-                Ok(delta) => {
-                    let Some(current) = subscription.as_mut() else { continue };
-                    if delta.seq <= current.seq {
-                        // Already part of the snapshot this viewer was sent.
+                let text = match incoming {
+                    Ok(Message::Text(text)) => text,
+                    Ok(Message::Binary(_)) => {
+                        send_error(&mut socket, "binary messages are not supported; send JSON text").await?;
                         continue;
                     }
-                    if delta.seq == current.seq + 1 {
-                        current.seq = delta.seq;
-                        socket.send(Message::Text(delta.text)).await?;
-                    } else {
-                        // A gap cannot happen with the subscription taken under the writers'
-                        // lock, but if it did, a snapshot is still correct.
-                        subscription = Some(send_snapshot(&mut socket, &state).await?);
+                    Ok(Message::Close(_)) => return Ok(()),
+                    // axum answers pings itself.
+                    Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                    Err(error) => {
+                        refused("message_too_large_or_broken");
+                        return Err(error);
                     }
+                };
+                if !allowance.take(limits.viewer_messages_per_second) {
+                    refused("viewer_rate");
+                    let message = format!(
+                        "too many messages: at most {} per second; this one was ignored",
+                        limits.viewer_messages_per_second
+                    );
+                    send_error(&mut socket, &message).await?;
+                    continue;
+                }
+                if text.len() > limits.max_message_bytes {
+                    refused("message_too_large");
+                    let message = format!("message of {} bytes ignored: at most {} are accepted", text.len(), limits.max_message_bytes);
+                    send_error(&mut socket, &message).await?;
+                    continue;
+                }
+                match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Hello { protocol, .. }) if protocol != PROTOCOL_VERSION => {
+                        let message = format!(
+                            "protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}"
+                        );
+                        send_error(&mut socket, &message).await?;
+                        return close(socket, "unsupported protocol version").await;
+                    }
+                    Ok(ClientMessage::Hello { scene, since_seq, token, .. }) => {
+                        let grant = match admit(&state, scene.as_deref(), token.as_deref()) {
+                            Ok(grant) => grant,
+                            Err(message) => {
+                                send_error(&mut socket, &message).await?;
+                                return close(socket, "hello refused").await;
+                            }
+                        };
+                        match since_seq.filter(|since| state.can_resume(*since)) {
+                            Some(since) => {
+                                let current = session.insert(Session { grant, sent: since, pulled: since });
+                                if !forward(&mut socket, &state, current).await? {
+                                    // Nothing was missed: say so, at the viewer's seq.
+                                    send(&mut socket, &ServerMessage::Heartbeat { seq: since }).await?;
+                                }
+                            }
+                            None => session = Some(send_snapshot(&mut socket, &state, grant).await?),
+                        }
+                        heartbeat.reset();
+                    }
+                    Err(error) => {
+                        refused("malformed");
+                        send_error(&mut socket, &format!("not a twinscene client message: {error}")).await?;
+                    }
+                }
+            }
+            changed = published.changed(), if session.is_some() => {
+                if changed.is_err() {
+                    return close(socket, "server shutting down").await;
+                }
+                if let Some(current) = session.as_mut()
+                    && forward(&mut socket, &state, current).await?
+                {
                     heartbeat.reset();
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "a live viewer fell behind; sending it a new snapshot");
-                    subscription = Some(send_snapshot(&mut socket, &state).await?);
-                    heartbeat.reset();
-                }
-                // The server is shutting down.
-                Err(RecvError::Closed) => return close(socket, "server shutting down").await,
-            },
-            _ = heartbeat.tick(), if subscription.is_some() => {
-                let seq = subscription.as_ref().map_or(0, |current| current.seq);
+            }
+            _ = heartbeat.tick(), if session.is_some() => {
+                let seq = session.as_ref().map_or(0, |current| current.sent);
                 send(&mut socket, &ServerMessage::Heartbeat { seq }).await?;
             }
-            _ = time::sleep_until(hello_deadline), if subscription.is_none() => {
+            _ = time::sleep_until(hello_deadline), if session.is_none() => {
                 return close(socket, "no hello received in time").await;
             }
         }
     }
 }
 
-/// The next delta once subscribed; never completes before the hello.
-async fn next_delta(subscription: &mut Option<Subscription>) -> Result<Delta, RecvError> {
-    match subscription {
-        Some(current) => current.deltas.recv().await,
-        None => std::future::pending().await,
+/// Checks a hello's scene and token; the error is what the viewer is told.
+fn admit(state: &AppState, scene: Option<&str>, token: Option<&str>) -> Result<Arc<Grant>, String> {
+    if let Some(scene) = scene {
+        let named = Path::new(scene).file_stem().and_then(|stem| stem.to_str());
+        if named != Some(state.scene_id()) {
+            return Err(format!("unknown scene {scene:?}; this server serves {:?}", state.scene_id()));
+        }
     }
+    let grant = state.tokens().grant(token).map_err(|error| {
+        refused("unauthorized");
+        error.to_string()
+    })?;
+    if !grant.may_open_scene(state.scene_id()) {
+        refused("forbidden");
+        return Err(format!("this token may not open scene {:?}", state.scene_id()));
+    }
+    Ok(grant)
 }
 
-async fn send_snapshot(socket: &mut WebSocket, state: &AppState) -> Result<Subscription, axum::Error> {
-    let (snapshot, subscription) = state.subscribe();
+/// Sends what the viewer has not seen yet, as one delta (coalesced when it spans several
+/// batches) or, when the ring no longer reaches back far enough or twins were created or
+/// deleted, as a snapshot. Returns whether anything was sent.
+async fn forward(
+    socket: &mut WebSocket,
+    state: &AppState,
+    session: &mut Session,
+) -> Result<bool, axum::Error> {
+    let batches = match state.feed().pull(session.pulled) {
+        Pull::TooOld => {
+            metrics::counter!(m::DROPS).increment(1);
+            *session = send_snapshot(socket, state, session.grant.clone()).await?;
+            return Ok(true);
+        }
+        Pull::Batches(batches) => batches,
+    };
+    let (Some(first), Some(last)) = (batches.first(), batches.last()) else { return Ok(false) };
+    if batches.iter().any(|batch| batch.structural) {
+        *session = send_snapshot(socket, state, session.grant.clone()).await?;
+        return Ok(true);
+    }
+    let accepted = first.accepted;
+    let newest = last.seq;
+    let shared = batches.len() == 1
+        && session.grant.reads_every_twin()
+        && first.base == session.sent
+        && session.sent == session.pulled;
+    if shared {
+        send_text(socket, first.text.clone()).await?;
+        delivered(first.changes.len(), accepted);
+        session.sent = newest;
+        session.pulled = newest;
+        return Ok(true);
+    }
+    let after = session.pulled;
+    session.pulled = newest;
+    let grant = &session.grant;
+    let readable: Vec<&TwinChange> = batches
+        .iter()
+        .flat_map(|batch| &batch.changes)
+        .filter(|change| change.seq > after && grant.may_read_parts(&change.change.twin, &change.model))
+        .map(|change| &change.change)
+        .collect();
+    if readable.is_empty() {
+        return Ok(false);
+    }
+    let (changes, dropped) = coalesce(readable.into_iter());
+    metrics::counter!(m::COALESCED).increment(dropped as u64);
+    let count = changes.len();
+    let base = (session.sent + 1 != newest).then_some(session.sent);
+    send(socket, &ServerMessage::Delta { seq: newest, changes, base }).await?;
+    delivered(count, accepted);
+    session.sent = newest;
+    Ok(true)
+}
+
+fn delivered(changes: usize, accepted: std::time::Instant) {
+    metrics::counter!(m::DELTAS_OUT).increment(1);
+    metrics::counter!(m::UPDATES_OUT).increment(changes as u64);
+    m::latency(accepted.elapsed());
+}
+
+async fn send_snapshot(
+    socket: &mut WebSocket,
+    state: &AppState,
+    grant: Arc<Grant>,
+) -> Result<Session, axum::Error> {
+    let (snapshot, seq) = state.snapshot(&grant);
     send(socket, &snapshot).await?;
-    Ok(subscription)
+    metrics::counter!(m::SNAPSHOTS_OUT).increment(1);
+    Ok(Session { grant, sent: seq, pulled: seq })
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {
     let text = serde_json::to_string(message).map_err(axum::Error::new)?;
-    socket.send(Message::Text(text.into())).await
+    send_text(socket, text.into()).await
+}
+
+async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), axum::Error> {
+    match time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await {
+        Ok(result) => result,
+        Err(_) => {
+            metrics::counter!(m::DROPS).increment(1);
+            Err(axum::Error::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the viewer took no message for 30 s",
+            )))
+        }
+    }
+}
+
+async fn send_error(socket: &mut WebSocket, message: &str) -> Result<(), axum::Error> {
+    send(socket, &ServerMessage::Error { message: message.to_owned() }).await
 }
 
 async fn close(mut socket: WebSocket, reason: &str) -> Result<(), axum::Error> {

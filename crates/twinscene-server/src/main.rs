@@ -1,14 +1,16 @@
-//! The `twinscene` command: reads the command line, loads the scene, binds, and serves until
-//! Ctrl-C. Everything else lives in the library.
+//! The `twinscene` command: `serve` (the viewer, scene, ingest and live data) and `simulate`
+//! (drive a running server through its public ingest API). Everything else lives in the library.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use twinscene_server::{AppState, LiveTimings, LoadedScene, StaticDirs, simulator};
+use twinscene_server::storage::{SqliteStorage, Storage};
+use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs, mqtt, simulator};
 
 #[derive(Parser)]
 #[command(name = "twinscene", version, about = "Digital-twin 3D viewer server")]
@@ -19,8 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the viewer, the scene and live twin updates.
+    /// Serve the viewer, the scene, twin ingest and live twin updates.
     Serve(ServeArgs),
+    /// Drive a running server's twins with random walks and occasional alarms.
+    Simulate(simulator::SimulateArgs),
 }
 
 #[derive(Args)]
@@ -39,6 +43,13 @@ struct ServeArgs {
     /// The web page.
     #[arg(long, default_value = "web")]
     web: PathBuf,
+    /// The server config file (TOML): tokens, limits, history retention, MQTT bridge.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The SQLite database that keeps twin state and history across restarts. Without it the
+    /// state lives in memory and starts from the scene file on every start.
+    #[arg(long)]
+    db: Option<PathBuf>,
     /// Random-walk twin temperatures, for a demo without a data source.
     #[arg(long)]
     simulate: bool,
@@ -48,13 +59,17 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let command = Cli::parse().command;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match serve(args).await {
+    let result = match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Simulate(args) => simulator::run_remote(args).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -65,11 +80,26 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let scene = LoadedScene::load(&args.scene).map_err(|error| error.to_string())?;
+    let config = match &args.config {
+        Some(path) => ServerConfig::load(path).map_err(|error| error.to_string())?,
+        None => ServerConfig::default(),
+    };
+    let storage: Arc<dyn Storage> = match &args.db {
+        Some(path) => Arc::new(SqliteStorage::open(path).map_err(|error| error.to_string())?),
+        None => Arc::new(SqliteStorage::in_memory().map_err(|error| error.to_string())?),
+    };
     let dirs = StaticDirs { dist: args.dist, web: args.web, ..StaticDirs::default() };
-    let state = AppState::new(scene, dirs, LiveTimings::default());
+    let state = AppState::with_storage(scene, dirs, LiveTimings::default(), config, storage)
+        .map_err(|error| error.to_string())?;
     twinscene_server::warn_about_missing_files(&state);
+    if state.config().tokens.is_empty() {
+        tracing::info!("no tokens configured: every client may read and write");
+    }
     if args.simulate {
         simulator::spawn(state.clone(), Duration::from_millis(args.simulate_interval_ms));
+    }
+    if let Some(bridge) = state.config().mqtt.clone() {
+        mqtt::spawn(state.clone(), bridge);
     }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -79,10 +109,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "twinscene listening on http://{address}");
     let _ = stdout.flush();
-    axum::serve(listener, twinscene_server::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    twinscene_server::serve(listener, state, shutdown)
         .await
         .map_err(|error| format!("server failed: {error}"))
 }

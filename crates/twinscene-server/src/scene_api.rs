@@ -1,6 +1,8 @@
 //! The routes a viewer starts from: `/api/config` (where things are), `/api/scene` (the scene
 //! with the current twin state) and `/api/scene/mesh/{file}` (the scene's mesh file).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -11,6 +13,7 @@ use tower_http::services::ServeFile;
 use twinscene_core::scene::Scene;
 
 use crate::api_error::ApiError;
+use crate::auth::Grant;
 use crate::config::MeshSource;
 use crate::state::AppState;
 
@@ -18,8 +21,9 @@ pub async fn config() -> Json<Value> {
     Json(json!({ "scene": "/api/scene", "live": "/live" }))
 }
 
-pub async fn scene(State(state): State<AppState>) -> Json<Scene> {
-    Json(state.current_scene())
+/// With tokens configured, only the twins the bearer may read.
+pub async fn scene(State(state): State<AppState>, grant: Arc<Grant>) -> Json<Scene> {
+    Json(state.current_scene(&grant))
 }
 
 /// Serves only the scene's own mesh, found by its file name, so that no other file can be

@@ -1,22 +1,24 @@
-//! The shared state: the twin graph and the delta sequence number behind one lock, and the
-//! broadcast that carries each accepted change, serialized once, to every live socket.
+//! The shared state: the twin graph, models and the live seq behind one lock, the durable store
+//! every write reaches before it is acknowledged, and the feed that publishes accepted writes.
 
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
-use json_patch::Patch;
-use tokio::sync::broadcast;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
+use serde_json::{Map, Value};
 use twinscene_core::graph::TwinGraph;
 use twinscene_core::live::{PROTOCOL_VERSION, ServerMessage, TwinChange};
 use twinscene_core::scene::Scene;
-use twinscene_core::twin::Twin;
+use twinscene_core::twin::{Relationship, Twin};
 
 use crate::api_error::ApiError;
+use crate::auth::{Grant, Tokens};
 use crate::config::{LiveTimings, LoadedScene, MeshSource, StaticDirs};
-
-/// How many deltas a slow socket may fall behind before it is sent a fresh snapshot instead.
-const DELTA_BACKLOG: usize = 1024;
+use crate::feed::{Feed, FeedChange};
+use crate::server_config::ServerConfig;
+use crate::storage::{Committer, SqliteStorage, Storage, StorageError, StoredWrite, now_ms};
 
 /// Everything the handlers share; cheap to clone.
 #[derive(Clone)]
@@ -25,56 +27,125 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     /// The scene as served: the mesh points at the server, and `twins` is filled in per request.
     scene: Scene,
+    /// The scene's id (its file stem): what `hello.scene` and token scopes name.
+    scene_id: String,
     mesh: MeshSource,
     static_dirs: StaticDirs,
     timings: LiveTimings,
+    config: ServerConfig,
+    tokens: Tokens,
     live: Mutex<LiveState>,
-    deltas: broadcast::Sender<Delta>,
+    feed: Arc<Feed>,
+    storage: Arc<dyn Storage>,
+    committer: Committer,
+    storage_failed: Arc<AtomicBool>,
+    connections: AtomicUsize,
+    recent_events: Mutex<RecentEvents>,
+    ingest_buckets: Mutex<BTreeMap<String, RateBucket>>,
 }
 
 struct LiveState {
     graph: TwinGraph,
-    /// The seq of the last delta sent; 0 until the first write.
+    models: BTreeMap<String, Value>,
+    /// The seq of the last accepted write.
     seq: u64,
 }
 
-/// One accepted change as it goes out on the wire, already serialized.
-#[derive(Clone, Debug)]
-pub struct Delta {
-    pub seq: u64,
-    pub text: Utf8Bytes,
-}
-
-/// A live socket's place in the stream: the seq it has seen up to, and a receiver for the
-/// deltas after it.
-pub struct Subscription {
-    pub seq: u64,
-    pub deltas: broadcast::Receiver<Delta>,
-}
-
-/// What a successful write tells the writer.
+/// What a successful twin write tells the writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub etag: String,
     pub seq: u64,
 }
 
+/// Where a write came from, for metrics.
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    Rest,
+    CloudEvents,
+    Mqtt,
+    Simulator,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::CloudEvents => "cloudevents",
+            Self::Mqtt => "mqtt",
+            Self::Simulator => "simulator",
+        }
+    }
+}
+
+/// How a `PUT` of a twin ended.
+pub enum PutOutcome {
+    Created(Twin),
+    Replaced(Twin),
+}
+
 impl AppState {
+    /// An open server with in-memory storage and default limits (what tests mostly need).
     pub fn new(loaded: LoadedScene, static_dirs: StaticDirs, timings: LiveTimings) -> Self {
-        let LoadedScene { mut scene, mesh } = loaded;
-        let graph = TwinGraph::new(std::mem::take(&mut scene.twins), scene.relationships.clone());
+        let storage = SqliteStorage::in_memory().unwrap_or_else(|error| panic!("in-memory SQLite: {error}"));
+        Self::with_storage(loaded, static_dirs, timings, ServerConfig::default(), Arc::new(storage))
+            .unwrap_or_else(|error| panic!("in-memory SQLite: {error}"))
+    }
+
+    /// Starts from what `storage` holds, or seeds it from the scene's twins when it is empty.
+    /// Must be called within a tokio runtime (the feed's publisher is a task).
+    pub fn with_storage(
+        loaded: LoadedScene,
+        static_dirs: StaticDirs,
+        timings: LiveTimings,
+        config: ServerConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self, StorageError> {
+        crate::metrics::handle();
+        let LoadedScene { mut scene, mesh, id: scene_id } = loaded;
+        let scene_twins = std::mem::take(&mut scene.twins);
+        let (graph, models, stored_seq) = match storage.load()? {
+            Some(stored) => {
+                let models =
+                    stored.models.into_iter().filter_map(|model| Some((model_id(&model)?, model))).collect();
+                (TwinGraph::new(stored.twins, stored.relationships), models, stored.seq)
+            }
+            None => {
+                let mut seed: Vec<StoredWrite> = scene_twins.iter().cloned().map(StoredWrite::Twin).collect();
+                seed.extend(scene.relationships.iter().cloned().map(StoredWrite::Relationship));
+                seed.push(StoredWrite::Seq(0));
+                storage.commit(&seed)?;
+                (TwinGraph::new(scene_twins, scene.relationships.clone()), BTreeMap::new(), 0)
+            }
+        };
+        // Each run numbers its writes from its start time in microseconds (or on from the
+        // stored seq if that is higher), so that a viewer's `since_seq` from another run can
+        // never be mistaken for a position in this one.
+        let origin = now_micros().max(stored_seq + 1);
+        storage.commit(&[StoredWrite::Seq(origin)])?;
         if let MeshSource::File { name, .. } = &mesh {
             scene.mesh = format!("/api/scene/mesh/{}", encode_path_segment(name));
         }
-        let (deltas, _) = broadcast::channel(DELTA_BACKLOG);
-        Self(Arc::new(Shared {
+        let committer = Committer::start(storage.clone(), config.history.clone());
+        let feed = Feed::new(origin, config.live);
+        let tokens = Tokens::new(&config.tokens);
+        Ok(Self(Arc::new(Shared {
             scene,
+            scene_id,
             mesh,
             static_dirs,
             timings,
-            live: Mutex::new(LiveState { graph, seq: 0 }),
-            deltas,
-        }))
+            tokens,
+            live: Mutex::new(LiveState { graph, models, seq: origin }),
+            feed,
+            storage,
+            committer,
+            storage_failed: Arc::new(AtomicBool::new(false)),
+            connections: AtomicUsize::new(0),
+            recent_events: Mutex::new(RecentEvents::default()),
+            ingest_buckets: Mutex::new(BTreeMap::new()),
+            config,
+        })))
     }
 
     pub fn mesh(&self) -> &MeshSource {
@@ -89,14 +160,82 @@ impl AppState {
         self.0.timings
     }
 
-    /// The scene with the current twin state.
-    pub fn current_scene(&self) -> Scene {
-        let twins = self.live().graph.twins().cloned().collect();
-        Scene { twins, ..self.0.scene.clone() }
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
     }
 
-    pub fn twin(&self, id: &str) -> Option<Twin> {
-        self.live().graph.twin(id).cloned()
+    pub fn tokens(&self) -> &Tokens {
+        &self.0.tokens
+    }
+
+    pub fn scene_id(&self) -> &str {
+        &self.0.scene_id
+    }
+
+    pub fn feed(&self) -> &Feed {
+        &self.0.feed
+    }
+
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.0.storage.clone()
+    }
+
+    /// False once a commit failed: the server then refuses writes and `/healthz` says so.
+    pub fn storage_healthy(&self) -> bool {
+        !self.0.storage_failed.load(Ordering::Relaxed)
+    }
+
+    pub fn connections(&self) -> &AtomicUsize {
+        &self.0.connections
+    }
+
+    /// The seq of the last accepted write.
+    pub fn seq(&self) -> u64 {
+        self.live().seq
+    }
+
+    /// The scene with the current state of the twins `grant` may read.
+    pub fn current_scene(&self, grant: &Grant) -> Scene {
+        let live = self.live();
+        let twins = live.graph.twins().filter(|twin| grant.may_read(twin)).cloned().collect();
+        let relationships = readable_relationships(&live.graph, grant);
+        Scene { twins, relationships, ..self.0.scene.clone() }
+    }
+
+    pub fn twin(&self, grant: &Grant, id: &str) -> Result<Twin, ApiError> {
+        let live = self.live();
+        let twin = live.graph.twin(id).ok_or_else(|| twin_not_found(id))?;
+        if !grant.may_read(twin) {
+            return Err(forbidden_twin(id, "read"));
+        }
+        Ok(twin.clone())
+    }
+
+    /// Twins `grant` may read, optionally of one model and/or related to a twin.
+    pub fn query_twins(&self, grant: &Grant, query: &TwinQuery) -> Vec<Twin> {
+        let live = self.live();
+        let relationships = live.graph.relationships().to_vec();
+        let related: Option<HashSet<&str>> = match (&query.related_from, &query.related_to) {
+            (None, None) => None,
+            (from, to) => Some(
+                relationships
+                    .iter()
+                    .filter(|r| query.relationship.as_ref().is_none_or(|name| &r.name == name))
+                    .filter_map(|r| match (from, to) {
+                        (Some(from), _) if &r.source == from => Some(r.target.as_str()),
+                        (_, Some(to)) if &r.target == to => Some(r.source.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
+        live.graph
+            .twins()
+            .filter(|twin| grant.may_read(twin))
+            .filter(|twin| query.model.as_ref().is_none_or(|model| &twin.model == model))
+            .filter(|twin| related.as_ref().is_none_or(|ids| ids.contains(twin.id.as_str())))
+            .cloned()
+            .collect()
     }
 
     /// Ids and temperatures of the twins that have a numeric `temperature`.
@@ -108,44 +247,634 @@ impl AppState {
             .collect()
     }
 
-    /// Applies a JSON Patch to one twin, all of it or nothing, and on success sends the change
-    /// to every live socket as the next delta. Every write, from HTTP or the simulator, comes
+    /// Applies a JSON Patch to one twin, all of it or nothing, numbers it, makes it durable and
+    /// queues it for viewers. Every property write (REST, CloudEvents, MQTT, simulator) comes
     /// through here, so the order of `seq` is the order in which writes were applied.
-    pub fn apply_patch(&self, id: &str, patch: Patch) -> Result<Accepted, ApiError> {
-        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let mut live = self.live();
-        let seq = live.seq + 1;
-        // Serialized before the graph changes, so that a write is never applied without its delta.
-        let change = TwinChange { twin: id.to_owned(), patch: patch.clone(), ts: ts.clone() };
-        let message = ServerMessage::Delta { seq, changes: vec![change] };
-        let text = serde_json::to_string(&message)
-            .map_err(|error| ApiError::Internal(format!("cannot encode delta: {error}")))?;
-        let twin = live.graph.apply_patch(id, &patch, &ts)?;
-        let etag = twin.etag.clone();
-        live.seq = seq;
-        // An error only means no socket is listening right now, which is fine.
-        let _ = self.0.deltas.send(Delta { seq, text: text.into() });
-        Ok(Accepted { etag, seq })
+    pub async fn patch_twin(
+        &self,
+        grant: &Grant,
+        id: &str,
+        patch: Patch,
+        if_match: Option<&str>,
+        source: Source,
+    ) -> Result<Accepted, ApiError> {
+        self.check_storage()?;
+        let (durable, accepted) = {
+            let mut live = self.live();
+            let twin = live.graph.twin(id).ok_or_else(|| twin_not_found(id))?;
+            if !grant.may_write(twin) {
+                return Err(forbidden_twin(id, "write"));
+            }
+            check_if_match(if_match, &twin.etag)?;
+            let (ts, ts_ms) = now_timestamps();
+            let twin = live.graph.apply_patch(id, &patch, &ts)?.clone();
+            let mut writes = history_points(&twin, &patch, ts_ms);
+            let etag = twin.etag.clone();
+            let model = twin.model.clone();
+            writes.push(StoredWrite::Twin(twin));
+            live.seq += 1;
+            let seq = live.seq;
+            writes.push(StoredWrite::Seq(seq));
+            let change = TwinChange { twin: id.to_owned(), patch, ts };
+            self.0.feed.push(FeedChange { seq, model, change });
+            (self.submit(writes, seq), Accepted { etag, seq })
+        };
+        durable.await?;
+        crate::metrics::update_in(source.label());
+        Ok(accepted)
     }
 
-    /// Takes a snapshot and starts receiving deltas at the same instant: both happen under the
-    /// lock that writers hold while they apply, number and send, so no delta is lost or repeated.
-    pub fn subscribe(&self) -> (ServerMessage, Subscription) {
+    /// ADT `PUT /digitaltwins/{id}`: creates the twin, or replaces its properties (as one
+    /// patch, so viewers get a delta) or its model (viewers get a snapshot).
+    pub async fn put_twin(
+        &self,
+        grant: &Grant,
+        id: &str,
+        mut twin: Twin,
+        if_match: Option<&str>,
+        if_none_match: Option<&str>,
+    ) -> Result<PutOutcome, ApiError> {
+        self.check_storage()?;
+        twin.id = id.to_owned();
+        if !grant.may_write(&twin) {
+            return Err(forbidden_twin(id, "write"));
+        }
+        let (ts, _) = now_timestamps();
+        let existing = self.live().graph.twin(id).cloned();
+        match existing {
+            Some(existing) => {
+                if !grant.may_write(&existing) {
+                    return Err(forbidden_twin(id, "write"));
+                }
+                if if_none_match == Some("*") {
+                    return Err(ApiError::PreconditionFailed(format!("twin {id:?} already exists")));
+                }
+                check_if_match(if_match, &existing.etag)?;
+                if existing.model == twin.model {
+                    let patch = replacement_patch(&existing.properties, &twin.properties);
+                    if patch.0.is_empty() {
+                        return Ok(PutOutcome::Replaced(existing));
+                    }
+                    let etag = existing.etag.clone();
+                    self.patch_twin(grant, id, patch, Some(&etag), Source::Rest).await?;
+                    return self.twin(grant, id).map(PutOutcome::Replaced);
+                }
+                twin.etag = next_etag(&existing.etag);
+                twin.last_update_time =
+                    twin.properties.keys().map(|name| (name.clone(), ts.clone())).collect();
+                let stored = twin.clone();
+                self.structural(|live| {
+                    let twins = live
+                        .graph
+                        .twins()
+                        .map(|t| if t.id == stored.id { stored.clone() } else { t.clone() });
+                    live.graph =
+                        TwinGraph::new(twins.collect::<Vec<_>>(), live.graph.relationships().to_vec());
+                    Ok(vec![StoredWrite::Twin(stored.clone())])
+                })
+                .await?;
+                Ok(PutOutcome::Replaced(twin))
+            }
+            None => {
+                if if_match.is_some() {
+                    return Err(ApiError::PreconditionFailed(format!("twin {id:?} does not exist")));
+                }
+                twin.etag = "W/\"1\"".to_owned();
+                twin.last_update_time =
+                    twin.properties.keys().map(|name| (name.clone(), ts.clone())).collect();
+                let created = twin.clone();
+                self.structural(|live| {
+                    if live.graph.twin(&created.id).is_some() {
+                        return Err(ApiError::PreconditionFailed(format!(
+                            "twin {:?} was just created",
+                            created.id
+                        )));
+                    }
+                    let mut twins: Vec<Twin> = live.graph.twins().cloned().collect();
+                    twins.push(created.clone());
+                    live.graph = TwinGraph::new(twins, live.graph.relationships().to_vec());
+                    Ok(vec![StoredWrite::Twin(created.clone())])
+                })
+                .await?;
+                Ok(PutOutcome::Created(twin))
+            }
+        }
+    }
+
+    /// ADT `DELETE /digitaltwins/{id}`: refused while relationships still name the twin.
+    pub async fn delete_twin(&self, grant: &Grant, id: &str, if_match: Option<&str>) -> Result<(), ApiError> {
+        self.check_storage()?;
+        self.structural(|live| {
+            let twin = live.graph.twin(id).ok_or_else(|| twin_not_found(id))?;
+            if !grant.may_write(twin) {
+                return Err(forbidden_twin(id, "write"));
+            }
+            check_if_match(if_match, &twin.etag)?;
+            let relationships = live.graph.relationships().to_vec();
+            if relationships.iter().any(|r| r.source == id || r.target == id) {
+                return Err(ApiError::Conflict(format!(
+                    "twin {id:?} still has relationships; delete them first"
+                )));
+            }
+            let twins: Vec<Twin> = live.graph.twins().filter(|twin| twin.id != id).cloned().collect();
+            live.graph = TwinGraph::new(twins, relationships);
+            Ok(vec![StoredWrite::DeleteTwin(id.to_owned())])
+        })
+        .await
+    }
+
+    pub fn relationship(&self, grant: &Grant, source: &str, id: &str) -> Result<Relationship, ApiError> {
         let live = self.live();
-        let deltas = self.0.deltas.subscribe();
+        let twin = live.graph.twin(source).ok_or_else(|| twin_not_found(source))?;
+        if !grant.may_read(twin) {
+            return Err(forbidden_twin(source, "read"));
+        }
+        let relationships = live.graph.relationships().to_vec();
+        relationships
+            .into_iter()
+            .find(|r| r.source == source && r.id == id)
+            .ok_or_else(|| relationship_not_found(source, id))
+    }
+
+    /// Outgoing (or, with `incoming`, incoming) relationships of a twin, optionally by name.
+    pub fn relationships_of(
+        &self,
+        grant: &Grant,
+        twin: &str,
+        name: Option<&str>,
+        incoming: bool,
+    ) -> Result<Vec<Relationship>, ApiError> {
+        let live = self.live();
+        let found = live.graph.twin(twin).ok_or_else(|| twin_not_found(twin))?;
+        if !grant.may_read(found) {
+            return Err(forbidden_twin(twin, "read"));
+        }
+        Ok(readable_relationships(&live.graph, grant)
+            .into_iter()
+            .filter(|r| if incoming { r.target == twin } else { r.source == twin })
+            .filter(|r| name.is_none_or(|name| r.name == name))
+            .collect())
+    }
+
+    /// ADT `PUT /digitaltwins/{source}/relationships/{id}`.
+    pub async fn put_relationship(
+        &self,
+        grant: &Grant,
+        mut relationship: Relationship,
+        if_match: Option<&str>,
+        if_none_match: Option<&str>,
+    ) -> Result<Relationship, ApiError> {
+        self.check_storage()?;
+        let mut stored = None;
+        self.structural(|live| {
+            let source =
+                live.graph.twin(&relationship.source).ok_or_else(|| twin_not_found(&relationship.source))?;
+            if !grant.may_write(source) {
+                return Err(forbidden_twin(&relationship.source, "write"));
+            }
+            let target = live.graph.twin(&relationship.target).ok_or_else(|| {
+                ApiError::BadRequest(format!("the target twin {:?} does not exist", relationship.target))
+            })?;
+            if !grant.may_read(target) {
+                return Err(forbidden_twin(&relationship.target, "read"));
+            }
+            let mut relationships = live.graph.relationships().to_vec();
+            let existing =
+                relationships.iter().position(|r| r.source == relationship.source && r.id == relationship.id);
+            let etag = match existing {
+                Some(at) => {
+                    if if_none_match == Some("*") {
+                        return Err(ApiError::PreconditionFailed(format!(
+                            "relationship {:?} already exists",
+                            relationship.id
+                        )));
+                    }
+                    let current = relationship_etag(&relationships[at]);
+                    check_if_match(if_match, &current)?;
+                    relationships.remove(at);
+                    next_etag(&current)
+                }
+                None => {
+                    if if_match.is_some() {
+                        return Err(relationship_precondition(&relationship));
+                    }
+                    "W/\"1\"".to_owned()
+                }
+            };
+            relationship.properties.insert("$etag".into(), Value::String(etag));
+            relationships.push(relationship.clone());
+            let twins: Vec<Twin> = live.graph.twins().cloned().collect();
+            live.graph = TwinGraph::new(twins, relationships);
+            stored = Some(relationship.clone());
+            Ok(vec![StoredWrite::Relationship(relationship.clone())])
+        })
+        .await?;
+        stored.ok_or_else(|| ApiError::Internal("the relationship was not stored".into()))
+    }
+
+    /// ADT `PATCH /digitaltwins/{source}/relationships/{id}`: a JSON Patch of its properties.
+    pub async fn patch_relationship(
+        &self,
+        grant: &Grant,
+        source: &str,
+        id: &str,
+        patch: Patch,
+        if_match: Option<&str>,
+    ) -> Result<String, ApiError> {
+        self.check_storage()?;
+        let mut new_etag = String::new();
+        self.structural(|live| {
+            let twin = live.graph.twin(source).ok_or_else(|| twin_not_found(source))?;
+            if !grant.may_write(twin) {
+                return Err(forbidden_twin(source, "write"));
+            }
+            let mut relationships = live.graph.relationships().to_vec();
+            let at = relationships
+                .iter()
+                .position(|r| r.source == source && r.id == id)
+                .ok_or_else(|| relationship_not_found(source, id))?;
+            let current = relationship_etag(&relationships[at]);
+            check_if_match(if_match, &current)?;
+            let properties = patch_relationship_properties(&relationships[at].properties, &patch)?;
+            new_etag = next_etag(&current);
+            let relationship = &mut relationships[at];
+            relationship.properties = properties;
+            relationship.properties.insert("$etag".into(), Value::String(new_etag.clone()));
+            let write = StoredWrite::Relationship(relationship.clone());
+            let twins: Vec<Twin> = live.graph.twins().cloned().collect();
+            live.graph = TwinGraph::new(twins, relationships);
+            Ok(vec![write])
+        })
+        .await?;
+        Ok(new_etag)
+    }
+
+    pub async fn delete_relationship(
+        &self,
+        grant: &Grant,
+        source: &str,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.check_storage()?;
+        self.structural(|live| {
+            let twin = live.graph.twin(source).ok_or_else(|| twin_not_found(source))?;
+            if !grant.may_write(twin) {
+                return Err(forbidden_twin(source, "write"));
+            }
+            let mut relationships = live.graph.relationships().to_vec();
+            let at = relationships
+                .iter()
+                .position(|r| r.source == source && r.id == id)
+                .ok_or_else(|| relationship_not_found(source, id))?;
+            check_if_match(if_match, &relationship_etag(&relationships[at]))?;
+            relationships.remove(at);
+            let twins: Vec<Twin> = live.graph.twins().cloned().collect();
+            live.graph = TwinGraph::new(twins, relationships);
+            Ok(vec![StoredWrite::DeleteRelationship { source: source.to_owned(), id: id.to_owned() }])
+        })
+        .await
+    }
+
+    pub fn models(&self) -> Vec<Value> {
+        self.live().models.values().cloned().collect()
+    }
+
+    pub fn model(&self, id: &str) -> Option<Value> {
+        self.live().models.get(id).cloned()
+    }
+
+    /// ADT `POST /models`: all of them or none; an id that exists already is a conflict.
+    pub async fn add_models(&self, grant: &Grant, models: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+        self.check_storage()?;
+        if !grant.may_write_anything() {
+            return Err(ApiError::Forbidden("this token may not write".into()));
+        }
+        let durable = {
+            let mut live = self.live();
+            let mut writes = Vec::new();
+            let mut seen = HashSet::new();
+            for (index, model) in models.iter().enumerate() {
+                let id = model_id(model)
+                    .ok_or_else(|| ApiError::BadRequest(format!("model {index} has no \"@id\" string")))?;
+                if live.models.contains_key(&id) || !seen.insert(id.clone()) {
+                    return Err(ApiError::ModelExists(format!("model {id:?} already exists")));
+                }
+                writes.push(StoredWrite::Model { id, model: model.clone() });
+            }
+            for write in &writes {
+                if let StoredWrite::Model { id, model } = write {
+                    live.models.insert(id.clone(), model.clone());
+                }
+            }
+            self.0.committer.submit(writes, None)
+        };
+        wait_durable(durable).await?;
+        Ok(models)
+    }
+
+    pub async fn delete_model(&self, grant: &Grant, id: &str) -> Result<(), ApiError> {
+        self.check_storage()?;
+        if !grant.may_write_anything() {
+            return Err(ApiError::Forbidden("this token may not write".into()));
+        }
+        let durable = {
+            let mut live = self.live();
+            if live.models.remove(id).is_none() {
+                return Err(ApiError::ModelNotFound(format!("no model has id {id:?}")));
+            }
+            self.0.committer.submit(vec![StoredWrite::DeleteModel(id.to_owned())], None)
+        };
+        wait_durable(durable).await
+    }
+
+    /// A snapshot for `grant` and its seq. Taken under the writers' lock, so it is exactly the
+    /// state as of that seq; the feed then serves every change after it.
+    pub fn snapshot(&self, grant: &Grant) -> (ServerMessage, u64) {
+        let live = self.live();
         let snapshot = ServerMessage::Snapshot {
             protocol: PROTOCOL_VERSION,
             seq: live.seq,
-            twins: live.graph.twins().cloned().collect(),
-            relationships: live.graph.relationships().to_vec(),
+            twins: live.graph.twins().filter(|twin| grant.may_read(twin)).cloned().collect(),
+            relationships: readable_relationships(&live.graph, grant),
         };
-        (snapshot, Subscription { seq: live.seq, deltas })
+        (snapshot, live.seq)
+    }
+
+    /// Whether a viewer that has the state as of `since` can be caught up with deltas alone.
+    pub fn can_resume(&self, since: u64) -> bool {
+        let live = self.live();
+        since <= live.seq && self.0.feed.can_resume(since)
+    }
+
+    /// Remembers a CloudEvent's (source, id); false when it was seen recently (a duplicate).
+    pub fn first_delivery(&self, source: &str, id: &str) -> bool {
+        let mut recent = self.0.recent_events.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.insert(format!("{source}\u{0}{id}"))
+    }
+
+    /// Takes one request from a client's ingest allowance; false when it is used up.
+    pub fn take_ingest_allowance(&self, client: &str) -> bool {
+        let rate = self.0.config.limits.ingest_requests_per_second;
+        let mut buckets = self.0.ingest_buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() > 10_000 && !buckets.contains_key(client) {
+            // Bounded: forget idle clients rather than grow without end.
+            buckets.retain(|_, bucket| bucket.last.elapsed().as_secs() < 60);
+        }
+        buckets.entry(client.to_owned()).or_insert_with(|| RateBucket::new(rate)).take(rate)
+    }
+
+    /// Runs a create or delete under the lock; it gets the next seq and every viewer a fresh
+    /// snapshot. `change` either mutates the graph and returns what to store, or refuses.
+    async fn structural(
+        &self,
+        change: impl FnOnce(&mut LiveState) -> Result<Vec<StoredWrite>, ApiError>,
+    ) -> Result<(), ApiError> {
+        let durable = {
+            let mut live = self.live();
+            let mut writes = change(&mut live)?;
+            live.seq += 1;
+            let seq = live.seq;
+            writes.push(StoredWrite::Seq(seq));
+            self.0.feed.push_structural(seq);
+            self.submit(writes, seq)
+        };
+        durable.await
+    }
+
+    /// Queues writes for the storage thread; must be called under the live lock so that the
+    /// queue is in seq order. Resolves once they are durable.
+    fn submit(
+        &self,
+        writes: Vec<StoredWrite>,
+        seq: u64,
+    ) -> impl Future<Output = Result<(), ApiError>> + use<> {
+        let feed = self.0.feed.clone();
+        let failed = self.0.storage_failed.clone();
+        let after = Box::new(move |ok: bool| {
+            if !ok {
+                failed.store(true, Ordering::Relaxed);
+            }
+            feed.mark_durable(seq);
+        });
+        wait_durable(self.0.committer.submit(writes, Some(after)))
+    }
+
+    fn check_storage(&self) -> Result<(), ApiError> {
+        if self.storage_healthy() {
+            Ok(())
+        } else {
+            Err(ApiError::Unavailable("storage failed; writes are refused until the server restarts".into()))
+        }
     }
 
     fn live(&self) -> MutexGuard<'_, LiveState> {
         // A panic while the lock was held cannot leave the graph half-patched (patches apply
         // atomically), so the state is still good to use.
         self.0.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn wait_durable(receiver: tokio::sync::oneshot::Receiver<Result<(), String>>) -> Result<(), ApiError> {
+    match receiver.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(ApiError::Unavailable(format!("the write could not be made durable: {error}"))),
+        Err(_) => Err(ApiError::Unavailable("the storage thread stopped".into())),
+    }
+}
+
+/// Filters for `GET /query/twins`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwinQuery {
+    pub model: Option<String>,
+    /// Twins that this twin has a relationship to.
+    pub related_from: Option<String>,
+    /// Twins that have a relationship to this twin.
+    pub related_to: Option<String>,
+    /// Only relationships with this name.
+    pub relationship: Option<String>,
+}
+
+fn readable_relationships(graph: &TwinGraph, grant: &Grant) -> Vec<Relationship> {
+    let relationships = graph.relationships().to_vec();
+    if grant.reads_every_twin() {
+        return relationships;
+    }
+    let readable = |id: &str| graph.twin(id).is_some_and(|twin| grant.may_read(twin));
+    relationships.into_iter().filter(|r| readable(&r.source) && readable(&r.target)).collect()
+}
+
+fn twin_not_found(id: &str) -> ApiError {
+    ApiError::TwinNotFound(format!("no twin has id {id:?}"))
+}
+
+fn forbidden_twin(id: &str, what: &str) -> ApiError {
+    ApiError::Forbidden(format!("this token may not {what} twin {id:?}"))
+}
+
+fn relationship_not_found(source: &str, id: &str) -> ApiError {
+    ApiError::RelationshipNotFound(format!("twin {source:?} has no relationship {id:?}"))
+}
+
+fn relationship_precondition(relationship: &Relationship) -> ApiError {
+    ApiError::PreconditionFailed(format!("relationship {:?} does not exist", relationship.id))
+}
+
+/// `If-Match`: `*` or the current etag (a list of etags is accepted as HTTP allows).
+fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), ApiError> {
+    match if_match {
+        None => Ok(()),
+        Some(header) if header.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag) => Ok(()),
+        Some(header) => Err(ApiError::PreconditionFailed(format!(
+            "If-Match {header} does not match the current etag {etag}"
+        ))),
+    }
+}
+
+fn relationship_etag(relationship: &Relationship) -> String {
+    relationship.properties.get("$etag").and_then(Value::as_str).unwrap_or("W/\"1\"").to_owned()
+}
+
+/// `W/"n"` → `W/"n+1"`; any other etag starts over at 1 past it.
+fn next_etag(etag: &str) -> String {
+    let version = etag
+        .strip_prefix("W/\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    format!("W/\"{}\"", version + 1)
+}
+
+fn model_id(model: &Value) -> Option<String> {
+    model.get("@id").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The patch that turns `old` properties into `new`: `add` sets a top-level property whether
+/// or not it exists, `remove` drops one that is gone.
+fn replacement_patch(old: &Map<String, Value>, new: &Map<String, Value>) -> Patch {
+    let pointer = |name: &str| json_patch::jsonptr::PointerBuf::from_tokens([name]);
+    let mut operations = Vec::new();
+    for name in old.keys().filter(|name| !new.contains_key(*name)) {
+        operations.push(PatchOperation::Remove(RemoveOperation { path: pointer(name) }));
+    }
+    for (name, value) in new.iter().filter(|(name, value)| old.get(*name) != Some(value)) {
+        operations.push(PatchOperation::Add(AddOperation { path: pointer(name), value: value.clone() }));
+    }
+    Patch(operations)
+}
+
+/// Applies a JSON Patch to a relationship's own properties; `$` fields are not reachable.
+fn patch_relationship_properties(
+    properties: &Map<String, Value>,
+    patch: &Patch,
+) -> Result<Map<String, Value>, ApiError> {
+    if patch.0.is_empty() {
+        return Err(ApiError::PatchRejected("the patch is empty".into()));
+    }
+    for (index, operation) in patch.0.iter().enumerate() {
+        let path = operation.path().to_string();
+        if path.is_empty() || path.starts_with("/$") {
+            return Err(ApiError::PatchRejected(format!(
+                "operation {index} targets {path:?}: only the relationship's own properties can be patched"
+            )));
+        }
+    }
+    let mut document: Map<String, Value> = properties
+        .iter()
+        .filter(|(name, _)| !name.starts_with('$'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut value = Value::Object(std::mem::take(&mut document));
+    json_patch::patch(&mut value, patch).map_err(|error| ApiError::PatchRejected(error.to_string()))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::PatchRejected("the patch did not leave an object".into())),
+    }
+}
+
+/// History samples for the numeric (and boolean, as 0/1) top-level properties a patch wrote.
+fn history_points(twin: &Twin, patch: &Patch, ts_ms: i64) -> Vec<StoredWrite> {
+    let mut names: Vec<String> = Vec::new();
+    for operation in &patch.0 {
+        if matches!(operation, PatchOperation::Test(_)) {
+            continue;
+        }
+        if let Some(first) = operation.path().first() {
+            let name = first.decoded().into_owned();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let value = match twin.property(&name)? {
+                Value::Number(number) => number.as_f64()?,
+                Value::Bool(flag) => f64::from(u8::from(*flag)),
+                _ => return None,
+            };
+            Some(StoredWrite::History { twin: twin.id.clone(), property: name, ts_ms, value })
+        })
+        .collect()
+}
+
+fn now_timestamps() -> (String, i64) {
+    let now = SystemTime::now();
+    (humantime::format_rfc3339_millis(now).to_string(), now_ms())
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
+/// Recently seen CloudEvent ids, bounded (oldest forgotten first).
+#[derive(Default)]
+struct RecentEvents {
+    order: VecDeque<String>,
+    seen: HashSet<String>,
+}
+
+impl RecentEvents {
+    const CAPACITY: usize = 65_536;
+
+    fn insert(&mut self, key: String) -> bool {
+        if self.seen.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= Self::CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        self.order.push_back(key.clone());
+        self.seen.insert(key);
+        true
+    }
+}
+
+/// A token bucket: `rate` per second, bursts of up to twice that.
+pub struct RateBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateBucket {
+    pub fn new(rate: f64) -> Self {
+        Self { tokens: rate * 2.0, last: Instant::now() }
+    }
+
+    pub fn take(&mut self, rate: f64) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate * 2.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -165,10 +894,42 @@ fn encode_path_segment(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn file_names_become_safe_path_segments() {
         assert_eq!(encode_path_segment("duplex.glb"), "duplex.glb");
         assert_eq!(encode_path_segment("my room#1.glb"), "my%20room%231.glb");
+    }
+
+    #[test]
+    fn a_replacement_is_one_patch() {
+        let old = json!({"a": 1, "b": 2, "c": 3});
+        let new = json!({"a": 1, "b": 5, "d": 4});
+        let patch = replacement_patch(old.as_object().unwrap(), new.as_object().unwrap());
+        let mut document = old.clone();
+        json_patch::patch(&mut document, &patch).unwrap();
+        assert_eq!(document, new);
+        assert_eq!(patch.0.len(), 3);
+    }
+
+    #[test]
+    fn if_match_takes_star_lists_and_exact_tags() {
+        assert!(check_if_match(None, "W/\"2\"").is_ok());
+        assert!(check_if_match(Some("*"), "W/\"2\"").is_ok());
+        assert!(check_if_match(Some("W/\"1\", W/\"2\""), "W/\"2\"").is_ok());
+        assert!(matches!(check_if_match(Some("W/\"1\""), "W/\"2\""), Err(ApiError::PreconditionFailed(_))));
+        assert_eq!(next_etag("W/\"9\""), "W/\"10\"");
+    }
+
+    #[test]
+    fn recent_events_forget_the_oldest() {
+        let mut recent = RecentEvents::default();
+        assert!(recent.insert("a".into()));
+        assert!(!recent.insert("a".into()));
+        for i in 0..RecentEvents::CAPACITY {
+            recent.insert(i.to_string());
+        }
+        assert!(recent.insert("a".into()));
     }
 }

@@ -1,0 +1,430 @@
+//! Durable state behind the `Storage` trait: twins, relationships, models, the live seq and a
+//! bounded per-property history. `SqliteStorage` is the default; `Committer` groups writes.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use twinscene_core::twin::{Relationship, Twin};
+
+use crate::server_config::HistoryRetention;
+
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(String);
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StorageError {
+    fn from(error: serde_json::Error) -> Self {
+        Self(format!("stored JSON does not parse: {error}"))
+    }
+}
+
+/// What a previous run left.
+#[derive(Debug, Default)]
+pub struct StoredState {
+    pub twins: Vec<Twin>,
+    pub relationships: Vec<Relationship>,
+    pub models: Vec<Value>,
+    pub seq: u64,
+}
+
+/// One change to durable state.
+#[derive(Clone, Debug)]
+pub enum StoredWrite {
+    Twin(Twin),
+    DeleteTwin(String),
+    Relationship(Relationship),
+    DeleteRelationship {
+        source: String,
+        id: String,
+    },
+    Model {
+        id: String,
+        model: Value,
+    },
+    DeleteModel(String),
+    /// A numeric property value at a time (milliseconds since 1970).
+    History {
+        twin: String,
+        property: String,
+        ts_ms: i64,
+        value: f64,
+    },
+    Seq(u64),
+}
+
+/// A downsampled history range: one point per bucket.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct HistoryBucket {
+    /// Milliseconds since 1970 of the bucket's first sample.
+    pub ts_ms: i64,
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+    pub last: f64,
+    pub count: u64,
+}
+
+pub trait Storage: Send + Sync + 'static {
+    /// The stored state, or `None` when nothing was ever stored.
+    fn load(&self) -> Result<Option<StoredState>, StorageError>;
+    /// Applies the writes in one transaction; they are durable when this returns `Ok`.
+    fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError>;
+    /// Samples of one property in `[from_ms, to_ms)`, reduced to at most `buckets` points.
+    fn history(
+        &self,
+        twin: &str,
+        property: &str,
+        from_ms: i64,
+        to_ms: i64,
+        buckets: u32,
+    ) -> Result<Vec<HistoryBucket>, StorageError>;
+    /// Deletes history beyond the retention settings.
+    fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError>;
+}
+
+/// SQLite in a file (WAL, fully synchronous commits) or in memory.
+pub struct SqliteStorage {
+    connection: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS twins (id TEXT PRIMARY KEY, json TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS relationships (
+        source TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (source, id));
+    CREATE TABLE IF NOT EXISTS models (id TEXT PRIMARY KEY, json TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS history (
+        twin TEXT NOT NULL, property TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS history_series ON history (twin, property, ts);
+";
+
+impl SqliteStorage {
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let connection = Connection::open(path)
+            .map_err(|error| StorageError(format!("cannot open {}: {error}", path.display())))?;
+        // WAL with FULL syncs the log on every commit: a commit that returned survives a crash
+        // of the process and of the machine.
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        Self::with_connection(connection)
+    }
+
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::with_connection(Connection::open_in_memory()?)
+    }
+
+    fn with_connection(connection: Connection) -> Result<Self, StorageError> {
+        connection.execute_batch(SCHEMA)?;
+        Ok(Self { connection: Mutex::new(connection) })
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        // SQLite rolls back a transaction that a panic interrupted; the connection stays usable.
+        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn load(&self) -> Result<Option<StoredState>, StorageError> {
+        let connection = self.connection();
+        let seq: Option<String> = connection
+            .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |row| row.get(0))
+            .optional()?;
+        let Some(seq) = seq else { return Ok(None) };
+        let seq = seq.parse().map_err(|_| StorageError(format!("stored seq {seq:?} is not a number")))?;
+        let read_all = |sql: &str| -> Result<Vec<Value>, StorageError> {
+            let mut statement = connection.prepare(sql)?;
+            let texts = statement.query_map([], |row| row.get::<_, String>(0))?;
+            let mut values = Vec::new();
+            for text in texts {
+                values.push(serde_json::from_str(&text?)?);
+            }
+            Ok(values)
+        };
+        let twins = read_all("SELECT json FROM twins ORDER BY id")?
+            .iter()
+            .map(|value| Twin::from_adt_json(value).map_err(|error| StorageError(error.to_string())))
+            .collect::<Result<_, _>>()?;
+        let relationships = read_all("SELECT json FROM relationships ORDER BY source, id")?
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()?;
+        let models = read_all("SELECT json FROM models ORDER BY id")?;
+        Ok(Some(StoredState { twins, relationships, models, seq }))
+    }
+
+    fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        {
+            let mut put_twin = transaction.prepare_cached("INSERT OR REPLACE INTO twins VALUES (?1, ?2)")?;
+            let mut history = transaction.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?;
+            // Only the last seq of a group matters.
+            let mut seq = None;
+            for write in writes {
+                match write {
+                    StoredWrite::Twin(twin) => {
+                        put_twin.execute(params![twin.id, twin.to_adt_json().to_string()])?;
+                    }
+                    StoredWrite::DeleteTwin(id) => {
+                        transaction.execute("DELETE FROM twins WHERE id = ?1", [id])?;
+                    }
+                    StoredWrite::Relationship(relationship) => {
+                        transaction.execute(
+                            "INSERT OR REPLACE INTO relationships VALUES (?1, ?2, ?3)",
+                            params![
+                                relationship.source,
+                                relationship.id,
+                                serde_json::to_string(relationship)?
+                            ],
+                        )?;
+                    }
+                    StoredWrite::DeleteRelationship { source, id } => {
+                        transaction.execute(
+                            "DELETE FROM relationships WHERE source = ?1 AND id = ?2",
+                            [source, id],
+                        )?;
+                    }
+                    StoredWrite::Model { id, model } => {
+                        transaction.execute(
+                            "INSERT OR REPLACE INTO models VALUES (?1, ?2)",
+                            params![id, model.to_string()],
+                        )?;
+                    }
+                    StoredWrite::DeleteModel(id) => {
+                        transaction.execute("DELETE FROM models WHERE id = ?1", [id])?;
+                    }
+                    StoredWrite::History { twin, property, ts_ms, value } => {
+                        history.execute(params![twin, property, ts_ms, value])?;
+                    }
+                    StoredWrite::Seq(value) => seq = Some(*value),
+                }
+            }
+            if let Some(seq) = seq {
+                transaction.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?1)", [seq.to_string()])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn history(
+        &self,
+        twin: &str,
+        property: &str,
+        from_ms: i64,
+        to_ms: i64,
+        buckets: u32,
+    ) -> Result<Vec<HistoryBucket>, StorageError> {
+        let span = (to_ms - from_ms).max(1);
+        let connection = self.connection();
+        // Bucket number = position in the range scaled to the bucket count; SQLite's bare-column
+        // rule makes `value` with MAX(ts) the bucket's last sample.
+        let mut statement = connection.prepare_cached(
+            "SELECT ((ts - ?3) * ?5) / ?6 AS bucket, MIN(ts), AVG(value), MIN(value), MAX(value),
+                    COUNT(*), MAX(ts), value
+             FROM history WHERE twin = ?1 AND property = ?2 AND ts >= ?3 AND ts < ?4
+             GROUP BY bucket ORDER BY bucket",
+        )?;
+        let rows = statement.query_map(
+            params![twin, property, from_ms, to_ms, i64::from(buckets), span],
+            |row| {
+                Ok(HistoryBucket {
+                    ts_ms: row.get(1)?,
+                    avg: row.get(2)?,
+                    min: row.get(3)?,
+                    max: row.get(4)?,
+                    count: row.get::<_, i64>(5)?.max(0) as u64,
+                    last: row.get(7)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError> {
+        let oldest = now_ms.saturating_sub(i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX));
+        let connection = self.connection();
+        connection.execute("DELETE FROM history WHERE ts < ?1", [oldest])?;
+        let keep = i64::try_from(retention.max_points_per_property).unwrap_or(i64::MAX);
+        connection.execute(
+            "DELETE FROM history WHERE rowid IN (
+                SELECT rowid FROM (
+                    SELECT rowid, ROW_NUMBER() OVER (PARTITION BY twin, property ORDER BY ts DESC) AS n
+                    FROM history) WHERE n > ?1)",
+            [keep],
+        )?;
+        Ok(())
+    }
+}
+
+/// A group of writes and who waits for them to be durable.
+struct Job {
+    writes: Vec<StoredWrite>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+    after: Option<Box<dyn FnOnce(bool) + Send>>,
+}
+
+/// Group commit: one thread takes every job queued meanwhile, commits them in one transaction
+/// and only then acknowledges them, so many writers share one disk sync.
+#[derive(Clone)]
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// How long the committer waits between history prunes.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+/// The most jobs one transaction takes, so that acknowledgements keep flowing under load.
+const MAX_GROUP: usize = 4096;
+
+impl Committer {
+    pub fn start(storage: Arc<dyn Storage>, retention: HistoryRetention) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("twinscene-commit".into())
+            .spawn(move || run_committer(storage.as_ref(), &retention, &queue))
+            .unwrap_or_else(|error| panic!("cannot start the storage thread: {error}"));
+        Self { jobs }
+    }
+
+    /// Queues writes; the receiver resolves once they are durable. `after` runs on the storage
+    /// thread right after the commit (with whether it succeeded), in queue order.
+    pub fn submit(
+        &self,
+        writes: Vec<StoredWrite>,
+        after: Option<Box<dyn FnOnce(bool) + Send>>,
+    ) -> oneshot::Receiver<Result<(), String>> {
+        let (done, receiver) = oneshot::channel();
+        // A send error means the storage thread is gone; the dropped sender tells the writer.
+        let _ = self.jobs.send(Job { writes, done: Some(done), after });
+        receiver
+    }
+}
+
+fn run_committer(storage: &dyn Storage, retention: &HistoryRetention, queue: &mpsc::Receiver<Job>) {
+    let mut last_prune = Instant::now();
+    loop {
+        let first = match queue.recv_timeout(PRUNE_EVERY) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                prune(storage, retention, &mut last_prune);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<StoredWrite> = group.iter().flat_map(|job| job.writes.iter().cloned()).collect();
+        let started = Instant::now();
+        let result = storage.commit(&writes).map_err(|error| error.to_string());
+        metrics::histogram!(crate::metrics::COMMIT).record(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            tracing::error!("{error}");
+        }
+        for job in group {
+            if let Some(after) = job.after {
+                after(result.is_ok());
+            }
+            if let Some(done) = job.done {
+                let _ = done.send(result.clone());
+            }
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            prune(storage, retention, &mut last_prune);
+        }
+    }
+}
+
+fn prune(storage: &dyn Storage, retention: &HistoryRetention, last_prune: &mut Instant) {
+    *last_prune = Instant::now();
+    if let Err(error) = storage.prune(retention, now_ms()) {
+        tracing::warn!("history prune failed: {error}");
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn point(ts_ms: i64, value: f64) -> StoredWrite {
+        StoredWrite::History { twin: "t".into(), property: "p".into(), ts_ms, value }
+    }
+
+    #[test]
+    fn state_round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let storage = SqliteStorage::open(&path).unwrap();
+        assert!(storage.load().unwrap().is_none());
+        let mut twin = Twin::new("a", "dtmi:x;1");
+        twin.properties.insert("temperature".into(), json!(21.5));
+        let relationship: Relationship = serde_json::from_value(json!({
+            "$relationshipId": "r", "$sourceId": "a", "$targetId": "a", "$relationshipName": "self"
+        }))
+        .unwrap();
+        storage
+            .commit(&[
+                StoredWrite::Twin(twin.clone()),
+                StoredWrite::Twin(Twin::new("b", "m")),
+                StoredWrite::DeleteTwin("b".into()),
+                StoredWrite::Relationship(relationship.clone()),
+                StoredWrite::Model { id: "dtmi:x;1".into(), model: json!({"@id": "dtmi:x;1"}) },
+                StoredWrite::Seq(41),
+                StoredWrite::Seq(42),
+            ])
+            .unwrap();
+        drop(storage);
+        let loaded = SqliteStorage::open(&path).unwrap().load().unwrap().unwrap();
+        assert_eq!(loaded.twins, [twin]);
+        assert_eq!(loaded.relationships, [relationship]);
+        assert_eq!(loaded.models, [json!({"@id": "dtmi:x;1"})]);
+        assert_eq!(loaded.seq, 42);
+    }
+
+    #[test]
+    fn history_is_downsampled_into_buckets() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        let points: Vec<_> = (0..100).map(|i| point(1000 + i * 10, i as f64)).collect();
+        storage.commit(&points).unwrap();
+        let buckets = storage.history("t", "p", 1000, 2000, 4).unwrap();
+        assert_eq!(buckets.len(), 4);
+        assert_eq!(
+            buckets[0],
+            HistoryBucket { ts_ms: 1000, avg: 12.0, min: 0.0, max: 24.0, last: 24.0, count: 25 }
+        );
+        assert_eq!(buckets[3].last, 99.0);
+        assert!(storage.history("t", "other", 0, 5000, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_points_within_age() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        storage.commit(&(0..20).map(|i| point(i * 1000, i as f64)).collect::<Vec<_>>()).unwrap();
+        let retention = HistoryRetention { max_points_per_property: 5, max_age: Duration::from_secs(10) };
+        storage.prune(&retention, 20_000).unwrap();
+        let kept = storage.history("t", "p", 0, 100_000, 1000).unwrap();
+        assert_eq!(kept.iter().map(|bucket| bucket.last).collect::<Vec<_>>(), [15.0, 16.0, 17.0, 18.0, 19.0]);
+    }
+}
