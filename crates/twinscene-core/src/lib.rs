@@ -21,6 +21,7 @@
 //! assert_eq!(runtime.style(0).color.unwrap().to_string(), "#ff0000");
 //! ```
 
+pub mod adt;
 pub mod color;
 pub mod computed;
 pub mod dtdl;

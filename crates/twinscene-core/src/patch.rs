@@ -241,6 +241,42 @@ mod tests {
         assert!(matches!(apply_to_twin(&mut room(), &[], "t", None), Err(PatchRejection::Empty)));
     }
 
+    fn models() -> ModelSet {
+        ModelSet::from_documents(&[json!([
+            {"@id": "dtmi:twinscene:Room;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3", "contents": [
+                {"@type": "Property", "name": "temperature", "schema": "double"},
+                {"@type": "Property", "name": "hvac", "schema": {"@type": "Object", "fields": [{"name": "mode", "schema": "string"}]}},
+                {"@type": "Component", "name": "thermostat", "schema": "dtmi:twinscene:Thermostat;1"}]},
+            {"@id": "dtmi:twinscene:Thermostat;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3", "contents": [
+                {"@type": "Property", "name": "target", "schema": "double"}]}
+        ])])
+        .unwrap()
+    }
+
+    #[test]
+    fn writes_are_type_checked_down_to_component_and_nested_paths() {
+        let models = models();
+        let mut twin = room();
+        twin.properties.insert("thermostat".into(), json!({"$metadata": {}, "target": 20}));
+        let write = |twin: &mut Twin, ops: Value| apply_to_twin(twin, &patch(ops), "t", Some(&models));
+        write(&mut twin, json!([{"op": "replace", "path": "/thermostat/target", "value": 22.5}])).unwrap();
+        assert_eq!(twin.property("thermostat").unwrap()["target"], json!(22.5));
+        write(&mut twin, json!([{"op": "replace", "path": "/hvac/mode", "value": "cool"}])).unwrap();
+        let before = twin.clone();
+        for bad in [
+            json!([{"op": "replace", "path": "/temperature", "value": "hot"}]),
+            json!([{"op": "replace", "path": "/thermostat/target", "value": "hot"}]),
+            json!([{"op": "add", "path": "/hvac/speed", "value": 3}]),
+            json!([{"op": "add", "path": "/humidity", "value": 3}]),
+            json!([{"op": "replace", "path": "/temperature", "value": 1}, {"op": "replace", "path": "/hvac/mode", "value": 2}]),
+            json!([{"op": "remove", "path": "/thermostat"}]),
+        ] {
+            let result = write(&mut twin, bad.clone());
+            assert!(matches!(result, Err(PatchRejection::WrongType { .. })), "{bad}: {result:?}");
+            assert_eq!(twin, before, "{bad} must leave the twin unchanged");
+        }
+    }
+
     #[test]
     fn malformed_patch_reports_position() {
         let error = parse_patch("[{\"op\": \"jump\"}]").unwrap_err();

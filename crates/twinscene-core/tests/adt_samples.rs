@@ -186,3 +186,39 @@ fn scenes_configuration_expressions_evaluate_to_hand_checked_values() {
     assert_eq!(mock("Tesla", "PrimaryTwin.WheelInformation.tireSpecification.tireWidth"), Some(json!(19.0)));
     assert_eq!(mock("Tesla", "PrimaryTwin.chargeHistory['Seattle'].cost.toFixed(1)"), Some(json!("15.1")));
 }
+
+#[test]
+fn every_sample_model_loads_with_inheritance_resolved() {
+    use twinscene_core::dtdl::ModelSet;
+    let mock = ModelSet::from_documents(&[fixture("MockModelData.json")]).unwrap();
+    assert_eq!(mock.len(), 11);
+    let tesla = mock.interface("dtmi:com:cocrowle:teslamodely;1").unwrap();
+    assert!(tesla.properties.contains_key("name"), "inherited from NGSILDBaseModel");
+    assert!(tesla.components.contains_key("address"), "inherited component");
+    assert_eq!(
+        tesla.properties["BatteryLevel"].schema,
+        twinscene_core::dtdl::Schema::Double,
+        "expanded-IRI schema key"
+    );
+    assert_eq!(tesla.properties["Mileage"].semantic_types, ["Distance"]);
+    assert_eq!(tesla.relationships["chargedBy"].max_multiplicity, Some(1));
+    let demo = ModelSet::from_documents(&[fixture("DemoEnvsModelData.json")]).unwrap();
+    assert_eq!(demo.len(), 8);
+}
+
+#[test]
+fn every_sample_twin_loads_and_fits_its_model() {
+    use twinscene_core::dtdl::ModelSet;
+    for (twins_file, models_file, count) in [
+        ("MockTwinData.json", "MockModelData.json", 16),
+        ("DemoEnvsTwinData.json", "DemoEnvsModelData.json", 46),
+    ] {
+        let text = serde_json::to_string(&fixture(twins_file)).unwrap();
+        let twins = twinscene_core::adt::twins_from_json(&text).unwrap();
+        assert_eq!(twins.len(), count);
+        let models = ModelSet::from_documents(&[fixture(models_file)]).unwrap();
+        for twin in &twins {
+            models.check_twin(twin).unwrap_or_else(|e| panic!("{}: {e}", twin.id));
+        }
+    }
+}
