@@ -223,6 +223,17 @@ impl Mirror {
         self.viewer.send(&hello.to_string()).await;
     }
 
+    /// Drops the connection without a close frame and connects again; with `resume`, the hello
+    /// asks to be caught up from the last applied seq (the tracker keeps its position).
+    pub async fn reconnect(&mut self, base: &str, resume: bool) {
+        self.viewer = Viewer::connect(base).await;
+        let since = if resume { self.tracker.last_applied() } else { None };
+        if since.is_none() {
+            self.tracker.reset();
+        }
+        self.hello(since).await;
+    }
+
     /// Reads and applies one message; returns it.
     pub async fn step(&mut self) -> ServerMessage {
         let value = self.viewer.next().await;
@@ -406,4 +417,34 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Publishes one QoS 1 message and waits for the broker's acknowledgement.
+pub async fn mqtt_publish(port: u16, topic: &str, payload: &str) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+    let id = format!("test-publisher-{}", std::process::id());
+    let (client, mut events) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 16);
+    client.publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec()).await.expect("queue publish");
+    within("the broker to acknowledge a publish", async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => break,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => panic!("publisher disconnected"),
+                Ok(_) => {}
+                Err(error) => panic!("publishing to the broker failed: {error}"),
+            }
+        }
+    })
+    .await;
+    let _ = client.disconnect().await;
+}
+
+/// Polls `check` until it holds; the timeout is the failure bound.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    within(what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
 }
