@@ -213,11 +213,15 @@ async fn since_seq_catches_a_returning_viewer_up_with_deltas() {
     let at = first.tracker.last_applied().expect("snapshot applied");
     assert!(matches!(snapshot, twinscene_core::live::ServerMessage::Snapshot { .. }));
     drop(first.viewer);
+    // Stays connected to see when every write has been published.
+    let mut watcher = Mirror::connect(&base, None).await;
+    watcher.step().await;
 
     for value in [25.0, 26.0, 27.0] {
         set_temperature(&base, "Room-A101", value).await;
     }
     set_temperature(&base, "Room-B201", 30.0).await;
+    watcher.sync_to(at + 4).await;
     let mut returning = Viewer::connect(&base).await;
     returning
         .send(&json!({"type": "hello", "protocol": PROTOCOL_VERSION, "since_seq": at}).to_string())
@@ -252,9 +256,12 @@ async fn a_viewer_beyond_the_ring_gets_a_snapshot() {
     let mut viewer = Viewer::connect(&base).await;
     let at = seq(&viewer.hello().await);
     drop(viewer);
+    let mut watcher = Mirror::connect(&base, None).await;
+    watcher.step().await;
     for value in 0..5 {
         set_temperature(&base, "Room-A101", f64::from(value)).await;
     }
+    watcher.sync_to(at + 5).await;
     let mut returning = Viewer::connect(&base).await;
     returning
         .send(&json!({"type": "hello", "protocol": PROTOCOL_VERSION, "since_seq": at}).to_string())

@@ -310,11 +310,14 @@ pub struct Binary {
 }
 
 impl Binary {
-    /// Starts `twinscene serve --port 0` with `args` and waits for its "listening" line.
+    /// Starts `twinscene serve` with `args` (on a free port unless they name one) and waits
+    /// for its "listening" line.
     pub fn serve(args: &[&str]) -> Self {
+        let port: &[&str] = if args.contains(&"--port") { &[] } else { &["--port", "0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_twinscene"))
             .arg("serve")
-            .args(["--port", "0", "--scene"])
+            .args(port)
+            .arg("--scene")
             .arg(demo_scene_path())
             .args(args)
             .env("RUST_LOG", "debug")
