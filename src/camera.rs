@@ -1,10 +1,12 @@
-//! The camera and lights: an orbit camera (drag to orbit, right-drag to pan, wheel to zoom)
-//! that frames the whole model once its layout is known.
+//! The camera and lights: an orbit camera (drag to orbit, right-drag to pan, wheel or pinch to
+//! zoom, arrow keys to orbit, +/- to zoom) that frames the whole model once its layout is known
+//! and flies to elements on request. Flights are animated by the orbit camera's smoothing.
 
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::prelude::*;
 use bevy_panorbit_camera::{PanOrbitCamera, PanOrbitCameraPlugin};
 
+use crate::app_phase::ready;
 use crate::scene_loading::ElementBounds;
 
 /// Initial view direction: from the south-east, looking slightly down, as building views are.
@@ -12,13 +14,29 @@ const VIEW_YAW: f32 = 0.7;
 const VIEW_PITCH: f32 = 0.45;
 /// Scales the framing distance: below 1 fills more of the view.
 const FRAMING_MARGIN: f32 = 0.8;
+/// An element flown to fills about this share of the view's height.
+const FOCUS_MARGIN: f32 = 1.6;
+/// Radians per second of keyboard orbit, and zoom factor per second of keyboard zoom.
+const KEY_ORBIT_SPEED: f32 = 1.2;
+const KEY_ZOOM_SPEED: f32 = 1.8;
+
+/// Where the page or the user wants the camera.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CameraRequest {
+    /// Frame the whole model from the default direction.
+    FrameAll,
+    /// Fly to the element with this index, keeping the current direction.
+    FlyTo(usize),
+}
 
 pub(super) fn plugin(app: &mut App) {
     app.add_plugins(PanOrbitCameraPlugin)
+        .add_message::<CameraRequest>()
         .insert_resource(ClearColor(Color::srgb_u8(0x1b, 0x1f, 0x24)))
         .insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 400.0, ..default() })
         .add_systems(Startup, spawn_camera_and_light)
-        .add_systems(Update, frame_model.run_if(resource_added::<ElementBounds>));
+        .add_systems(Update, frame_on_load.run_if(resource_added::<ElementBounds>))
+        .add_systems(Update, (keyboard_orbit, fly).chain().run_if(ready));
 }
 
 fn spawn_camera_and_light(mut commands: Commands) {
@@ -35,24 +53,68 @@ fn spawn_camera_and_light(mut commands: Commands) {
     ));
 }
 
-fn frame_model(bounds: Res<ElementBounds>, mut camera: Single<(&mut PanOrbitCamera, &Projection)>) {
-    let (min, max) = bounds.scene;
-    let center = (min + max) * 0.5;
+fn frame_on_load(mut requests: MessageWriter<CameraRequest>) {
+    requests.write(CameraRequest::FrameAll);
+}
+
+fn keyboard_orbit(
+    keys: Res<ButtonInput<KeyCode>>,
+    time: Res<Time<Real>>,
+    mut camera: Single<&mut PanOrbitCamera>,
+) {
+    let step = time.delta_secs();
+    let axis = |negative: KeyCode, positive: KeyCode| {
+        f32::from(u8::from(keys.pressed(positive))) - f32::from(u8::from(keys.pressed(negative)))
+    };
+    let yaw = axis(KeyCode::ArrowRight, KeyCode::ArrowLeft);
+    let pitch = axis(KeyCode::ArrowDown, KeyCode::ArrowUp);
+    let zoom = axis(KeyCode::Equal, KeyCode::Minus) + axis(KeyCode::NumpadAdd, KeyCode::NumpadSubtract);
+    if yaw != 0.0 || pitch != 0.0 || zoom != 0.0 {
+        camera.target_yaw += yaw * KEY_ORBIT_SPEED * step;
+        camera.target_pitch = (camera.target_pitch + pitch * KEY_ORBIT_SPEED * step).clamp(-1.5, 1.5);
+        camera.target_radius *= KEY_ZOOM_SPEED.powf(zoom * step);
+    }
+}
+
+fn fly(
+    mut requests: MessageReader<CameraRequest>,
+    bounds: Res<ElementBounds>,
+    mut camera: Single<(&mut PanOrbitCamera, &Projection)>,
+    mut framed_once: Local<bool>,
+) {
     let fov = match camera.1 {
         Projection::Perspective(perspective) => perspective.fov,
         _ => std::f32::consts::FRAC_PI_4,
     };
-    // Distance at which the bounding box's half diagonal spans most of the vertical field of
-    // view; the sphere fit (`/ sin`) leaves buildings, which are wide and flat, small on screen.
-    let radius = ((max - min).length() * 0.5).max(0.1) / (fov * 0.5).tan() * FRAMING_MARGIN;
-    let orbit = &mut camera.0;
-    orbit.focus = center;
-    orbit.target_focus = center;
-    orbit.radius = Some(radius);
-    orbit.target_radius = radius;
-    orbit.yaw = Some(VIEW_YAW);
-    orbit.target_yaw = VIEW_YAW;
-    orbit.pitch = Some(VIEW_PITCH);
-    orbit.target_pitch = VIEW_PITCH;
-    orbit.force_update = true;
+    // Distance at which a box's half diagonal spans the vertical field of view (times margin).
+    let distance_for = |min: Vec3, max: Vec3, margin: f32| {
+        ((max - min).length() * 0.5).max(0.1) / (fov * 0.5).tan() * margin
+    };
+    for request in requests.read() {
+        let orbit = &mut camera.0;
+        match *request {
+            CameraRequest::FrameAll => {
+                let (min, max) = bounds.scene;
+                orbit.target_focus = (min + max) * 0.5;
+                orbit.target_radius = distance_for(min, max, FRAMING_MARGIN);
+                orbit.target_yaw = VIEW_YAW;
+                orbit.target_pitch = VIEW_PITCH;
+                if !*framed_once {
+                    // The first framing jumps, so the scene is still when it is announced ready;
+                    // later ones fly.
+                    *framed_once = true;
+                    orbit.focus = orbit.target_focus;
+                    orbit.radius = Some(orbit.target_radius);
+                    orbit.yaw = Some(VIEW_YAW);
+                    orbit.pitch = Some(VIEW_PITCH);
+                    orbit.force_update = true;
+                }
+            }
+            CameraRequest::FlyTo(element) => {
+                let Some((min, max)) = bounds.elements.get(element).copied().flatten() else { continue };
+                orbit.target_focus = (min + max) * 0.5;
+                orbit.target_radius = distance_for(min, max, FOCUS_MARGIN);
+            }
+        }
+    }
 }

@@ -1,62 +1,122 @@
-//! Paints elements by their style: one shared material per style color (never one material per
-//! element), and back to the model's own material when a rule gives no color.
+//! Paints elements by their style and emphasis. Materials are shared: one per (style color or
+//! model material, emphasis) pair, never one per element. "No color" restores the model's own
+//! material; hover, selection and ghosting derive variants from whichever base applies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bevy::prelude::*;
 use twinscene_core::color::Color as StyleColor;
 
-use crate::scene_loading::ElementMeshes;
+use crate::scene_loading::{ElementMesh, ElementMeshes};
+use crate::selection::Selection;
 use crate::twin_state::{ElementStyleChanged, TwinRuntime};
 
-/// The material for each style color in use, shared by all elements of that color.
-#[derive(Resource, Default)]
-pub struct StyleMaterials {
-    by_color: HashMap<StyleColor, Handle<StandardMaterial>>,
+/// When on, everything but the selected element is drawn translucent.
+#[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ghosting(pub bool);
+
+/// How strongly an element is set apart from the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Emphasis {
+    Normal,
+    Hovered,
+    Selected,
+    Ghosted,
 }
 
+/// What a material is derived from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum MaterialBase {
+    Style(StyleColor),
+    Model(AssetId<StandardMaterial>),
+}
+
+/// The shared materials in use, by base and emphasis.
+#[derive(Resource, Default)]
+pub struct StyleMaterials {
+    by_key: HashMap<(MaterialBase, Emphasis), Handle<StandardMaterial>>,
+}
+
+/// Highlight of unstyled elements: a cool tint that no temperature or alert color uses.
+const HIGHLIGHT: LinearRgba = LinearRgba::rgb(0.1, 0.55, 1.0);
+const GHOST_ALPHA: f32 = 0.12;
+
 impl StyleMaterials {
+    /// How many distinct materials styles have created (for tests and diagnostics).
     pub fn count(&self) -> usize {
-        self.by_color.len()
+        self.by_key.len()
     }
 
-    fn get_or_create(
+    fn get(
         &mut self,
-        color: StyleColor,
+        style: Option<StyleColor>,
+        mesh: &ElementMesh,
+        emphasis: Emphasis,
         materials: &mut Assets<StandardMaterial>,
     ) -> Handle<StandardMaterial> {
-        self.by_color
-            .entry(color)
-            .or_insert_with(|| {
-                let base = Color::srgb_u8(color.r, color.g, color.b);
-                materials.add(StandardMaterial {
-                    base_color: base,
-                    // A little self-light keeps the hue readable on faces turned from the sun.
-                    emissive: base.to_linear() * 0.25,
-                    perceptual_roughness: 0.85,
-                    metallic: 0.0,
-                    // Building exports often wind faces inconsistently.
-                    double_sided: true,
-                    cull_mode: None,
-                    ..default()
-                })
-            })
-            .clone()
+        let base = match style {
+            Some(color) => MaterialBase::Style(color),
+            None if emphasis == Emphasis::Normal => return mesh.model_material.clone(),
+            None => MaterialBase::Model(mesh.model_material.id()),
+        };
+        if let Some(handle) = self.by_key.get(&(base, emphasis)) {
+            return handle.clone();
+        }
+        let mut material = match base {
+            MaterialBase::Style(color) => style_material(color),
+            MaterialBase::Model(id) => materials.get(id).cloned().unwrap_or_default(),
+        };
+        emphasize(&mut material, emphasis, matches!(base, MaterialBase::Style(_)));
+        let handle = materials.add(material);
+        self.by_key.insert((base, emphasis), handle.clone());
+        handle
+    }
+}
+
+fn style_material(color: StyleColor) -> StandardMaterial {
+    let base = Color::srgb_u8(color.r, color.g, color.b);
+    StandardMaterial {
+        base_color: base,
+        // A little self-light keeps the hue readable on faces turned from the sun.
+        emissive: base.to_linear() * 0.25,
+        perceptual_roughness: 0.85,
+        metallic: 0.0,
+        // Building exports often wind faces inconsistently.
+        double_sided: true,
+        cull_mode: None,
+        ..default()
+    }
+}
+
+/// Derives the emphasized variant. Styled elements keep their hue (it carries the twin's
+/// state) and only brighten; unstyled ones take the highlight tint.
+fn emphasize(material: &mut StandardMaterial, emphasis: Emphasis, styled: bool) {
+    let glow = if styled { material.base_color.to_linear() } else { HIGHLIGHT };
+    match emphasis {
+        Emphasis::Normal => {}
+        Emphasis::Hovered => material.emissive += glow * 0.2,
+        Emphasis::Selected => material.emissive += glow * 0.6,
+        Emphasis::Ghosted => {
+            material.base_color.set_alpha(GHOST_ALPHA);
+            material.emissive = LinearRgba::BLACK;
+            material.alpha_mode = AlphaMode::Blend;
+        }
     }
 }
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<StyleMaterials>().add_systems(
+    app.init_resource::<StyleMaterials>().init_resource::<Ghosting>().add_systems(
         Update,
         (
-            apply_all_styles.run_if(resource_added::<ElementMeshes>),
-            apply_style_changes.run_if(resource_exists::<ElementMeshes>),
+            paint_all.run_if(resource_added::<ElementMeshes>.or_else(resource_changed::<Ghosting>)),
+            paint_changed,
         )
-            .chain(),
+            .chain()
+            .run_if(resource_exists::<ElementMeshes>),
     );
 }
 
-fn apply_all_styles(
+fn paint_all(
     runtime: Res<TwinRuntime>,
     element_meshes: Res<ElementMeshes>,
     mut painter: ElementPainter,
@@ -67,16 +127,29 @@ fn apply_all_styles(
     for element in 0..runtime.elements().len() {
         painter.paint(element, &runtime, &element_meshes);
     }
+    painter.paint_unbound(&element_meshes);
 }
 
-fn apply_style_changes(
+fn paint_changed(
     runtime: Res<TwinRuntime>,
     element_meshes: Res<ElementMeshes>,
     mut painter: ElementPainter,
     mut changes: MessageReader<ElementStyleChanged>,
+    mut previous_selection: Local<Selection>,
 ) {
-    for ElementStyleChanged(change) in changes.read() {
-        painter.paint(change.element, &runtime, &element_meshes);
+    let mut dirty: BTreeSet<usize> =
+        changes.read().map(|ElementStyleChanged(change)| change.element).collect();
+    let selection = painter.selection.clone();
+    if selection != *previous_selection {
+        dirty.extend(
+            [previous_selection.hovered, previous_selection.selected, selection.hovered, selection.selected]
+                .into_iter()
+                .flatten(),
+        );
+        *previous_selection = selection;
+    }
+    for element in dirty {
+        painter.paint(element, &runtime, &element_meshes);
     }
 }
 
@@ -84,19 +157,45 @@ fn apply_style_changes(
 struct ElementPainter<'w, 's> {
     materials: ResMut<'w, Assets<StandardMaterial>>,
     style_materials: ResMut<'w, StyleMaterials>,
+    selection: Res<'w, Selection>,
+    ghosting: Res<'w, Ghosting>,
     mesh_materials: Query<'w, 's, &'static mut MeshMaterial3d<StandardMaterial>>,
 }
 
 impl ElementPainter<'_, '_> {
+    fn emphasis(&self, element: usize) -> Emphasis {
+        if self.selection.selected == Some(element) {
+            Emphasis::Selected
+        } else if self.selection.hovered == Some(element) {
+            Emphasis::Hovered
+        } else if self.ghosting.0 {
+            Emphasis::Ghosted
+        } else {
+            Emphasis::Normal
+        }
+    }
+
     fn paint(&mut self, element: usize, runtime: &TwinRuntime, element_meshes: &ElementMeshes) {
         let color = runtime.style(element).color;
-        let style_material = color.map(|c| self.style_materials.get_or_create(c, &mut self.materials));
+        let emphasis = self.emphasis(element);
         for mesh in element_meshes.meshes_of(element) {
-            let Ok(mut material) = self.mesh_materials.get_mut(mesh.entity) else { continue };
-            let wanted = style_material.as_ref().unwrap_or(&mesh.model_material);
-            if material.0 != *wanted {
-                material.0 = wanted.clone();
-            }
+            self.set(mesh, color, emphasis);
+        }
+    }
+
+    fn paint_unbound(&mut self, element_meshes: &ElementMeshes) {
+        let emphasis = if self.ghosting.0 { Emphasis::Ghosted } else { Emphasis::Normal };
+        for mesh in &element_meshes.unbound {
+            self.set(mesh, None, emphasis);
+        }
+    }
+
+    fn set(&mut self, mesh: &ElementMesh, color: Option<StyleColor>, emphasis: Emphasis) {
+        let wanted = self.style_materials.get(color, mesh, emphasis, &mut self.materials);
+        if let Ok(mut material) = self.mesh_materials.get_mut(mesh.entity)
+            && material.0 != wanted
+        {
+            material.0 = wanted;
         }
     }
 }

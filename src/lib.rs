@@ -7,7 +7,9 @@
 //! - [`scene_loading`]: fetch the scene file, spawn the glTF, map mesh nodes to elements.
 //! - [`twin_state`]: the twin runtime (core's `SceneRuntime`) and the style changes it emits.
 //! - [`element_styles`]: materials shared per style, applied to elements' meshes.
-//! - [`camera`]: orbit camera, lights, framing the scene once it is loaded.
+//! - [`camera`]: orbit camera, lights, framing the scene once it is loaded, flying to elements.
+//! - [`selection`]: hover and click picking, the selected element.
+//! - [`page_bridge`]: commands from the page (select, focus, search, ghosting, reset view).
 //! - [`live_link`]: the WebSocket to the server: snapshot, deltas, reconnects.
 //! - [`state_publishing`]: the viewer's state as `window.twinscene`, for pages and tests.
 
@@ -19,7 +21,9 @@ pub mod app_phase;
 pub mod camera;
 pub mod element_styles;
 pub mod live_link;
+pub mod page_bridge;
 pub mod scene_loading;
+pub mod selection;
 pub mod state_publishing;
 pub mod twin_state;
 
@@ -66,6 +70,8 @@ pub fn build_app(config: ViewerConfig) -> App {
         twin_state::plugin,
         scene_loading::plugin,
         element_styles::plugin,
+        selection::plugin,
+        page_bridge::plugin,
         camera::plugin,
         live_link::plugin,
         state_publishing::plugin,
@@ -85,4 +91,12 @@ pub fn start(canvas_selector: String, scene_url: String, live_url: String) {
     };
     // On the web, `run` hands the app to the browser's event loop and returns at once.
     build_app(config).run();
+}
+
+/// Sends the viewer a command from the page, as JSON (see `page_bridge::PageCommand`), e.g.
+/// `{"type": "focus", "element": "room-a101"}`. Errors name what is wrong with the command.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn command(json: &str) -> Result<(), wasm_bindgen::JsError> {
+    page_bridge::queue_command_json(json).map_err(|message| wasm_bindgen::JsError::new(&message))
 }

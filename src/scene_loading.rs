@@ -2,6 +2,8 @@
 //! nodes (by name) to the scene's elements and measure where each element is. Failures name the
 //! URL and what went wrong, and put the viewer in the failed phase.
 
+use std::collections::HashMap;
+
 use bevy::camera::primitives::Aabb;
 use bevy::prelude::*;
 use bevy::world_serialization::WorldInstanceReady;
@@ -18,6 +20,10 @@ use crate::twin_state::TwinRuntime;
 #[derive(Resource, Debug, Default)]
 pub struct ElementMeshes {
     meshes: Vec<Vec<ElementMesh>>,
+    element_by_mesh: HashMap<Entity, usize>,
+    /// Meshes of the model that belong to no element (furniture, context); they take part in
+    /// ghosting but in no rule.
+    pub unbound: Vec<ElementMesh>,
     /// Node names the scene names but the model lacks, with the element that named them.
     pub missing_nodes: Vec<(usize, String)>,
 }
@@ -31,6 +37,11 @@ pub struct ElementMesh {
 impl ElementMeshes {
     pub fn meshes_of(&self, element: usize) -> &[ElementMesh] {
         self.meshes.get(element).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The element a mesh entity belongs to.
+    pub fn element_of(&self, mesh: Entity) -> Option<usize> {
+        self.element_by_mesh.get(&mesh).copied()
     }
 }
 
@@ -119,7 +130,7 @@ fn map_model_to_elements(
     materials: Query<&MeshMaterial3d<StandardMaterial>>,
     mut phase: ResMut<AppPhase>,
 ) {
-    let mut node_by_name = std::collections::HashMap::new();
+    let mut node_by_name = HashMap::new();
     for entity in children.iter_descendants(ready.entity) {
         if let Ok(name) = names.get(entity) {
             node_by_name.entry(name.as_str().to_owned()).or_insert(entity);
@@ -137,10 +148,18 @@ fn map_model_to_elements(
             for entity in std::iter::once(node).chain(children.iter_descendants(node)) {
                 if let Ok(material) = materials.get(entity) {
                     meshes.push(ElementMesh { entity, model_material: material.0.clone() });
+                    element_meshes.element_by_mesh.entry(entity).or_insert(index);
                 }
             }
         }
         element_meshes.meshes.push(meshes);
+    }
+    for entity in children.iter_descendants(ready.entity) {
+        if let Ok(material) = materials.get(entity)
+            && !element_meshes.element_by_mesh.contains_key(&entity)
+        {
+            element_meshes.unbound.push(ElementMesh { entity, model_material: material.0.clone() });
+        }
     }
     for (element, node) in &element_meshes.missing_nodes {
         warn!(

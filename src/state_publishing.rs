@@ -9,9 +9,12 @@ use bevy_panorbit_camera::PanOrbitCamera;
 use serde::Serialize;
 
 use crate::app_phase::AppPhase;
+use crate::element_styles::Ghosting;
 use crate::live_link::LiveLink;
+use crate::page_bridge::SearchResults;
 use crate::scene_loading::{ElementBounds, ElementMeshes};
-use crate::twin_state::{ElementStyleChanged, TwinRuntime};
+use crate::selection::Selection;
+use crate::twin_state::TwinRuntime;
 
 #[derive(Resource, Serialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -31,8 +34,59 @@ pub struct PublishedState {
     pub elements: std::collections::BTreeMap<String, PublishedElement>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
     pub missing_nodes: Vec<(String, String)>,
+    /// The selected and hovered element ids.
+    pub selected: Option<String>,
+    pub hovered: Option<String>,
+    /// Details of the selected element for the inspector panel.
+    pub inspector: Option<Inspector>,
+    pub ghosting: bool,
+    pub search: Option<PublishedSearch>,
+    /// The color scales of the scene's behaviors, for a legend.
+    pub legend: Vec<LegendEntry>,
     /// `performance.now()` when this state was written (browser only).
     pub published_at: f64,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Inspector {
+    pub element: String,
+    pub name: Option<String>,
+    /// The primary twin as ADT JSON, or `null` when the scene's twin is not found.
+    pub twin: Option<serde_json::Value>,
+    pub twin_id: String,
+    pub relationships: Vec<PublishedRelationship>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedRelationship {
+    pub name: String,
+    /// `out` when the selected twin is the source, `in` when it is the target.
+    pub direction: &'static str,
+    /// The twin at the other end.
+    pub twin: String,
+    /// The first element bound to that twin, if any.
+    pub element: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct LegendEntry {
+    pub name: String,
+    pub ranges: Vec<LegendRange>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct LegendRange {
+    pub label: String,
+    pub color: String,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedSearch {
+    pub query: String,
+    pub results: Vec<String>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -52,21 +106,47 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<PublishedState>().add_systems(Last, publish_state);
 }
 
+/// The orbit camera with change detection, to know when screen positions moved.
+type OrbitCameraView<'w, 's> =
+    Single<'w, 's, (Ref<'static, GlobalTransform>, Ref<'static, Camera>), With<PanOrbitCamera>>;
+
+/// What the page can act on besides twin state: selection, search, view options.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Interaction<'w> {
+    selection: Res<'w, Selection>,
+    search: Res<'w, SearchResults>,
+    ghosting: Res<'w, Ghosting>,
+}
+
+impl Interaction<'_> {
+    fn is_changed(&self) -> bool {
+        self.selection.is_changed() || self.search.is_changed() || self.ghosting.is_changed()
+    }
+}
+
 #[allow(clippy::too_many_arguments)] // One reader per kind of published fact.
 fn publish_state(
     mut published: ResMut<PublishedState>,
     phase: Res<AppPhase>,
     link: Res<LiveLink>,
+    interaction: Interaction,
     runtime: Option<Res<TwinRuntime>>,
-    mut style_changes: MessageReader<ElementStyleChanged>,
     layout: Option<(Res<ElementBounds>, Res<ElementMeshes>)>,
-    camera: Option<Single<(Ref<GlobalTransform>, &Camera), With<PanOrbitCamera>>>,
+    camera: Option<OrbitCameraView>,
     mut ray_cast: MeshRayCast,
+    mut screen_positions: Local<Vec<ScreenPosition>>,
 ) {
-    let styles_changed = style_changes.read().count() > 0;
-    let camera_moved = camera.as_ref().is_some_and(|c| c.0.is_changed());
+    let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
+    let layout_changed = layout.as_ref().is_some_and(|(bounds, _)| bounds.is_changed())
+        || camera.as_ref().is_some_and(|c| c.0.is_changed() || c.1.is_changed());
     let first = published.state.is_empty();
-    if !(first || phase.is_changed() || link.is_changed() || styles_changed || camera_moved) {
+    if !(first
+        || phase.is_changed()
+        || link.is_changed()
+        || interaction.is_changed()
+        || twins_changed
+        || layout_changed)
+    {
         return;
     }
     let (state, stage, error) = match &*phase {
@@ -87,27 +167,20 @@ fn publish_state(
     };
     if let Some(runtime) = &runtime {
         next.scene = runtime.scene().name.clone();
-        let screen_of = |element: usize, ray_cast: &mut MeshRayCast| -> (Option<[f32; 2]>, bool) {
-            let (Some((bounds, meshes)), Some(camera)) = (&layout, &camera) else { return (None, false) };
-            let Some((min, max)) = bounds.elements.get(element).copied().flatten() else {
-                return (None, false);
+        next.legend = legend(runtime.scene());
+        if layout_changed || screen_positions.len() != runtime.elements().len() {
+            *screen_positions = match (&layout, &camera) {
+                (Some((bounds, meshes)), Some(camera)) => (0..runtime.elements().len())
+                    .map(|element| {
+                        screen_position(element, bounds, meshes, &camera.0, &camera.1, &mut ray_cast)
+                    })
+                    .collect(),
+                _ => vec![ScreenPosition::default(); runtime.elements().len()],
             };
-            let (transform, camera) = (&camera.0, camera.1);
-            let Ok(point) = camera.world_to_viewport(transform, (min + max) * 0.5) else {
-                return (None, false);
-            };
-            let on_top = camera.viewport_to_world(transform, point).is_ok_and(|ray| {
-                let settings = MeshRayCastSettings::default().with_visibility(RayCastVisibility::Visible);
-                ray_cast
-                    .cast_ray(ray, &settings)
-                    .first()
-                    .is_some_and(|(hit, _)| meshes.meshes_of(element).iter().any(|m| m.entity == *hit))
-            });
-            (Some([point.x, point.y]), on_top)
-        };
+        }
         for (index, element) in runtime.elements().iter().enumerate() {
             let style = runtime.style(index);
-            let (screen, on_top) = screen_of(index, &mut ray_cast);
+            let ScreenPosition { screen, on_top } = screen_positions[index];
             next.elements.insert(
                 element.id.clone(),
                 PublishedElement {
@@ -119,6 +192,17 @@ fn publish_state(
                 },
             );
         }
+        let element_id = |index: usize| runtime.elements()[index].id.clone();
+        next.selected = interaction.selection.selected.map(element_id);
+        next.hovered = interaction.selection.hovered.map(element_id);
+        next.inspector = interaction.selection.selected.map(|index| inspect(runtime, index));
+        next.ghosting = interaction.ghosting.0;
+        if !interaction.search.query.is_empty() {
+            next.search = Some(PublishedSearch {
+                query: interaction.search.query.clone(),
+                results: interaction.search.elements.iter().map(|&index| element_id(index)).collect(),
+            });
+        }
         if let Some((_, meshes)) = &layout {
             next.missing_nodes = meshes
                 .missing_nodes
@@ -129,6 +213,98 @@ fn publish_state(
     }
     write_to_page(&mut next);
     *published = next;
+}
+
+fn legend(scene: &twinscene_core::scene::Scene) -> Vec<LegendEntry> {
+    let mut entries = Vec::new();
+    for behavior in &scene.behaviors {
+        for visual in &behavior.visuals {
+            #[allow(irrefutable_let_patterns)] // Color is the only visual kind with a scale.
+            let twinscene_core::scene::Visual::Color { ranges, .. } = visual else { continue };
+            let ranges = ranges
+                .iter()
+                .map(|range| LegendRange {
+                    label: match (range.min, range.max) {
+                        (None, None) => "any value".to_owned(),
+                        (None, Some(max)) => format!("below {max}"),
+                        (Some(min), None) => format!("{min} and above"),
+                        (Some(min), Some(max)) => format!("{min} to {max}"),
+                    },
+                    color: range.color.to_string(),
+                })
+                .collect();
+            entries.push(LegendEntry {
+                name: behavior.name.clone().unwrap_or_else(|| behavior.id.clone()),
+                ranges,
+            });
+        }
+    }
+    entries
+}
+
+/// Where an element appears on the canvas, cached between camera moves.
+#[derive(Clone, Copy, Debug, Default)]
+struct ScreenPosition {
+    screen: Option<[f32; 2]>,
+    on_top: bool,
+}
+
+fn screen_position(
+    element: usize,
+    bounds: &ElementBounds,
+    meshes: &ElementMeshes,
+    transform: &GlobalTransform,
+    camera: &Camera,
+    ray_cast: &mut MeshRayCast,
+) -> ScreenPosition {
+    let Some((min, max)) = bounds.elements.get(element).copied().flatten() else {
+        return ScreenPosition::default();
+    };
+    let Ok(point) = camera.world_to_viewport(transform, (min + max) * 0.5) else {
+        return ScreenPosition::default();
+    };
+    let on_top = camera.viewport_to_world(transform, point).is_ok_and(|ray| {
+        let settings = MeshRayCastSettings::default().with_visibility(RayCastVisibility::Visible);
+        ray_cast
+            .cast_ray(ray, &settings)
+            .first()
+            .is_some_and(|(hit, _)| meshes.meshes_of(element).iter().any(|m| m.entity == *hit))
+    });
+    ScreenPosition { screen: Some([point.x, point.y]), on_top }
+}
+
+fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
+    let element = &runtime.elements()[index];
+    let twin_id = element.twin.clone();
+    let element_of_twin =
+        |twin: &str| runtime.elements().iter().find(|e| e.twin == twin).map(|e| e.id.clone());
+    let relationships = runtime
+        .graph()
+        .relationships()
+        .iter()
+        .filter_map(|relationship| {
+            let (direction, other) = if relationship.source == twin_id {
+                ("out", &relationship.target)
+            } else if relationship.target == twin_id {
+                ("in", &relationship.source)
+            } else {
+                return None;
+            };
+            Some(PublishedRelationship {
+                name: relationship.name.clone(),
+                direction,
+                twin: other.clone(),
+                element: element_of_twin(other),
+            })
+        })
+        .collect();
+    Inspector {
+        element: element.id.clone(),
+        name: element.name.clone(),
+        twin: runtime.graph().twin(&twin_id).map(|twin| twin.to_adt_json()),
+        twin_id,
+        relationships,
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -51,7 +51,7 @@ fn session(
     let _ = events.send(LinkEvent::Connected);
     let mut got_snapshot = false;
     loop {
-        while let Ok(Some(command)) = commands.try_next() {
+        while let Ok(command) = commands.try_recv() {
             if let Err(error) = send(&mut socket, &command) {
                 return error;
             }

@@ -1,0 +1,152 @@
+// Browsing a facility: picking an element opens the inspector with its twin, Esc closes it,
+// a relationship in the inspector selects the related element, search flies to a twin, and
+// ghosting is switched from the toolbar. Everything is read from what the page shows
+// (window.twinscene and the <twin-scene> panels), never from timing.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { openViewer, readTwinscene, startServer, VIEWPORT, waitForReady, withDiagnostics } from './harness.mjs';
+
+let server;
+let viewer;
+const diagnostics = {};
+
+before(async () => {
+  server = await startServer();
+  diagnostics.server = server;
+  viewer = await openViewer(server.url);
+  diagnostics.viewer = viewer;
+  await waitForReady(viewer.page);
+});
+
+after(async () => {
+  await viewer?.close();
+  await server?.stop();
+});
+
+/** Text of a panel in the <twin-scene> shadow root. */
+function panelText(page, role) {
+  return page.evaluate(
+    (role) => document.querySelector('twin-scene').shadowRoot.querySelector(`[data-role="${role}"]`)?.innerText ?? '',
+    role,
+  );
+}
+
+function waitForState(page, predicate, arg, timeout = 60_000) {
+  return page.waitForFunction(predicate, arg, { polling: 100, timeout });
+}
+
+/** An element the user sees at its published screen point, clear of the panels. */
+async function visibleElement(page) {
+  const elements = await readTwinscene(page, (ts) => ts.elements);
+  const onCanvas = await page.evaluate(
+    (points) => points.map(([x, y]) => document.elementFromPoint(x, y)?.tagName === 'CANVAS'),
+    Object.values(elements).map((e) => e.screen ?? [-1, -1]),
+  );
+  const found = Object.entries(elements).find(([, e], i) => e.onTop && onCanvas[i]);
+  assert.ok(found, `no element is visible at its screen point: ${JSON.stringify(elements)}`);
+  return { id: found[0], ...found[1] };
+}
+
+test('clicking an element opens the inspector with its twin; Esc closes it', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    const target = await visibleElement(page);
+    // Pointing highlights first; the click then selects what is under the pointer.
+    await page.mouse.move(target.screen[0], target.screen[1]);
+    await waitForState(page, (id) => window.twinscene.hovered === id, target.id);
+    await page.mouse.click(target.screen[0], target.screen[1]);
+    await waitForState(page, (id) => window.twinscene.selected === id, target.id);
+    const inspector = await readTwinscene(page, (ts) => ts.inspector);
+    assert.equal(inspector.twinId, target.twin);
+    assert.equal(typeof inspector.twin.temperature, 'number');
+    await waitForState(page, (twin) => {
+      const panel = document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="inspector"]');
+      return panel.classList.contains('open') && panel.innerText.includes(twin);
+    }, target.twin);
+    assert.match(await panelText(page, 'inspector'), /temperature/);
+
+    await page.keyboard.press('Escape');
+    await waitForState(page, () => window.twinscene.selected === null);
+    await waitForState(page, () =>
+      !document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="inspector"]').classList.contains('open'));
+    viewer.assertNoPanics();
+  }),
+);
+
+test('the inspector shows live values as deltas arrive', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    const target = await visibleElement(page);
+    await page.evaluate((id) => document.querySelector('twin-scene').select(id), target.id);
+    await waitForState(page, (id) => window.twinscene.inspector?.element === id, target.id);
+    const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(target.twin)}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: JSON.stringify([{ op: 'replace', path: '/temperature', value: 12.34 }]),
+    });
+    assert.equal(response.status, 204);
+    await waitForState(page, () => {
+      const cell = document.querySelector('twin-scene').shadowRoot.querySelector('[data-property="temperature"]');
+      return cell?.textContent === '12.34';
+    });
+    viewer.assertNoPanics();
+  }),
+);
+
+test('a relationship in the inspector selects the related element', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    const roof = await readTwinscene(page, (ts) => Object.keys(ts.elements).find((id) => id.startsWith('roof-')));
+    await page.evaluate((id) => document.querySelector('twin-scene').select(id), roof);
+    await waitForState(page, (id) => window.twinscene.inspector?.element === id, roof);
+    const related = await readTwinscene(page, (ts) => ts.inspector.relationships.find((r) => r.element));
+    assert.ok(related, 'the demo roof covers rooms that have elements');
+    await page.locator(`twin-scene [data-role="inspector"] [data-element="${related.element}"]`).click();
+    await waitForState(page, (id) => window.twinscene.selected === id, related.element);
+    assert.equal(await readTwinscene(page, (ts) => ts.inspector.twinId), related.twin);
+    viewer.assertNoPanics();
+  }),
+);
+
+test('searching a room by name and picking the result flies to it', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    await page.keyboard.press('Escape');
+    await page.evaluate(() => document.querySelector('twin-scene').command({ type: 'resetView' }));
+    const input = page.locator('twin-scene input[type="search"]');
+    await input.fill('Room B103');
+    await waitForState(page, () => window.twinscene.search?.results?.length > 0);
+    const results = await readTwinscene(page, (ts) => ts.search.results);
+    assert.deepEqual(results, ['room-b103']);
+    const center = [VIEWPORT.width / 2, VIEWPORT.height / 2];
+    await page.locator('twin-scene [data-role="results"] button').first().click();
+    await waitForState(page, () => window.twinscene.selected === 'room-b103');
+    // The camera flies until the room is in the middle of the view.
+    await waitForState(
+      page,
+      ([cx, cy]) => {
+        const screen = window.twinscene.elements['room-b103'].screen;
+        return screen && Math.hypot(screen[0] - cx, screen[1] - cy) < 20;
+      },
+      center,
+    );
+    viewer.assertNoPanics();
+  }),
+);
+
+test('the ghost button turns ghosting on and off', { timeout: 60_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    const ghost = page.locator('twin-scene [data-role="ghost"]');
+    await ghost.click();
+    const pressed = () =>
+      document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="ghost"]').getAttribute('aria-pressed');
+    await waitForState(page, () => window.twinscene.ghosting === true);
+    await waitForState(page, `(${pressed})() === 'true'`);
+    await ghost.click();
+    await waitForState(page, () => window.twinscene.ghosting === false);
+    await waitForState(page, `(${pressed})() === 'false'`);
+    viewer.assertNoPanics();
+  }),
+);

@@ -1,0 +1,254 @@
+// <twin-scene>: the twinscene viewer as one HTML element. It creates its canvas (in the light
+// DOM, because Bevy finds its canvas with document.querySelector), loads the wasm viewer, and
+// draws its panels (status, toolbar, search, inspector, legend) in its shadow root from the
+// state the viewer publishes as window.twinscene. Panels act on the viewer only through
+// command(json).
+//
+// Attributes: src (scene URL; default from /api/config), live (WebSocket URL, or "off").
+
+const STYLE = `
+:host { display: block; position: relative; overflow: hidden; background: var(--ts-background, #1b1f24);
+  font: 13px/1.4 var(--ts-font, system-ui, sans-serif); color: var(--ts-text, #e6e9ee); }
+::slotted(canvas) { display: block; width: 100%; height: 100%; outline: none; }
+.panel { position: absolute; background: var(--ts-panel, rgba(17, 20, 25, 0.86)); border-radius: 8px;
+  box-shadow: 0 2px 10px rgba(0,0,0,0.35); backdrop-filter: blur(4px); }
+.status { left: 10px; bottom: 10px; padding: 5px 10px; pointer-events: none; max-width: calc(100% - 40px); }
+.status .dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%; margin-right: 6px; background: #9ca3af; }
+.status[data-live="live"] .dot { background: #22c55e; }
+.status[data-live="offline"] .dot { background: #ef4444; }
+.status[data-live="connecting"] .dot { background: #f59e0b; }
+.progress { height: 3px; margin-top: 4px; background: rgba(255,255,255,0.15); border-radius: 2px; overflow: hidden; }
+.progress > div { height: 100%; width: 0; background: var(--ts-accent, #38bdf8); transition: width 0.3s; }
+.failure { inset: 0; border-radius: 0; display: none; padding: 24px; overflow: auto; background: #2a1215; }
+.failure h2 { margin: 0 0 8px; font-size: 16px; color: #fecaca; }
+.failure pre { white-space: pre-wrap; margin: 0; font: 12px/1.5 ui-monospace, monospace; }
+:host([data-state="failed"]) .failure { display: block; }
+.toolbar { left: 10px; top: 10px; display: flex; gap: 6px; padding: 6px; align-items: center; }
+.toolbar input { width: 180px; background: rgba(255,255,255,0.08); border: 1px solid rgba(255,255,255,0.15);
+  color: inherit; border-radius: 5px; padding: 4px 8px; font: inherit; }
+button { background: rgba(255,255,255,0.08); color: inherit; border: 1px solid rgba(255,255,255,0.15);
+  border-radius: 5px; padding: 4px 8px; font: inherit; cursor: pointer; }
+button:hover { background: rgba(255,255,255,0.16); }
+button[aria-pressed="true"] { background: var(--ts-accent, #38bdf8); color: #0b1220; }
+.results { left: 10px; top: 52px; max-height: 50%; overflow: auto; min-width: 220px; display: none; padding: 4px; }
+.results.open { display: block; }
+.results button, .inspector .link { display: block; width: 100%; text-align: left; border: 0; background: none; padding: 4px 8px; }
+.results button:hover, .inspector .link:hover { background: rgba(255,255,255,0.1); }
+.inspector { right: 10px; top: 56px; width: min(300px, 45%); max-height: calc(100% - 110px); overflow: auto; padding: 10px 12px; display: none; }
+.inspector.open { display: block; }
+.inspector h2 { margin: 0; font-size: 15px; }
+.inspector .sub { color: var(--ts-muted, #9ca3af); font-size: 12px; word-break: break-all; }
+.inspector table { width: 100%; border-collapse: collapse; margin: 8px 0; }
+.inspector td { padding: 2px 0; vertical-align: top; }
+.inspector td.value { text-align: right; font-variant-numeric: tabular-nums; }
+.inspector h3 { margin: 10px 0 4px; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; color: var(--ts-muted, #9ca3af); }
+.inspector .close { position: absolute; right: 8px; top: 8px; padding: 0 6px; }
+.missing { color: #fca5a5; }
+.legend { right: 10px; bottom: 10px; padding: 8px 10px; }
+.legend h3 { margin: 0 0 4px; font-size: 12px; }
+.legend .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+@media (max-width: 520px) { .toolbar input { width: 100px; } .legend { display: none; } .inspector { width: min(300px, 60%); } }
+`;
+
+const TEMPLATE = `
+<style>${STYLE}</style>
+<slot></slot>
+<div class="panel toolbar" part="toolbar">
+  <input type="search" placeholder="Search twins…" aria-label="Search twins" data-role="search">
+  <button type="button" data-role="reset" title="Frame the whole model (R)">Reset view</button>
+  <button type="button" data-role="ghost" aria-pressed="false" title="Show everything but the selection translucent (G)">Ghost</button>
+</div>
+<div class="panel results" data-role="results" role="listbox"></div>
+<aside class="panel inspector" data-role="inspector" part="inspector" aria-live="polite"></aside>
+<div class="panel legend" data-role="legend" part="legend" hidden></div>
+<div class="panel status" data-role="status" role="status"><span class="dot"></span><span data-role="status-text">Loading viewer…</span>
+  <div class="progress"><div data-role="progress"></div></div></div>
+<div class="panel failure" data-role="failure" role="alert"><h2>This scene cannot be shown</h2><pre data-role="failure-text"></pre></div>
+`;
+
+const STAGES = { booting: 0.1, scene: 0.25, mesh: 0.5, layout: 0.85 };
+let instances = 0;
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+function formatValue(value) {
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(2);
+  if (value !== null && typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+export class TwinSceneElement extends HTMLElement {
+  #viewer = null;
+  #lastPublished = -1;
+  #lastInspector = '';
+  #lastResults = '';
+  #frame = 0;
+
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    instances += 1;
+    if (instances > 1) {
+      // One wasm instance drives one canvas; several viewers per page need one module
+      // instance each, which this element does not do yet.
+      this.textContent = 'Only one <twin-scene> per page is supported.';
+      return;
+    }
+    const root = this.attachShadow({ mode: 'open' });
+    root.innerHTML = TEMPLATE;
+    this.canvas = document.createElement('canvas');
+    this.canvas.id = `twin-scene-canvas-${instances}`;
+    this.canvas.tabIndex = 0;
+    this.append(this.canvas);
+    this.$ = (role) => root.querySelector(`[data-role="${role}"]`);
+    this.#wireControls();
+    this.#boot().catch((error) => this.#showFailure(`Cannot start the viewer: ${error?.message ?? error}`));
+  }
+
+  disconnectedCallback() {
+    cancelAnimationFrame(this.#frame);
+  }
+
+  /** Sends a command to the viewer (see docs); returns false before the viewer runs. */
+  command(command) {
+    if (!this.#viewer) return false;
+    this.#viewer.command(JSON.stringify(command));
+    return true;
+  }
+
+  select(element) { return this.command({ type: 'select', element }); }
+  focus(element) { return this.command({ type: 'focus', element }); }
+
+  async #boot() {
+    const config = await fetch('/api/config').then((r) => (r.ok ? r.json() : {}), () => ({}));
+    const params = new URLSearchParams(location.search);
+    const scene = this.getAttribute('src') ?? params.get('scene') ?? config.scene ?? '/api/scene';
+    const live = this.getAttribute('live') ?? params.get('live') ?? config.live ?? '/live';
+    const liveUrl = live === 'off' ? '' : new URL(live, location.href).href.replace(/^http/, 'ws');
+    this.$('status-text').textContent = 'Loading viewer (wasm)…';
+    this.$('progress').style.width = '5%';
+    const viewer = await import('/pkg/twinscene_viewer.js');
+    await viewer.default();
+    this.#viewer = viewer;
+    viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl);
+    const render = () => {
+      this.#render(window.twinscene);
+      this.#frame = requestAnimationFrame(render);
+    };
+    render();
+  }
+
+  #wireControls() {
+    const search = this.$('search');
+    search.addEventListener('input', () => this.command({ type: 'search', query: search.value }));
+    search.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') this.$('results').querySelector('button')?.click();
+      if (event.key === 'Escape') { search.value = ''; this.command({ type: 'search', query: '' }); }
+      event.stopPropagation();
+    });
+    this.$('reset').addEventListener('click', () => this.command({ type: 'resetView' }));
+    this.$('ghost').addEventListener('click', (event) => {
+      const on = event.currentTarget.getAttribute('aria-pressed') !== 'true';
+      this.command({ type: 'setGhosting', on });
+    });
+    const onFocusLink = (event) => {
+      const target = event.target.closest('[data-element]');
+      if (target) this.focus(target.dataset.element);
+      if (event.target.closest('[data-role="close"]')) this.select(null);
+    };
+    this.$('results').addEventListener('click', onFocusLink);
+    this.$('inspector').addEventListener('click', onFocusLink);
+  }
+
+  #render(state) {
+    if (!state || state.publishedAt === this.#lastPublished) return;
+    this.#lastPublished = state.publishedAt;
+    this.dataset.state = state.state;
+    this.dataset.live = state.live;
+    const status = this.$('status');
+    status.dataset.live = state.live;
+    if (state.state === 'failed') {
+      this.#showFailure(state.error);
+      return;
+    }
+    if (state.state !== 'ready') {
+      this.$('status-text').textContent = `Loading ${state.stage ?? 'viewer'}…`;
+      this.$('progress').style.width = `${Math.round((STAGES[state.stage] ?? 0.1) * 100)}%`;
+      return;
+    }
+    this.$('progress').parentElement.hidden = true;
+    const count = Object.keys(state.elements).length;
+    const live = {
+      live: `live · seq ${state.seq}`,
+      connecting: 'connecting to live data…',
+      offline: `live data offline${state.liveError ? ` (${state.liveError})` : ''}, retrying`,
+      off: 'no live data',
+    }[state.live];
+    const missing = Object.values(state.elements).filter((e) => !e.twinFound).length;
+    this.$('status-text').textContent = `${count} elements${missing ? `, ${missing} without twin` : ''} · ${live}`;
+    this.$('ghost').setAttribute('aria-pressed', String(state.ghosting));
+    this.#renderResults(state);
+    this.#renderInspector(state);
+    this.#renderLegend(state);
+  }
+
+  #renderResults(state) {
+    const results = state.search?.results ?? [];
+    const key = JSON.stringify(state.search ?? null);
+    if (key === this.#lastResults) return;
+    this.#lastResults = key;
+    const list = this.$('results');
+    list.classList.toggle('open', Boolean(state.search));
+    list.innerHTML = results.length
+      ? results.map((id) => `<button type="button" role="option" data-element="${escapeHtml(id)}">${escapeHtml(id)}
+          <span class="sub">${escapeHtml(state.elements[id]?.twin ?? '')}</span></button>`).join('')
+      : `<div class="sub" style="padding:4px 8px">No twin matches “${escapeHtml(state.search?.query ?? '')}”</div>`;
+  }
+
+  #renderInspector(state) {
+    const panel = this.$('inspector');
+    const info = state.inspector;
+    const key = JSON.stringify(info ?? null);
+    if (key === this.#lastInspector) return;
+    this.#lastInspector = key;
+    panel.classList.toggle('open', Boolean(info));
+    if (!info) { panel.innerHTML = ''; return; }
+    const twin = info.twin;
+    const times = twin?.$metadata ?? {};
+    const properties = twin
+      ? Object.entries(twin).filter(([name]) => !name.startsWith('$'))
+          .map(([name, value]) => `<tr><td title="${escapeHtml(times[name]?.lastUpdateTime ? `updated ${times[name].lastUpdateTime}` : '')}">${escapeHtml(name)}</td>
+            <td class="value" data-property="${escapeHtml(name)}">${escapeHtml(formatValue(value))}</td></tr>`).join('')
+      : '';
+    const updated = Object.values(times).map((m) => m?.lastUpdateTime).filter(Boolean).sort().pop();
+    const relationships = info.relationships.map((r) => r.element
+      ? `<button type="button" class="link" data-element="${escapeHtml(r.element)}">${r.direction === 'out' ? '→' : '←'} ${escapeHtml(r.name)} ${escapeHtml(r.twin)}</button>`
+      : `<div class="sub">${r.direction === 'out' ? '→' : '←'} ${escapeHtml(r.name)} ${escapeHtml(r.twin)} (no element in this scene)</div>`).join('');
+    panel.innerHTML = `
+      <button type="button" class="close" data-role="close" aria-label="Close">×</button>
+      <h2>${escapeHtml(info.name ?? info.element)}</h2>
+      <div class="sub">twin ${escapeHtml(info.twinId)}${twin ? ` · ${escapeHtml(twin.$metadata?.$model ?? '')}` : ''}</div>
+      ${twin ? `<table>${properties}</table>${updated ? `<div class="sub">last update ${escapeHtml(updated)}</div>` : ''}`
+             : '<p class="missing">Twin not found: the scene names a twin that the twin data does not contain.</p>'}
+      ${relationships ? `<h3>Relationships</h3>${relationships}` : ''}`;
+  }
+
+  #renderLegend(state) {
+    const legend = this.$('legend');
+    if (!state.legend?.length || legend.dataset.rendered) return;
+    legend.dataset.rendered = 'true';
+    legend.hidden = false;
+    legend.innerHTML = state.legend.map((behavior) => `<h3>${escapeHtml(behavior.name)}</h3>` + behavior.ranges
+      .map((r) => `<div><span class="swatch" style="background:${escapeHtml(r.color)}"></span>${escapeHtml(r.label)}</div>`).join('')).join('');
+  }
+
+  #showFailure(message) {
+    this.dataset.state = 'failed';
+    this.$('failure-text').textContent = message;
+    this.$('status').hidden = true;
+    window.twinscene = { ...(window.twinscene ?? {}), state: 'failed', ready: false, error: message };
+  }
+}
+
+customElements.define('twin-scene', TwinSceneElement);
