@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::api_error::ApiError;
 use crate::auth::Grant;
 use crate::json_input::{body_bytes, parse_json};
-use crate::state::{AppState, Source};
+use crate::state::{AppState, Source, TwinWrite};
 
 pub const TWIN_UPDATE: &str = "Microsoft.DigitalTwins.Twin.Update";
 
@@ -67,43 +67,53 @@ pub async fn cloudevents(
             twin_update(event).map_err(|message| malformed(format!("event {index}: {message}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut results = Vec::with_capacity(updates.len());
-    let (mut applied, mut duplicates, mut rejected) = (0, 0, 0);
-    for update in updates {
-        if !state.first_delivery(&update.source, &update.id) {
+    let mut results = vec![Value::Null; updates.len()];
+    let (mut writes, mut positions) = (Vec::new(), Vec::new());
+    let mut duplicates = 0;
+    for (at, update) in updates.into_iter().enumerate() {
+        if state.first_delivery(&update.source, &update.id) {
+            results[at] = json!({ "id": update.id });
+            positions.push((at, update.source, update.id));
+            writes.push(TwinWrite {
+                twin: update.twin,
+                model: update.model,
+                patch: update.patch,
+                if_match: None,
+            });
+        } else {
             duplicates += 1;
-            results.push(json!({ "id": update.id, "status": "duplicate" }));
-            continue;
+            results[at] = json!({ "id": update.id, "status": "duplicate" });
         }
-        match apply(&state, &grant, &update).await {
-            Ok(seq) => {
+    }
+    let outcomes = match state.patch_twins(&grant, writes, Source::CloudEvents).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            // Nothing was made durable: a retry of these events must not count as a duplicate.
+            for (_, source, id) in &positions {
+                state.forget_delivery(source, id);
+            }
+            return Err(error);
+        }
+    };
+    let (mut applied, mut rejected) = (0, 0);
+    for ((at, source, id), outcome) in positions.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(accepted) => {
                 applied += 1;
-                results.push(json!({ "id": update.id, "status": "applied", "seq": seq }));
+                results[at]["status"] = json!("applied");
+                results[at]["seq"] = json!(accepted.seq);
             }
             Err(error) => {
                 rejected += 1;
-                results.push(json!({ "id": update.id, "status": "rejected", "error": error.body() }));
+                state.forget_delivery(&source, &id);
+                results[at]["status"] = json!("rejected");
+                results[at]["error"] = error.body();
             }
         }
     }
     Ok(Json(
         json!({ "applied": applied, "duplicates": duplicates, "rejected": rejected, "results": results }),
     ))
-}
-
-async fn apply(state: &AppState, grant: &Grant, update: &TwinUpdate) -> Result<u64, ApiError> {
-    if let Some(model) = &update.model {
-        let twin = state.twin(grant, &update.twin)?;
-        if &twin.model != model {
-            return Err(ApiError::BadRequest(format!(
-                "the event names model {model:?}, but twin {:?} is a {:?}",
-                update.twin, twin.model
-            )));
-        }
-    }
-    let accepted =
-        state.patch_twin(grant, &update.twin, update.patch.clone(), None, Source::CloudEvents).await?;
-    Ok(accepted.seq)
 }
 
 fn malformed(message: String) -> ApiError {

@@ -54,10 +54,6 @@ pub fn refused(reason: &'static str) {
     metrics::counter!(REFUSED, "reason" => reason).increment(1);
 }
 
-pub fn update_in(source: &'static str) {
-    metrics::counter!(UPDATES_IN, "source" => source).increment(1);
-}
-
 pub fn latency(elapsed: Duration) {
     metrics::histogram!(LATENCY).record(elapsed.as_secs_f64());
 }

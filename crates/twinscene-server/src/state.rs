@@ -249,7 +249,7 @@ impl AppState {
 
     /// Applies a JSON Patch to one twin, all of it or nothing, numbers it, makes it durable and
     /// queues it for viewers. Every property write (REST, CloudEvents, MQTT, simulator) comes
-    /// through here, so the order of `seq` is the order in which writes were applied.
+    /// through here or `patch_twins`, so the order of `seq` is the order of application.
     pub async fn patch_twin(
         &self,
         grant: &Grant,
@@ -258,30 +258,49 @@ impl AppState {
         if_match: Option<&str>,
         source: Source,
     ) -> Result<Accepted, ApiError> {
+        let write =
+            TwinWrite { twin: id.to_owned(), model: None, patch, if_match: if_match.map(str::to_owned) };
+        let mut results = self.patch_twins(grant, vec![write], source).await?;
+        results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result for a write".into())))
+    }
+
+    /// Applies several independent patches in one go: each is checked and applied on its own
+    /// (one refused patch does not stop the others), and all accepted ones share one durable
+    /// commit. The outer error means none could be made durable.
+    pub async fn patch_twins(
+        &self,
+        grant: &Grant,
+        writes: Vec<TwinWrite>,
+        source: Source,
+    ) -> Result<Vec<Result<Accepted, ApiError>>, ApiError> {
         self.check_storage()?;
-        let (durable, accepted) = {
+        let (durable, results) = {
             let mut live = self.live();
-            let twin = live.graph.twin(id).ok_or_else(|| twin_not_found(id))?;
-            if !grant.may_write(twin) {
-                return Err(forbidden_twin(id, "write"));
-            }
-            check_if_match(if_match, &twin.etag)?;
+            let mut stored = Vec::new();
             let (ts, ts_ms) = now_timestamps();
-            let twin = live.graph.apply_patch(id, &patch, &ts)?.clone();
-            let mut writes = history_points(&twin, &patch, ts_ms);
-            let etag = twin.etag.clone();
-            let model = twin.model.clone();
-            writes.push(StoredWrite::Twin(twin));
-            live.seq += 1;
-            let seq = live.seq;
-            writes.push(StoredWrite::Seq(seq));
-            let change = TwinChange { twin: id.to_owned(), patch, ts };
-            self.0.feed.push(FeedChange { seq, model, change });
-            (self.submit(writes, seq), Accepted { etag, seq })
+            let results: Vec<Result<Accepted, ApiError>> = writes
+                .into_iter()
+                .map(|write| {
+                    let (accepted, twin, change) = apply_one(&mut live, grant, write, &ts)?;
+                    stored.extend(history_points(&twin, &change.patch, ts_ms));
+                    let model = twin.model.clone();
+                    stored.push(StoredWrite::Twin(twin));
+                    self.0.feed.push(FeedChange { seq: accepted.seq, model, change });
+                    Ok(accepted)
+                })
+                .collect();
+            let durable = (!stored.is_empty()).then(|| {
+                stored.push(StoredWrite::Seq(live.seq));
+                self.submit(stored, live.seq)
+            });
+            (durable, results)
         };
-        durable.await?;
-        crate::metrics::update_in(source.label());
-        Ok(accepted)
+        if let Some(durable) = durable {
+            durable.await?;
+        }
+        let accepted = results.iter().filter(|result| result.is_ok()).count();
+        metrics::counter!(crate::metrics::UPDATES_IN, "source" => source.label()).increment(accepted as u64);
+        Ok(results)
     }
 
     /// ADT `PUT /digitaltwins/{id}`: creates the twin, or replaces its properties (as one
@@ -613,6 +632,12 @@ impl AppState {
         recent.insert(format!("{source}\u{0}{id}"))
     }
 
+    /// Forgets a CloudEvent whose write was refused or failed, so that a retry is applied.
+    pub fn forget_delivery(&self, source: &str, id: &str) {
+        let mut recent = self.0.recent_events.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.seen.remove(&format!("{source}\u{0}{id}"));
+    }
+
     /// Takes one request from a client's ingest allowance; false when it is used up.
     pub fn take_ingest_allowance(&self, client: &str) -> bool {
         let rate = self.0.config.limits.ingest_requests_per_second;
@@ -681,6 +706,42 @@ async fn wait_durable(receiver: tokio::sync::oneshot::Receiver<Result<(), String
         Ok(Err(error)) => Err(ApiError::Unavailable(format!("the write could not be made durable: {error}"))),
         Err(_) => Err(ApiError::Unavailable("the storage thread stopped".into())),
     }
+}
+
+/// One patch of a batch.
+pub struct TwinWrite {
+    pub twin: String,
+    /// When set, the twin must be of this model (CloudEvents name it).
+    pub model: Option<String>,
+    pub patch: Patch,
+    pub if_match: Option<String>,
+}
+
+/// Checks and applies one patch under the lock and gives it the next seq.
+fn apply_one(
+    live: &mut LiveState,
+    grant: &Grant,
+    write: TwinWrite,
+    ts: &str,
+) -> Result<(Accepted, Twin, TwinChange), ApiError> {
+    let TwinWrite { twin: id, model, patch, if_match } = write;
+    let twin = live.graph.twin(&id).ok_or_else(|| twin_not_found(&id))?;
+    if !grant.may_write(twin) {
+        return Err(forbidden_twin(&id, "write"));
+    }
+    if let Some(model) = &model
+        && model != &twin.model
+    {
+        return Err(ApiError::BadRequest(format!(
+            "model {model:?} was named, but twin {id:?} is a {:?}",
+            twin.model
+        )));
+    }
+    check_if_match(if_match.as_deref(), &twin.etag)?;
+    let twin = live.graph.apply_patch(&id, &patch, ts)?.clone();
+    live.seq += 1;
+    let accepted = Accepted { etag: twin.etag.clone(), seq: live.seq };
+    Ok((accepted, twin, TwinChange { twin: id, patch, ts: ts.to_owned() }))
 }
 
 /// Filters for `GET /query/twins`.
