@@ -14,7 +14,9 @@ use petgraph::graph::DiGraph;
 use serde_json::Value;
 
 use crate::expression::{Dependencies, Expression, ExpressionError, Scope};
-use crate::graph::{TwinGraph, TwinIndex};
+use crate::graph::{FxHasher, TwinGraph, TwinIndex};
+
+type FastHashSet<T> = HashSet<T, std::hash::BuildHasherDefault<FxHasher>>;
 use crate::scene::ComputedProperty;
 
 /// A compiled computed-property rule.
@@ -253,7 +255,7 @@ impl ComputedPlan {
             return changed;
         }
         let mut queue = BinaryHeap::new();
-        let mut queued = HashSet::new();
+        let mut queued = FastHashSet::default();
         self.enqueue_readers(
             twin,
             |rule| touched.is_none_or(|names| names.iter().any(|n| rule.reads(n))),
@@ -280,7 +282,7 @@ impl ComputedPlan {
     ) -> Vec<(TwinIndex, usize)> {
         let mut changed = Vec::new();
         let mut queue = BinaryHeap::new();
-        let mut queued = HashSet::new();
+        let mut queued = FastHashSet::default();
         for (position, &(rule, _)) in self.instances.iter().enumerate() {
             if self.rules[rule as usize].expression.dependencies().clock && queued.insert(position as u32) {
                 queue.push(Reverse(position as u32));
@@ -307,7 +309,7 @@ impl ComputedPlan {
         twin: TwinIndex,
         relevant: impl Fn(&ComputedRule) -> bool,
         queue: &mut BinaryHeap<Reverse<u32>>,
-        queued: &mut HashSet<u32>,
+        queued: &mut FastHashSet<u32>,
     ) {
         for &position in self.readers.get(twin.index()).into_iter().flatten() {
             let rule = &self.rules[self.instances[position as usize].0 as usize];

@@ -43,13 +43,12 @@ pub fn apply_to_twin(
     }
     let mut touched = Touched::new();
     for (operation, op) in patch.iter().enumerate() {
-        let mut paths = vec![op.path()];
-        match op {
-            PatchOperation::Move(m) => paths.push(&m.from),
-            PatchOperation::Copy(c) => paths.push(&c.from),
-            _ => {}
-        }
-        for path in paths {
+        let from = match op {
+            PatchOperation::Move(m) => Some(m.from.as_ptr()),
+            PatchOperation::Copy(c) => Some(c.from.as_ptr()),
+            _ => None,
+        };
+        for path in std::iter::once(op.path()).chain(from) {
             let forbidden =
                 |reason| PatchRejection::ForbiddenPath { operation, path: path.to_string(), reason };
             let Some(first) = path.first() else {

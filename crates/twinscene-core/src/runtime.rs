@@ -7,7 +7,7 @@
 //! read the touched properties (transitively, in dependency order), re-evaluates only the
 //! elements that read a changed twin, and reports only styles that really changed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use json_patch::PatchOperation;
@@ -97,10 +97,20 @@ impl CompiledVisual {
     }
 }
 
+/// The part of an [`ElementStyle`] that depends on twin state.
+struct Look {
+    color: Option<Color>,
+    twin_found: bool,
+    badges: Vec<Badge>,
+    visible: bool,
+    label: Option<String>,
+}
+
 /// What the elements' expressions read, merged (a cheap filter before per-twin lookups).
 #[derive(Default)]
 struct ElementReads {
-    properties: HashSet<String>,
+    /// Few names: a scan beats hashing.
+    properties: Vec<String>,
     any_property: bool,
     clock: bool,
     /// Relationship names followed by any visual, and the most `related` calls of one.
@@ -116,7 +126,6 @@ pub struct SceneRuntime {
     visuals: Vec<CompiledVisual>,
     reads: ElementReads,
     element_by_id: HashMap<String, usize>,
-    element_layers: Vec<Arc<[String]>>,
     /// Bound to the current graph: each element's primary twin.
     element_twins: Vec<Option<TwinIndex>>,
     /// Bound to the current graph: per twin index, the elements that may read it.
@@ -137,7 +146,10 @@ fn invalid(pointer: String, message: String) -> SceneError {
 impl SceneRuntime {
     /// Compiles the scene's behaviors and computed properties and evaluates every element
     /// against the scene's twins.
-    pub fn new(scene: Scene) -> Result<Self, SceneError> {
+    ///
+    /// The scene's twins and relationships move into [`Self::graph`]: afterwards
+    /// `scene().twins` and `scene().relationships` are empty (one copy of the state, not two).
+    pub fn new(mut scene: Scene) -> Result<Self, SceneError> {
         let problems = scene.problems();
         if !problems.is_empty() {
             return Err(SceneError::Invalid(problems));
@@ -184,7 +196,11 @@ impl SceneRuntime {
         for visual in &visuals {
             for expression in visual.expressions() {
                 let dependencies = expression.dependencies();
-                reads.properties.extend(dependencies.properties.iter().cloned());
+                for name in &dependencies.properties {
+                    if !reads.properties.contains(name) {
+                        reads.properties.push(name.clone());
+                    }
+                }
                 reads.any_property |= dependencies.any_property;
                 reads.clock |= dependencies.clock;
                 let merged = &mut reads.relationships;
@@ -204,7 +220,7 @@ impl SceneRuntime {
             computed_rules.push(rule);
         }
         let element_by_id = scene.elements.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        let element_layers = (0..scene.elements.len())
+        let element_layers: Vec<Arc<[String]>> = (0..scene.elements.len())
             .map(|element| {
                 let mut layers: Vec<String> = scene
                     .behaviors
@@ -218,14 +234,21 @@ impl SceneRuntime {
                 Arc::from(layers)
             })
             .collect();
-        let mut graph = TwinGraph::new(scene.twins.iter().cloned(), scene.relationships.clone());
+        let mut graph =
+            TwinGraph::new(std::mem::take(&mut scene.twins), std::mem::take(&mut scene.relationships));
         if let Some(models) = &models {
             graph.set_models(models.clone());
         }
         let computed = ComputedPlan::new(computed_rules.clone(), &graph)
             .map_err(|cycle| invalid("/computed".into(), cycle))?;
         let mut runtime = Self {
-            styles: vec![ElementStyle::default(); scene.elements.len()],
+            styles: element_layers
+                .iter()
+                .map(|layers: &Arc<[String]>| ElementStyle {
+                    layers: layers.clone(),
+                    ..ElementStyle::default()
+                })
+                .collect(),
             marks: vec![0; scene.elements.len()],
             generation: 0,
             scene,
@@ -235,7 +258,6 @@ impl SceneRuntime {
             visuals,
             reads,
             element_by_id,
-            element_layers,
             element_twins: Vec::new(),
             element_readers: Vec::new(),
             computed_rules,
@@ -349,7 +371,7 @@ impl SceneRuntime {
     }
 
     fn element_reads(&self, property: &str) -> bool {
-        self.reads.any_property || self.reads.properties.contains(property)
+        self.reads.any_property || self.reads.properties.iter().any(|name| name == property)
     }
 
     /// Resolves elements to twins and builds the per-twin reader lists.
@@ -404,10 +426,20 @@ impl SceneRuntime {
             return;
         }
         self.marks[element] = self.generation;
-        let style = self.evaluate(element);
-        if self.styles[element] != style {
-            self.styles[element] = style.clone();
-            changes.push(StyleChange { element, style });
+        let look = self.evaluate(element);
+        let current = &mut self.styles[element];
+        let same = current.color == look.color
+            && current.twin_found == look.twin_found
+            && current.visible == look.visible
+            && current.badges == look.badges
+            && current.label == look.label;
+        if !same {
+            current.color = look.color;
+            current.twin_found = look.twin_found;
+            current.visible = look.visible;
+            current.badges = look.badges;
+            current.label = look.label;
+            changes.push(StyleChange { element, style: current.clone() });
         }
     }
 
@@ -421,11 +453,12 @@ impl SceneRuntime {
         changes
     }
 
-    fn evaluate(&self, element: usize) -> ElementStyle {
-        let layers = self.element_layers[element].clone();
-        let Some(primary) = self.element_twins[element] else {
-            return ElementStyle { layers, ..ElementStyle::default() };
-        };
+    /// The element's look by the current state (all of [`ElementStyle`] but the fixed layers).
+    fn evaluate(&self, element: usize) -> Look {
+        let mut style =
+            Look { color: None, twin_found: false, badges: Vec::new(), visible: true, label: None };
+        let Some(primary) = self.element_twins[element] else { return style };
+        style.twin_found = true;
         let aliases = &self.scene.elements[element].aliases;
         let scope = Scope {
             primary: Some(primary),
@@ -433,7 +466,6 @@ impl SceneRuntime {
             now_millis: self.now_millis,
             ..Scope::new(&self.graph)
         };
-        let mut style = ElementStyle { twin_found: true, layers, ..ElementStyle::default() };
         for visual in &self.visuals {
             if !selects(&self.selections[visual.behavior], element) {
                 continue;

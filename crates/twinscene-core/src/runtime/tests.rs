@@ -319,8 +319,12 @@ fn check_incremental_equals_full(
         incremental.apply_patch(twins[twin % twins.len()], &op, "t").unwrap();
     }
     let final_twins: Vec<Twin> = incremental.graph().twins().cloned().collect();
-    let full =
-        SceneRuntime::new(Scene { twins: final_twins.clone(), ..incremental.scene().clone() }).unwrap();
+    let full = SceneRuntime::new(Scene {
+        twins: final_twins.clone(),
+        relationships: incremental.graph().relationships(),
+        ..incremental.scene().clone()
+    })
+    .unwrap();
     assert_eq!(incremental.styles(), full.styles());
     let mut snapshot = SceneRuntime::new(Scene::from_json_str(scene).unwrap()).unwrap();
     snapshot.replace_twins(final_twins, incremental.graph().relationships());
