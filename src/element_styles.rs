@@ -160,6 +160,7 @@ struct ElementPainter<'w, 's> {
     selection: Res<'w, Selection>,
     ghosting: Res<'w, Ghosting>,
     mesh_materials: Query<'w, 's, &'static mut MeshMaterial3d<StandardMaterial>>,
+    visibilities: Query<'w, 's, &'static mut Visibility>,
 }
 
 impl ElementPainter<'_, '_> {
@@ -176,10 +177,14 @@ impl ElementPainter<'_, '_> {
     }
 
     fn paint(&mut self, element: usize, runtime: &TwinRuntime, element_meshes: &ElementMeshes) {
-        let color = runtime.style(element).color;
+        let style = runtime.style(element);
         let emphasis = self.emphasis(element);
+        let visibility = if style.visible { Visibility::Inherited } else { Visibility::Hidden };
         for mesh in element_meshes.meshes_of(element) {
-            self.set(mesh, color, emphasis);
+            self.set(mesh, style.color, emphasis);
+            if let Ok(mut shown) = self.visibilities.get_mut(mesh.entity) {
+                shown.set_if_neq(visibility);
+            }
         }
     }
 

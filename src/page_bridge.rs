@@ -11,7 +11,7 @@ use crate::app_phase::ready;
 use crate::camera::CameraRequest;
 use crate::element_styles::Ghosting;
 use crate::selection::Selection;
-use crate::twin_state::TwinRuntime;
+use crate::twin_state::{ElementStyleChanged, TwinRuntime, announce};
 
 /// Something the page asks the viewer to do.
 #[derive(Message, Deserialize, Debug, Clone, PartialEq)]
@@ -27,6 +27,8 @@ pub enum PageCommand {
     SetGhosting { on: bool },
     /// Find elements by id, name, twin id, twin name or property value.
     Search { query: String },
+    /// Switch a layer (the behaviors in it) on or off.
+    SetLayer { layer: String, visible: bool },
 }
 
 /// Commands the page sent since the last frame. The browser calls in between frames, from
@@ -84,9 +86,11 @@ fn keyboard_commands(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // One parameter per thing a command can change.
 fn apply_commands(
     mut commands: MessageReader<PageCommand>,
-    runtime: Res<TwinRuntime>,
+    mut runtime: ResMut<TwinRuntime>,
+    mut style_changes: MessageWriter<ElementStyleChanged>,
     mut selection: ResMut<Selection>,
     mut ghosting: ResMut<Ghosting>,
     mut search: ResMut<SearchResults>,
@@ -113,6 +117,12 @@ fn apply_commands(
             }
             PageCommand::SetGhosting { on } => {
                 ghosting.set_if_neq(Ghosting(*on));
+            }
+            PageCommand::SetLayer { layer, visible } => {
+                if runtime.scene().layers.iter().all(|l| l.id != *layer) {
+                    warn!("the page asked to switch layer {layer:?}, which this scene does not have");
+                }
+                announce(runtime.set_layer_visible(layer, *visible), &mut style_changes);
             }
             PageCommand::Search { query } => {
                 let elements = search_elements(&runtime, query);

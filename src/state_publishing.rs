@@ -43,6 +43,8 @@ pub struct PublishedState {
     pub search: Option<PublishedSearch>,
     /// The color scales of the scene's behaviors, for a legend.
     pub legend: Vec<LegendEntry>,
+    /// The scene's layers and whether each is switched on.
+    pub layers: Vec<PublishedLayer>,
     /// `performance.now()` when this state was written (browser only).
     pub published_at: f64,
 }
@@ -100,6 +102,26 @@ pub struct PublishedElement {
     pub screen: Option<[f32; 2]>,
     /// Whether the element is what a user sees at `screen` (not hidden behind another).
     pub on_top: bool,
+    /// False while a visibility rule hides the element.
+    pub visible: bool,
+    /// Alert badges from the scene's behaviors, in scene order.
+    pub badges: Vec<PublishedBadge>,
+    /// Text from label rules.
+    pub label: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PublishedBadge {
+    pub icon: String,
+    pub color: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct PublishedLayer {
+    pub id: String,
+    pub name: String,
+    pub visible: bool,
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -168,6 +190,16 @@ fn publish_state(
     if let Some(runtime) = &runtime {
         next.scene = runtime.scene().name.clone();
         next.legend = legend(runtime.scene());
+        next.layers = runtime
+            .scene()
+            .layers
+            .iter()
+            .map(|layer| PublishedLayer {
+                id: layer.id.clone(),
+                name: layer.name.clone().unwrap_or_else(|| layer.id.clone()),
+                visible: runtime.layer_visible(&layer.id),
+            })
+            .collect();
         if layout_changed || screen_positions.len() != runtime.elements().len() {
             *screen_positions = match (&layout, &camera) {
                 (Some((bounds, meshes)), Some(camera)) => (0..runtime.elements().len())
@@ -189,6 +221,17 @@ fn publish_state(
                     color: style.color.map(|c| c.to_string()),
                     screen,
                     on_top,
+                    visible: style.visible,
+                    badges: style
+                        .badges
+                        .iter()
+                        .map(|badge| PublishedBadge {
+                            icon: badge.icon.clone(),
+                            color: badge.color.map(|c| c.to_string()),
+                            label: badge.label.clone(),
+                        })
+                        .collect(),
+                    label: style.label.clone(),
                 },
             );
         }
@@ -219,7 +262,6 @@ fn legend(scene: &twinscene_core::scene::Scene) -> Vec<LegendEntry> {
     let mut entries = Vec::new();
     for behavior in &scene.behaviors {
         for visual in &behavior.visuals {
-            #[allow(irrefutable_let_patterns)] // Color is the only visual kind with a scale.
             let twinscene_core::scene::Visual::Color { ranges, .. } = visual else { continue };
             let ranges = ranges
                 .iter()

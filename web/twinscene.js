@@ -47,6 +47,20 @@ button[aria-pressed="true"] { background: var(--ts-accent, #38bdf8); color: #0b1
 .legend { right: 10px; bottom: 10px; padding: 8px 10px; }
 .legend h3 { margin: 0 0 4px; font-size: 12px; }
 .legend .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+.badges { position: absolute; inset: 0; pointer-events: none; overflow: hidden; }
+.badge { position: absolute; transform: translate(-50%, -100%); display: flex; flex-direction: column; gap: 2px; align-items: center; }
+.badge button { pointer-events: auto; display: flex; align-items: center; gap: 4px; padding: 2px 7px 2px 3px; border-radius: 12px;
+  background: var(--ts-badge-background, rgba(17, 20, 25, 0.9)); border: 2px solid var(--badge-color, #dc2626); white-space: nowrap; font-size: 12px; }
+.badge .icon { display: inline-grid; place-items: center; width: 18px; height: 18px; border-radius: 50%; background: var(--badge-color, #dc2626); color: #fff; font-size: 11px; font-weight: 700; }
+.badge.edge button { padding: 2px 3px; }
+.badge.edge .text { display: none; }
+.alerts { left: 10px; bottom: 46px; width: min(280px, 60%); max-height: 40%; overflow: auto; padding: 6px; display: none; }
+.alerts.open { display: block; }
+.alerts h3, .layers h3 { margin: 2px 4px 4px; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; color: var(--ts-muted, #9ca3af); }
+.alerts button { display: flex; gap: 6px; align-items: center; width: 100%; text-align: left; border: 0; background: none; padding: 3px 4px; }
+.alerts button:hover { background: rgba(255,255,255,0.1); }
+.layers { right: 10px; bottom: 120px; padding: 6px 10px; }
+.layers label { display: block; cursor: pointer; padding: 1px 0; }
 @media (max-width: 520px) { .toolbar input { width: 100px; } .legend { display: none; } .inspector { width: min(300px, 60%); } }
 `;
 
@@ -60,11 +74,18 @@ const TEMPLATE = `
 </div>
 <div class="panel results" data-role="results" role="listbox"></div>
 <aside class="panel inspector" data-role="inspector" part="inspector" aria-live="polite"></aside>
+<div class="badges" data-role="badges" part="badges"></div>
 <div class="panel legend" data-role="legend" part="legend" hidden></div>
+<div class="panel layers" data-role="layers" part="layers" hidden></div>
+<div class="panel alerts" data-role="alerts" part="alerts" aria-live="polite"></div>
 <div class="panel status" data-role="status" role="status"><span class="dot"></span><span data-role="status-text">Loading viewer…</span>
   <div class="progress"><div data-role="progress"></div></div></div>
 <div class="panel failure" data-role="failure" role="alert"><h2>This scene cannot be shown</h2><pre data-role="failure-text"></pre></div>
 `;
+
+// Glyphs for the icon names that 3D Scenes configurations use; anything else shows "!".
+const ICONS = { Warning: '!', Error: '×', Alert: '!', Frigid: '❄', Fire: '▲', Info: 'i', Completed: '✓', Blocked: '⦸' };
+const EDGE_INSET = 14;
 
 const STAGES = { booting: 0.1, scene: 0.25, mesh: 0.5, layout: 0.85 };
 let instances = 0;
@@ -84,6 +105,9 @@ export class TwinSceneElement extends HTMLElement {
   #lastPublished = -1;
   #lastInspector = '';
   #lastResults = '';
+  #lastAlerts = '';
+  #lastLayers = '';
+  #alertSince = new Map();
   #frame = 0;
 
   connectedCallback() {
@@ -148,6 +172,10 @@ export class TwinSceneElement extends HTMLElement {
       event.stopPropagation();
     });
     this.$('reset').addEventListener('click', () => this.command({ type: 'resetView' }));
+    // Esc clears the selection wherever focus is inside the element (canvas or a panel).
+    this.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') this.select(null);
+    });
     this.$('ghost').addEventListener('click', (event) => {
       const on = event.currentTarget.getAttribute('aria-pressed') !== 'true';
       this.command({ type: 'setGhosting', on });
@@ -159,6 +187,12 @@ export class TwinSceneElement extends HTMLElement {
     };
     this.$('results').addEventListener('click', onFocusLink);
     this.$('inspector').addEventListener('click', onFocusLink);
+    this.$('badges').addEventListener('click', onFocusLink);
+    this.$('alerts').addEventListener('click', onFocusLink);
+    this.$('layers').addEventListener('change', (event) => {
+      const box = event.target.closest('input[data-layer]');
+      if (box) this.command({ type: 'setLayer', layer: box.dataset.layer, visible: box.checked });
+    });
   }
 
   #render(state) {
@@ -180,7 +214,7 @@ export class TwinSceneElement extends HTMLElement {
     this.$('progress').parentElement.hidden = true;
     const count = Object.keys(state.elements).length;
     const live = {
-      live: `live · seq ${state.seq}`,
+      live: 'live',
       connecting: 'connecting to live data…',
       offline: `live data offline${state.liveError ? ` (${state.liveError})` : ''}, retrying`,
       off: 'no live data',
@@ -191,6 +225,66 @@ export class TwinSceneElement extends HTMLElement {
     this.#renderResults(state);
     this.#renderInspector(state);
     this.#renderLegend(state);
+    this.#renderLayers(state);
+    this.#renderAlerts(state);
+  }
+
+  /** Elements with badges, longest-standing first; `since` is when this page first saw each. */
+  #alertsOf(state) {
+    const now = performance.now();
+    const seen = new Set();
+    const alerts = [];
+    for (const [id, element] of Object.entries(state.elements)) {
+      element.badges.forEach((badge, index) => {
+        const key = `${id}\u0000${badge.icon}\u0000${index}`;
+        seen.add(key);
+        if (!this.#alertSince.has(key)) this.#alertSince.set(key, now);
+        alerts.push({ id, element, badge, since: this.#alertSince.get(key) });
+      });
+    }
+    for (const key of this.#alertSince.keys()) if (!seen.has(key)) this.#alertSince.delete(key);
+    return alerts.sort((a, b) => a.since - b.since || a.id.localeCompare(b.id));
+  }
+
+  #renderAlerts(state) {
+    const alerts = this.#alertsOf(state);
+    // Badges follow the camera: re-placed on every publish.
+    const layer = this.$('badges');
+    const { width, height } = layer.getBoundingClientRect();
+    const byElement = new Map();
+    for (const alert of alerts) {
+      if (!byElement.has(alert.id)) byElement.set(alert.id, []);
+      byElement.get(alert.id).push(alert);
+    }
+    layer.innerHTML = [...byElement.entries()].map(([id, list]) => {
+      const screen = list[0].element.screen;
+      if (!screen) return '';
+      const inside = screen[0] >= 0 && screen[1] >= 0 && screen[0] <= width && screen[1] <= height;
+      const x = Math.min(Math.max(screen[0], EDGE_INSET), width - EDGE_INSET);
+      const y = Math.min(Math.max(screen[1], EDGE_INSET * 2), height - EDGE_INSET);
+      const buttons = list.map(({ badge }) => `<button type="button" data-element="${escapeHtml(id)}" title="${escapeHtml(badge.label ?? badge.icon)}"
+          style="--badge-color:${escapeHtml(badge.color ?? '#dc2626')}"><span class="icon">${escapeHtml(ICONS[badge.icon] ?? '!')}</span>
+          <span class="text">${escapeHtml(badge.label ?? badge.icon)}</span></button>`).join('');
+      return `<div class="badge${inside ? '' : ' edge'}" data-alert-element="${escapeHtml(id)}" style="left:${x}px;top:${y}px">${buttons}</div>`;
+    }).join('');
+    const key = JSON.stringify(alerts.map((a) => [a.id, a.badge]));
+    if (key === this.#lastAlerts) return;
+    this.#lastAlerts = key;
+    const panel = this.$('alerts');
+    panel.classList.toggle('open', alerts.length > 0);
+    panel.innerHTML = alerts.length ? `<h3>Alerts (${alerts.length})</h3>` + alerts.map(({ id, badge }) =>
+      `<button type="button" data-element="${escapeHtml(id)}"><span class="badge-dot" style="color:${escapeHtml(badge.color ?? '#dc2626')}">●</span>
+        ${escapeHtml(badge.label ?? `${badge.icon} on ${id}`)}</button>`).join('') : '';
+  }
+
+  #renderLayers(state) {
+    const key = JSON.stringify(state.layers ?? []);
+    if (key === this.#lastLayers) return;
+    this.#lastLayers = key;
+    const panel = this.$('layers');
+    panel.hidden = !state.layers?.length;
+    panel.innerHTML = '<h3>Layers</h3>' + (state.layers ?? []).map((layer) =>
+      `<label><input type="checkbox" data-layer="${escapeHtml(layer.id)}" ${layer.visible ? 'checked' : ''}> ${escapeHtml(layer.name)}</label>`).join('');
   }
 
   #renderResults(state) {

@@ -7,7 +7,7 @@
 //! read the touched properties (transitively, in dependency order), re-evaluates only the
 //! elements that read a changed twin, and reports only styles that really changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use json_patch::PatchOperation;
@@ -126,6 +126,8 @@ pub struct SceneRuntime {
     visuals: Vec<CompiledVisual>,
     reads: ElementReads,
     element_by_id: HashMap<String, usize>,
+    /// Layers switched off by the user; a behavior whose layers are all off applies nowhere.
+    hidden_layers: HashSet<String>,
     /// Bound to the current graph: each element's primary twin.
     element_twins: Vec<Option<TwinIndex>>,
     /// Bound to the current graph: per twin index, the elements that may read it.
@@ -258,6 +260,7 @@ impl SceneRuntime {
             visuals,
             reads,
             element_by_id,
+            hidden_layers: HashSet::new(),
             element_twins: Vec::new(),
             element_readers: Vec::new(),
             computed_rules,
@@ -364,6 +367,38 @@ impl SceneRuntime {
         Ok(self.rebind_after_topology_change())
     }
 
+    /// Switches a layer on or off and returns the styles that changed. A behavior in several
+    /// layers applies while any of them is on (as in 3D Scenes); behaviors in no layer always
+    /// apply. Unknown layer ids are ignored.
+    pub fn set_layer_visible(&mut self, layer: &str, visible: bool) -> Vec<StyleChange> {
+        let changed = if visible {
+            self.hidden_layers.remove(layer)
+        } else {
+            self.hidden_layers.insert(layer.to_owned())
+        };
+        if !changed {
+            return Vec::new();
+        }
+        let mut changes = Vec::new();
+        self.next_generation();
+        for element in 0..self.styles.len() {
+            self.reevaluate_once(element, &mut changes);
+        }
+        changes
+    }
+
+    /// Whether the user has not switched this layer off.
+    pub fn layer_visible(&self, layer: &str) -> bool {
+        !self.hidden_layers.contains(layer)
+    }
+
+    fn behavior_shown(&self, behavior: usize) -> bool {
+        let layers = &self.scene.behaviors[behavior].layers;
+        self.hidden_layers.is_empty()
+            || layers.is_empty()
+            || layers.iter().any(|layer| !self.hidden_layers.contains(layer))
+    }
+
     fn rebind_after_topology_change(&mut self) -> Vec<StyleChange> {
         self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
         self.bind();
@@ -467,7 +502,7 @@ impl SceneRuntime {
             ..Scope::new(&self.graph)
         };
         for visual in &self.visuals {
-            if !selects(&self.selections[visual.behavior], element) {
+            if !selects(&self.selections[visual.behavior], element) || !self.behavior_shown(visual.behavior) {
                 continue;
             }
             match &visual.rule {

@@ -346,3 +346,24 @@ proptest! {
         check_incremental_equals_full(ALERTS, &updates, &["tank", "sensor"], &["OutFlow", "Temperature"]);
     }
 }
+
+#[test]
+fn switching_a_layer_off_removes_its_behaviors_looks_and_on_restores_them() {
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(ALERTS).unwrap()).unwrap();
+    let shown = style(&runtime, "tank").clone();
+    assert_eq!(shown.badges.len(), 2);
+
+    let changes = runtime.set_layer_visible("alarms", false);
+    assert_eq!(changes.len(), 1);
+    assert!(!runtime.layer_visible("alarms"));
+    let hidden = style(&runtime, "tank");
+    // Only the "flow" behavior (in no layer) still applies: its color and its badge.
+    assert_eq!(hidden.color.map(|c| c.to_string()).as_deref(), Some("#fee440"));
+    let icons: Vec<&str> = hidden.badges.iter().map(|b| b.icon.as_str()).collect();
+    assert_eq!(icons, ["Warning"]);
+    assert_eq!(hidden.label, None);
+    assert!(runtime.set_layer_visible("alarms", false).is_empty(), "switching off twice changes nothing");
+
+    runtime.set_layer_visible("alarms", true);
+    assert_eq!(style(&runtime, "tank"), &shown);
+}

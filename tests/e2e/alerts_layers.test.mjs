@@ -1,0 +1,98 @@
+// Alerts and layers as a user meets them: a badge appears over an element when its twin
+// crosses the scene's threshold and goes away when it recovers; clicking the badge selects the
+// element; switching a layer off removes the looks of its behaviors and on brings them back.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { openViewer, readTwinscene, startServer, waitForReady, withDiagnostics } from './harness.mjs';
+
+let server;
+let viewer;
+const diagnostics = {};
+
+before(async () => {
+  server = await startServer();
+  diagnostics.server = server;
+  viewer = await openViewer(server.url);
+  diagnostics.viewer = viewer;
+  await waitForReady(viewer.page);
+  await viewer.page.waitForFunction(() => window.twinscene.live === 'live', null, { polling: 100, timeout: 60_000 });
+});
+
+after(async () => {
+  await viewer?.close();
+  await server?.stop();
+});
+
+function waitForState(page, predicate, arg, timeout = 60_000) {
+  return page.waitForFunction(predicate, arg, { polling: 100, timeout });
+}
+
+async function patchTemperature(twin, value) {
+  const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(twin)}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json-patch+json' },
+    body: JSON.stringify([{ op: 'replace', path: '/temperature', value }]),
+  });
+  assert.equal(response.status, 204, await response.text());
+}
+
+const badgeShown = (id) =>
+  Boolean(document.querySelector('twin-scene').shadowRoot.querySelector(`[data-alert-element="${id}"]`));
+
+test('an alert badge appears when a room overheats and disappears when it cools', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    const [id, element] = await readTwinscene(page, (ts) =>
+      Object.entries(ts.elements).find(([key, e]) => key.startsWith('room-') && e.badges.length === 0));
+    await patchTemperature(element.twin, 35);
+    await waitForState(page, (id) => window.twinscene.elements[id].badges.length === 1, id);
+    const badge = await readTwinscene(page, (ts) => ts.elements);
+    assert.equal(badge[id].badges[0].icon, 'Warning');
+    assert.match(badge[id].badges[0].label, /35 °C$/);
+    await waitForState(page, `(${badgeShown})(${JSON.stringify(id)})`);
+    const alertList = () => document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="alerts"]').innerText;
+    await waitForState(page, `(${alertList})().includes(${JSON.stringify(badge[id].badges[0].label)})`);
+
+    await patchTemperature(element.twin, 21);
+    await waitForState(page, (id) => window.twinscene.elements[id].badges.length === 0, id);
+    await waitForState(page, `!(${badgeShown})(${JSON.stringify(id)})`);
+    viewer.assertNoPanics();
+  }),
+);
+
+test('clicking an alert badge selects its element', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    const [id, element] = await readTwinscene(page, (ts) =>
+      Object.entries(ts.elements).find(([key, e]) => key.startsWith('wall-') && e.onTop && e.badges.length === 0));
+    await patchTemperature(element.twin, 33);
+    await waitForState(page, `(${badgeShown})(${JSON.stringify(id)})`);
+    await page.locator(`twin-scene [data-alert-element="${id}"] button`).first().click();
+    await waitForState(page, (id) => window.twinscene.selected === id, id);
+    await patchTemperature(element.twin, 20);
+    viewer.assertNoPanics();
+  }),
+);
+
+test('switching the temperature layer off removes its colors; on brings them back', { timeout: 120_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    const { page } = viewer;
+    // Close the inspector a previous test opened; on a small screen it covers the layers panel.
+    await page.keyboard.press('Escape');
+    await waitForState(page, () => window.twinscene.selected === null);
+    const before = await readTwinscene(page, (ts) => Object.fromEntries(Object.entries(ts.elements).map(([id, e]) => [id, e.color])));
+    assert.ok(Object.values(before).every((color) => color !== null), 'every demo element starts colored');
+    const checkbox = page.locator('twin-scene input[data-layer="temperature"]');
+    await checkbox.uncheck();
+    await waitForState(page, () => Object.values(window.twinscene.elements).every((e) => e.color === null));
+    assert.equal(await readTwinscene(page, (ts) => ts.layers.find((l) => l.id === 'temperature').visible), false);
+    await checkbox.check();
+    await waitForState(
+      page,
+      (before) => Object.entries(window.twinscene.elements).every(([id, e]) => e.color === before[id]),
+      before,
+    );
+    viewer.assertNoPanics();
+  }),
+);
