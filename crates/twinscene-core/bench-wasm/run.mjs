@@ -1,0 +1,28 @@
+// Times the wasm build of the benchmark workload in Node:
+//   node run.mjs <wasm-bindgen --target web output dir>
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const dir = path.resolve(process.argv[2] || 'pkg');
+const glue = await import(pathToFileURL(path.join(dir, 'twinscene_bench_wasm.js')).href);
+glue.initSync({ module: readFileSync(path.join(dir, 'twinscene_bench_wasm_bg.wasm')) });
+
+for (const twins of [10_000, 1_000_000]) {
+  for (const floorAverage of [false, true]) {
+    const built = performance.now();
+    const bench = new glue.Bench(twins, floorAverage, 10_000);
+    const setupMs = performance.now() - built;
+    bench.apply(); // warm-up
+    let applied = 0;
+    const start = performance.now();
+    while (performance.now() - start < 3000) {
+      bench.apply();
+      applied += bench.update_count();
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const name = floorAverage ? 'color_and_floor_average' : 'color';
+    console.log(`${name}/${twins}_twins: ${(applied / seconds / 1e6).toFixed(3)} M updates/s (setup ${setupMs.toFixed(0)} ms)`);
+    bench.free();
+  }
+}
