@@ -6,8 +6,9 @@
 //! cargo run --release -p twinscene-server --example live_load -- --viewers 100 --sweep 2500,5000,10000,20000,40000
 //! ```
 //!
-//! Each update's value is its send time (µs since 1970), so a viewer knows the latency of every
-//! change it receives. Runs are bounded (at most 2000 viewers, 200k updates/s, 120 s each).
+//! Each update's value is its send time (µs since 1970), so a probe viewer knows the latency of
+//! every change it receives; the other viewers count changes without parsing. Runs are bounded
+//! (at most 2000 viewers, 200k updates/s, 120 s each).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,10 @@ struct Args {
     /// Twins in the generated scene; updates go round-robin over them.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     twins: u32,
+    /// Viewers that parse every delta and time every change; the others only count changes, so
+    /// that the load generator, which shares the machine, takes less CPU from the server.
+    #[arg(long, default_value_t = 10)]
+    probes: u32,
     /// Events per CloudEvents batch request.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
     batch: u32,
@@ -120,12 +125,7 @@ impl ServerChild {
 
     /// CPU seconds (user + system) used so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which may contain spaces) start at ") ".
-        let fields: Vec<&str> = stat.rsplit_once(") ").map_or("", |(_, rest)| rest).split(' ').collect();
-        let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 (1-based) of the whole line: 11 and 12 here.
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds_of(&self.child.id().to_string())
     }
 
     /// Peak resident memory in MiB.
@@ -138,6 +138,16 @@ impl ServerChild {
             .unwrap_or(0.0);
         kib / 1024.0
     }
+}
+
+/// CPU seconds (user + system) a process used so far: a pid, or "self".
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").map_or("", |(_, rest)| rest).split(' ').collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based) of the whole line: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 impl Drop for ServerChild {
@@ -158,6 +168,9 @@ struct Outcome {
     cpu_percent: f64,
     rss_mib: f64,
     resyncs: u64,
+    /// The server's own view (accepted → sent), from its histogram: the bucket holding p99.
+    server_p99_ms: f64,
+    generator_cpu_percent: f64,
 }
 
 async fn run_all(args: Args) -> Result<(), String> {
@@ -184,7 +197,7 @@ async fn run_all(args: Args) -> Result<(), String> {
         }
         let outcome = run_once(&args, &scene, rate).await?;
         println!(
-            "| {:.0} (target {:.0}) | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
+            "| {:.0} (target {:.0}) | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
             outcome.sent_per_s,
             outcome.rate,
             outcome.delivered_per_s,
@@ -192,8 +205,10 @@ async fn run_all(args: Args) -> Result<(), String> {
             outcome.p50_ms,
             outcome.p99_ms,
             outcome.max_ms,
+            outcome.server_p99_ms,
             outcome.cpu_percent,
             outcome.rss_mib,
+            outcome.generator_cpu_percent,
             outcome.resyncs,
         );
     }
@@ -241,7 +256,8 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
     let stop = Arc::new(AtomicBool::new(false));
     let resyncs = Arc::new(AtomicU64::new(0));
     let mut viewers = Vec::new();
-    for _ in 0..args.viewers {
+    for index in 0..args.viewers {
+        let probe = index < args.probes;
         let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url)
             .await
             .map_err(|error| format!("viewer connect: {error}"))?;
@@ -263,6 +279,12 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
                     continue;
                 };
                 let Message::Text(text) = message else { continue };
+                if !probe && text.starts_with(r#"{"type":"delta""#) {
+                    if measuring.load(Ordering::Relaxed) {
+                        delivered += text.matches(r#""op":"#).count() as u64;
+                    }
+                    continue;
+                }
                 let Ok(incoming) = serde_json::from_str::<Incoming>(&text) else { continue };
                 match incoming.kind.as_str() {
                     "snapshot" => {
@@ -307,7 +329,12 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
         ticks.tick().await;
         if cpu_start.is_none() && started.elapsed() >= warmup {
             measuring.store(true, Ordering::Relaxed);
-            cpu_start = Some((Instant::now(), server.cpu_seconds(), sent.load(Ordering::Relaxed)));
+            cpu_start = Some((
+                Instant::now(),
+                server.cpu_seconds(),
+                cpu_seconds_of("self"),
+                sent.load(Ordering::Relaxed),
+            ));
         }
         let now = now_micros();
         let events: Vec<Value> = (0..args.batch)
@@ -339,9 +366,11 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
             }));
         }
     }
-    let (measure_start, cpu_before, sent_before) = cpu_start.ok_or("the run was shorter than its warm-up")?;
+    let (measure_start, cpu_before, own_cpu_before, sent_before) =
+        cpu_start.ok_or("the run was shorter than its warm-up")?;
     let measured = measure_start.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds() - cpu_before;
+    let own_cpu = cpu_seconds_of("self") - own_cpu_before;
     let sent_total = sent.load(Ordering::Relaxed) - sent_before;
     // Let the last updates arrive, then stop the viewers.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -361,7 +390,11 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
         let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         f64::from(latencies[index]) / 1000.0
     };
+    let metrics = client.get(format!("{}/metrics", server.base)).send().await.map_err(|e| e.to_string())?;
+    let server_p99_ms = histogram_p99(&metrics.text().await.map_err(|e| e.to_string())?) * 1000.0;
     Ok(Outcome {
+        server_p99_ms,
+        generator_cpu_percent: own_cpu / measured * 100.0,
         rate,
         sent_per_s: sent_total as f64 / measured,
         delivered_per_s: delivered as f64 / (measured + 0.3),
@@ -372,4 +405,19 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
         rss_mib: server.peak_rss_mib(),
         resyncs: resyncs.load(Ordering::Relaxed),
     })
+}
+
+/// The upper bound of the latency bucket that holds the 99th percentile.
+fn histogram_p99(page: &str) -> f64 {
+    let buckets: Vec<(f64, f64)> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix("twinscene_update_latency_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |(_, count)| *count);
+    buckets.iter().find(|(_, count)| *count >= total * 0.99).map_or(f64::NAN, |(bound, _)| *bound)
 }

@@ -18,6 +18,9 @@ use crate::feed::{Pull, coalesce};
 use crate::metrics::{self as m, refused};
 use crate::state::{AppState, RateBucket};
 
+/// Up to this many pending batches go out as they are; more are coalesced into one delta.
+const SHARED_BATCHES: usize = 8;
+
 /// A viewer that does not take a message within this time is disconnected.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -55,6 +58,15 @@ impl Drop for ConnectionSlot {
         self.0.connections().fetch_sub(1, Ordering::AcqRel);
         metrics::gauge!(m::CONNECTIONS).decrement(1.0);
     }
+}
+
+/// How a viewer a few batches behind is caught up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Catchup {
+    /// Streaming: the batches as published, when there are few.
+    AsPublished,
+    /// A returning viewer (`since_seq`): one merged delta.
+    Merged,
 }
 
 /// A viewer after its hello: what it may read and where it is in the stream.
@@ -129,7 +141,7 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                         match since_seq.filter(|since| state.can_resume(*since)) {
                             Some(since) => {
                                 let current = session.insert(Session { grant, sent: since, pulled: since });
-                                if !forward(&mut socket, &state, current).await? {
+                                if !forward(&mut socket, &state, current, Catchup::Merged).await? {
                                     // Nothing was missed: say so, at the viewer's seq.
                                     send(&mut socket, &ServerMessage::Heartbeat { seq: since }).await?;
                                 }
@@ -149,7 +161,7 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                     return close(socket, "server shutting down").await;
                 }
                 if let Some(current) = session.as_mut()
-                    && forward(&mut socket, &state, current).await?
+                    && forward(&mut socket, &state, current, Catchup::AsPublished).await?
                 {
                     heartbeat.reset();
                 }
@@ -184,13 +196,14 @@ fn admit(state: &AppState, scene: Option<&str>, token: Option<&str>) -> Result<A
     Ok(grant)
 }
 
-/// Sends what the viewer has not seen yet, as one delta (coalesced when it spans several
-/// batches) or, when the ring no longer reaches back far enough or twins were created or
-/// deleted, as a snapshot. Returns whether anything was sent.
+/// Sends what the viewer has not seen yet: the published batches, or one merged delta (see
+/// `Catchup`), or, when the ring no longer reaches back far enough or twins were created or
+/// deleted, a snapshot. Returns whether anything was sent.
 async fn forward(
     socket: &mut WebSocket,
     state: &AppState,
     session: &mut Session,
+    catchup: Catchup,
 ) -> Result<bool, axum::Error> {
     let batches = match state.feed().pull(session.pulled) {
         Pull::TooOld => {
@@ -207,13 +220,19 @@ async fn forward(
     }
     let accepted = first.accepted;
     let newest = last.seq;
-    let shared = batches.len() == 1
+    // A viewer a few batches behind gets them as they were serialized for everyone, which
+    // costs the server nothing per viewer; one further behind gets them merged into one delta,
+    // which spares its bandwidth and the work of applying superseded values.
+    let shared = catchup == Catchup::AsPublished
+        && batches.len() <= SHARED_BATCHES
         && session.grant.reads_every_twin()
         && first.base == session.sent
         && session.sent == session.pulled;
     if shared {
-        send_text(socket, first.text.clone()).await?;
-        delivered(first.changes.len(), accepted);
+        for batch in &batches {
+            send_text(socket, batch.text.clone()).await?;
+            delivered(batch.changes.len(), batch.accepted);
+        }
         session.sent = newest;
         session.pulled = newest;
         return Ok(true);
