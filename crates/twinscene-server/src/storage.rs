@@ -17,6 +17,13 @@ use crate::server_config::HistoryRetention;
 #[error("storage: {0}")]
 pub struct StorageError(String);
 
+impl StorageError {
+    /// For `Storage` implementations outside this crate.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 impl From<rusqlite::Error> for StorageError {
     fn from(error: rusqlite::Error) -> Self {
         Self(error.to_string())

@@ -165,3 +165,19 @@ async fn tokens_scope_what_viewers_see_and_what_writers_may_change() {
         .unwrap();
     assert_eq!(scene["twins"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_hello_for_another_scene_is_refused() {
+    let base = serve(demo_state()).await;
+    let mut viewer = Viewer::connect(&base).await;
+    viewer.send(&json!({"type": "hello", "protocol": PROTOCOL_VERSION, "scene": "plant"}).to_string()).await;
+    let error = viewer.next().await;
+    assert!(error["message"].as_str().unwrap().contains("unknown scene \"plant\""), "{error}");
+    let mut viewer = Viewer::connect(&base).await;
+    viewer
+        .send(
+            &json!({"type": "hello", "protocol": PROTOCOL_VERSION, "scene": "scenes/demo.json"}).to_string(),
+        )
+        .await;
+    assert_eq!(viewer.next().await["type"], "snapshot");
+}

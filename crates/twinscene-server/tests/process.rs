@@ -117,3 +117,23 @@ async fn simulate_drives_the_twins_through_the_ingest_api() {
     let changed = before.iter().filter(|(id, twin)| after.get(*id) != Some(twin)).count();
     assert!(changed >= 10, "only {changed} twins changed");
 }
+
+#[tokio::test]
+async fn the_binary_bridges_mqtt_from_its_config_file() {
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("twinscene.toml");
+    let text = format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"twinscene-binary-{}\"\nroutes = [{{ topic = \"site/{{twin}}/{{property}}\" }}]\n",
+        broker.port,
+        std::process::id()
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Binary::serve(&["--config", config.to_str().unwrap()]);
+    let url = format!("{}/digitaltwins/Room-B104", server.base);
+    eventually("an MQTT message to reach the twin", async || {
+        common::mqtt_publish(broker.port, "site/Room-B104/co2", "612").await;
+        get_json(&url).await["co2"] == 612
+    })
+    .await;
+}
