@@ -11,7 +11,7 @@ use crate::scene_loading::{ElementMesh, ElementMeshes};
 use crate::selection::Selection;
 use crate::twin_state::{ElementStyleChanged, TwinRuntime};
 
-/// When on, everything but the selected element is drawn translucent.
+/// When on, everything but the selected and the alerting elements is drawn translucent.
 #[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ghosting(pub bool);
 
@@ -164,12 +164,12 @@ struct ElementPainter<'w, 's> {
 }
 
 impl ElementPainter<'_, '_> {
-    fn emphasis(&self, element: usize) -> Emphasis {
+    fn emphasis(&self, element: usize, alerting: bool) -> Emphasis {
         if self.selection.selected == Some(element) {
             Emphasis::Selected
         } else if self.selection.hovered == Some(element) {
             Emphasis::Hovered
-        } else if self.ghosting.0 {
+        } else if self.ghosting.0 && !alerting {
             Emphasis::Ghosted
         } else {
             Emphasis::Normal
@@ -178,7 +178,8 @@ impl ElementPainter<'_, '_> {
 
     fn paint(&mut self, element: usize, runtime: &TwinRuntime, element_meshes: &ElementMeshes) {
         let style = runtime.style(element);
-        let emphasis = self.emphasis(element);
+        // Alerting elements stay solid while ghosting: they are what the user must see.
+        let emphasis = self.emphasis(element, !style.badges.is_empty());
         let visibility = if style.visible { Visibility::Inherited } else { Visibility::Hidden };
         for mesh in element_meshes.meshes_of(element) {
             self.set(mesh, style.color, emphasis);

@@ -28,8 +28,8 @@ pub enum LinkEvent {
     Connected,
     /// A text frame from the server.
     Message(String),
-    /// The connection failed or closed; the task retries after a delay.
-    Disconnected(String),
+    /// The connection failed or closed; the task retries after `retry_in_ms`.
+    Disconnected { reason: String, retry_in_ms: u32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +62,8 @@ pub struct LiveLink {
     pub sequence: SequenceTracker,
     /// Why the link is offline, when it is.
     pub last_error: Option<String>,
+    /// When offline: milliseconds from the disconnect until the next attempt.
+    pub retry_in_ms: Option<u32>,
     connection: Option<(Receiver<LinkEvent>, UnboundedSender<ClientMessage>)>,
 }
 
@@ -87,6 +89,7 @@ pub(super) fn plugin(app: &mut App) {
         status: LiveStatus::Off,
         sequence: SequenceTracker::default(),
         last_error: None,
+        retry_in_ms: None,
         connection: None,
     })
     .add_systems(
@@ -121,12 +124,14 @@ fn apply_live_messages(
             LinkEvent::Connected => {
                 link.sequence.reset();
                 link.status = LiveStatus::Connecting;
+                link.retry_in_ms = None;
             }
-            LinkEvent::Disconnected(reason) => {
-                warn!("live link to the server lost: {reason}");
+            LinkEvent::Disconnected { reason, retry_in_ms } => {
+                warn!("live link to the server lost: {reason}; retrying in {retry_in_ms} ms");
                 link.sequence.reset();
                 link.status = LiveStatus::Offline;
                 link.last_error = Some(reason);
+                link.retry_in_ms = Some(retry_in_ms);
             }
             LinkEvent::Message(text) => match serde_json::from_str::<ServerMessage>(&text) {
                 Ok(message) => apply_server_message(message, &mut link, &mut runtime, &mut style_changes),

@@ -28,6 +28,8 @@ pub struct PublishedState {
     /// off | connecting | live | offline
     pub live: &'static str,
     pub live_error: Option<String>,
+    /// While offline: milliseconds from `publishedAt` until the next connection attempt.
+    pub live_retry_in_ms: Option<u32>,
     /// The last applied live sequence number.
     pub seq: Option<u64>,
     pub scene: Option<String>,
@@ -184,6 +186,7 @@ fn publish_state(
         error,
         live: link.status.name(),
         live_error: link.last_error.clone(),
+        live_retry_in_ms: link.retry_in_ms,
         seq: link.sequence.last_applied(),
         ..default()
     };

@@ -11,7 +11,7 @@ const STYLE = `
   font: 13px/1.4 var(--ts-font, system-ui, sans-serif); color: var(--ts-text, #e6e9ee); }
 ::slotted(canvas) { display: block; width: 100%; height: 100%; outline: none; }
 .panel { position: absolute; background: var(--ts-panel, rgba(17, 20, 25, 0.86)); border-radius: 8px;
-  box-shadow: 0 2px 10px rgba(0,0,0,0.35); backdrop-filter: blur(4px); }
+  box-shadow: 0 2px 10px rgba(0,0,0,0.35); }
 .status { left: 10px; bottom: 10px; padding: 5px 10px; pointer-events: none; max-width: calc(100% - 40px); }
 .status .dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%; margin-right: 6px; background: #9ca3af; }
 .status[data-live="live"] .dot { background: #22c55e; }
@@ -61,6 +61,11 @@ button[aria-pressed="true"] { background: var(--ts-accent, #38bdf8); color: #0b1
 .alerts button:hover { background: rgba(255,255,255,0.1); }
 .layers { right: 10px; bottom: 120px; padding: 6px 10px; }
 .layers label { display: block; cursor: pointer; padding: 1px 0; }
+.banner { left: 50%; top: 10px; transform: translateX(-50%); padding: 6px 12px; background: #7f1d1d; color: #fee2e2; display: none; }
+.banner.open { display: block; }
+:host([data-state="failed"]) .banner { display: none; }
+.trend { display: block; width: 100%; height: 22px; }
+.trend polyline { fill: none; stroke: var(--ts-accent, #38bdf8); stroke-width: 1.5; }
 @media (max-width: 520px) { .toolbar input { width: 100px; } .legend { display: none; } .inspector { width: min(300px, 60%); } }
 `;
 
@@ -78,6 +83,7 @@ const TEMPLATE = `
 <div class="panel legend" data-role="legend" part="legend" hidden></div>
 <div class="panel layers" data-role="layers" part="layers" hidden></div>
 <div class="panel alerts" data-role="alerts" part="alerts" aria-live="polite"></div>
+<div class="panel banner" data-role="banner" role="alert"></div>
 <div class="panel status" data-role="status" role="status"><span class="dot"></span><span data-role="status-text">Loading viewer…</span>
   <div class="progress"><div data-role="progress"></div></div></div>
 <div class="panel failure" data-role="failure" role="alert"><h2>This scene cannot be shown</h2><pre data-role="failure-text"></pre></div>
@@ -86,6 +92,9 @@ const TEMPLATE = `
 // Glyphs for the icon names that 3D Scenes configurations use; anything else shows "!".
 const ICONS = { Warning: '!', Error: '×', Alert: '!', Frigid: '❄', Fire: '▲', Info: 'i', Completed: '✓', Blocked: '⦸' };
 const EDGE_INSET = 14;
+/** Values kept per property for trend lines (a ring buffer: older ones drop off). */
+const TREND_POINTS = 120;
+const TREND_KEYS = 200;
 
 const STAGES = { booting: 0.1, scene: 0.25, mesh: 0.5, layout: 0.85 };
 let instances = 0;
@@ -108,6 +117,8 @@ export class TwinSceneElement extends HTMLElement {
   #lastAlerts = '';
   #lastLayers = '';
   #alertSince = new Map();
+  /** Recent values per `twin/property` for the inspector's trend lines: [[ms since epoch, value]]. */
+  #trends = new Map();
   #frame = 0;
 
   connectedCallback() {
@@ -150,17 +161,39 @@ export class TwinSceneElement extends HTMLElement {
     const scene = this.getAttribute('src') ?? params.get('scene') ?? config.scene ?? '/api/scene';
     const live = this.getAttribute('live') ?? params.get('live') ?? config.live ?? '/live';
     const liveUrl = live === 'off' ? '' : new URL(live, location.href).href.replace(/^http/, 'ws');
-    this.$('status-text').textContent = 'Loading viewer (wasm)…';
-    this.$('progress').style.width = '5%';
+    if (!document.createElement('canvas').getContext('webgl2')) {
+      throw new Error('this browser cannot draw 3D: WebGL2 is not available. Turn on hardware acceleration, or use a current Chrome, Edge, Firefox or Safari.');
+    }
+    this.$('status-text').textContent = 'Loading viewer…';
     const viewer = await import('/pkg/twinscene_viewer.js');
-    await viewer.default();
+    await viewer.default({ module_or_path: await this.#fetchWithProgress('/pkg/twinscene_viewer_bg.wasm') });
     this.#viewer = viewer;
     viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl);
     const render = () => {
       this.#render(window.twinscene);
+      this.#renderBanner(window.twinscene);
       this.#frame = requestAnimationFrame(render);
     };
     render();
+  }
+
+  /** Fetches the wasm bundle, showing the bytes received; returns a Response that still
+   * compiles while it streams. */
+  async #fetchWithProgress(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`cannot load ${url}: HTTP ${response.status}`);
+    const total = Number(response.headers.get('content-length')) || 0;
+    let received = 0;
+    const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
+    const counter = new TransformStream({
+      transform: (chunk, controller) => {
+        received += chunk.byteLength;
+        this.$('status-text').textContent = `Loading viewer ${megabytes(received)}${total ? ` of ${megabytes(total)}` : ''} MB…`;
+        if (total) this.$('progress').style.width = `${Math.round((received / total) * STAGES.booting * 100)}%`;
+        controller.enqueue(chunk);
+      },
+    });
+    return new Response(response.body.pipeThrough(counter), { headers: { 'content-type': 'application/wasm' } });
   }
 
   #wireControls() {
@@ -287,6 +320,17 @@ export class TwinSceneElement extends HTMLElement {
       `<label><input type="checkbox" data-layer="${escapeHtml(layer.id)}" ${layer.visible ? 'checked' : ''}> ${escapeHtml(layer.name)}</label>`).join('');
   }
 
+  /** The offline banner counts down to the next attempt between publishes too. */
+  #renderBanner(state) {
+    const banner = this.$('banner');
+    const offline = state?.state === 'ready' && state.live === 'offline';
+    banner.classList.toggle('open', offline);
+    if (!offline) return;
+    const left = Math.max(0, (state.liveRetryInMs ?? 0) - (performance.now() - state.publishedAt));
+    const text = left > 500 ? `retrying in ${Math.ceil(left / 1000)} s` : 'retrying now…';
+    banner.textContent = `Live data is offline: values may be out of date; ${text}`;
+  }
+
   #renderResults(state) {
     const results = state.search?.results ?? [];
     const key = JSON.stringify(state.search ?? null);
@@ -313,7 +357,8 @@ export class TwinSceneElement extends HTMLElement {
     const properties = twin
       ? Object.entries(twin).filter(([name]) => !name.startsWith('$'))
           .map(([name, value]) => `<tr><td title="${escapeHtml(times[name]?.lastUpdateTime ? `updated ${times[name].lastUpdateTime}` : '')}">${escapeHtml(name)}</td>
-            <td class="value" data-property="${escapeHtml(name)}">${escapeHtml(formatValue(value))}</td></tr>`).join('')
+            <td class="value" data-property="${escapeHtml(name)}">${escapeHtml(formatValue(value))}</td></tr>
+            ${typeof value === 'number' ? `<tr><td colspan="2">${this.#trendLine(info.twinId, name, value, times[name]?.lastUpdateTime)}</td></tr>` : ''}`).join('')
       : '';
     const updated = Object.values(times).map((m) => m?.lastUpdateTime).filter(Boolean).sort().pop();
     const relationships = info.relationships.map((r) => r.element
@@ -326,6 +371,39 @@ export class TwinSceneElement extends HTMLElement {
       ${twin ? `<table>${properties}</table>${updated ? `<div class="sub">last update ${escapeHtml(updated)}</div>` : ''}`
              : '<p class="missing">Twin not found: the scene names a twin that the twin data does not contain.</p>'}
       ${relationships ? `<h3>Relationships</h3>${relationships}` : ''}`;
+  }
+
+  /** A sparkline of a numeric property: server history when the server keeps it, then the
+   * live values this page saw. */
+  #trendLine(twin, property, value, updated) {
+    const key = `${twin}/${property}`;
+    if (!this.#trends.has(key)) {
+      // Keep the trends of the most recently inspected properties only (kiosks run for weeks).
+      if (this.#trends.size >= TREND_KEYS) this.#trends.delete(this.#trends.keys().next().value);
+      this.#trends.set(key, []);
+      fetch(`/digitaltwins/${encodeURIComponent(twin)}/history/${encodeURIComponent(property)}?points=60`)
+        .then((r) => (r.ok ? r.json() : null))
+        .then((history) => {
+          if (!history?.points?.length) return;
+          const live = this.#trends.get(key) ?? [];
+          const first = live[0]?.[0] ?? Infinity;
+          const past = history.points.map((p) => [Date.parse(p.t), p.last]).filter(([t]) => t < first);
+          this.#trends.set(key, [...past, ...live].slice(-TREND_POINTS));
+          this.#lastInspector = ''; // redraw with the history
+        })
+        .catch(() => {});
+    }
+    const points = this.#trends.get(key);
+    const at = Date.parse(updated ?? '') || Date.now();
+    if (!points.length || points[points.length - 1][0] !== at) points.push([at, value]);
+    if (points.length > TREND_POINTS) points.splice(0, points.length - TREND_POINTS);
+    if (points.length < 2) return '';
+    const values = points.map(([, v]) => v);
+    const [low, high] = [Math.min(...values), Math.max(...values)];
+    const [start, end] = [points[0][0], points[points.length - 1][0]];
+    const xy = points.map(([t, v]) => `${(((t - start) / (end - start || 1)) * 100).toFixed(1)},${(20 - ((v - low) / (high - low || 1)) * 18).toFixed(1)}`);
+    return `<svg class="trend" viewBox="0 0 100 22" preserveAspectRatio="none" data-trend="${escapeHtml(property)}"
+      aria-label="${escapeHtml(property)} from ${formatValue(low)} to ${formatValue(high)}"><polyline points="${xy.join(' ')}"/></svg>`;
   }
 
   #renderLegend(state) {

@@ -27,10 +27,11 @@ fn run(url: String, events: Sender<LinkEvent>, mut commands: UnboundedReceiver<C
             Ok((socket, _)) => session(socket, &events, &mut commands, &mut backoff),
             Err(error) => format!("cannot open {url}: {error}"),
         };
-        if events.send(LinkEvent::Disconnected(reason)).is_err() {
+        let delay = backoff.next_delay_ms(jitter());
+        if events.send(LinkEvent::Disconnected { reason, retry_in_ms: delay }).is_err() {
             return; // The viewer is gone.
         }
-        std::thread::sleep(Duration::from_millis(u64::from(backoff.next_delay_ms(jitter()))));
+        std::thread::sleep(Duration::from_millis(u64::from(delay)));
     }
 }
 

@@ -20,10 +20,10 @@ async fn run(url: String, events: Sender<LinkEvent>, mut commands: UnboundedRece
             Ok(socket) => session(socket, &events, &mut commands, &mut backoff).await,
             Err(error) => format!("cannot open {url}: {error}"),
         };
-        if events.send(LinkEvent::Disconnected(reason)).is_err() {
+        let delay = backoff.next_delay_ms(js_sys::Math::random());
+        if events.send(LinkEvent::Disconnected { reason, retry_in_ms: delay }).is_err() {
             return; // The viewer is gone.
         }
-        let delay = backoff.next_delay_ms(js_sys::Math::random());
         gloo_timers::future::TimeoutFuture::new(delay).await;
     }
 }
