@@ -128,12 +128,11 @@ fn apply_general(
     touched: &[String],
     models: Option<&ModelSet>,
 ) -> Result<(), PatchRejection> {
-    // json_patch undoes its own failed patches; a type mismatch found afterwards needs the
-    // touched properties as they were.
-    let saved: Vec<(&String, Option<Value>)> = match models {
-        Some(_) => touched.iter().map(|name| (name, twin.properties.get(name).cloned())).collect(),
-        None => Vec::new(),
-    };
+    // The touched top-level properties as they were: restoring them undoes the patch whatever
+    // went wrong. json_patch's own undo is not enough: a `move` whose target is invalid loses the
+    // moved value (found by fuzzing), and a type mismatch is only found afterwards.
+    let saved: Vec<(&String, Option<Value>)> =
+        touched.iter().map(|name| (name, twin.properties.get(name).cloned())).collect();
     let mut document = Value::Object(std::mem::take(&mut twin.properties));
     let result = json_patch::patch(&mut document, patch);
     twin.properties = match document {
@@ -141,20 +140,29 @@ fn apply_general(
         // Unreachable: the root cannot be targeted (checked above), so it stays an object.
         _ => Default::default(),
     };
-    result?;
-    let Some(models) = models else { return Ok(()) };
-    let mismatch = touched.iter().find_map(|name| {
-        models.check_property(&twin.model, name, twin.properties.get(name)).err().map(|m| (name, m))
-    });
-    let Some((name, message)) = mismatch else { return Ok(()) };
-    let rejection = wrong_type(twin, name, message);
-    for (name, value) in saved {
-        match value {
-            Some(value) => twin.properties.insert(name.clone(), value),
-            None => twin.properties.remove(name),
-        };
+    let outcome = match result {
+        Err(error) => Err(PatchRejection::Failed(error)),
+        Ok(()) => match models {
+            None => Ok(()),
+            Some(models) => touched
+                .iter()
+                .find_map(|name| {
+                    let message =
+                        models.check_property(&twin.model, name, twin.properties.get(name)).err()?;
+                    Some(wrong_type(twin, name, message))
+                })
+                .map_or(Ok(()), Err),
+        },
+    };
+    if outcome.is_err() {
+        for (name, value) in saved {
+            match value {
+                Some(value) => twin.properties.insert(name.clone(), value),
+                None => twin.properties.remove(name),
+            };
+        }
     }
-    Err(rejection)
+    outcome
 }
 
 fn wrong_type(twin: &Twin, name: &str, message: String) -> PatchRejection {
@@ -217,6 +225,21 @@ mod tests {
                 {"op": "replace", "path": "/temperature", "value": 30},
                 {"op": "replace", "path": "/missing/deep", "value": 1}
             ])),
+            "t",
+            None,
+        );
+        assert!(matches!(result, Err(PatchRejection::Failed(_))));
+        assert_eq!(twin, before);
+    }
+
+    #[test]
+    fn failed_move_keeps_the_moved_value() {
+        // json_patch drops the value of a move whose target parent is missing; found by fuzzing.
+        let mut twin = room();
+        let before = twin.clone();
+        let result = apply_to_twin(
+            &mut twin,
+            &patch(json!([{"op": "move", "from": "/hvac", "path": "//x"}])),
             "t",
             None,
         );
