@@ -238,10 +238,11 @@ impl Storage for SqliteStorage {
         let span = (to_ms - from_ms).max(1);
         let connection = self.connection();
         // Bucket number = position in the range scaled to the bucket count; SQLite's bare-column
-        // rule makes `value` with MAX(ts) the bucket's last sample.
+        // rule makes `value` beside MAX(rowid) the bucket's last sample (rows are inserted in
+        // write order; several writes may share a millisecond).
         let mut statement = connection.prepare_cached(
             "SELECT ((ts - ?3) * ?5) / ?6 AS bucket, MIN(ts), AVG(value), MIN(value), MAX(value),
-                    COUNT(*), MAX(ts), value
+                    COUNT(*), MAX(rowid), value
              FROM history WHERE twin = ?1 AND property = ?2 AND ts >= ?3 AND ts < ?4
              GROUP BY bucket ORDER BY bucket",
         )?;
