@@ -188,9 +188,9 @@ async fn run_all(args: Args) -> Result<(), String> {
     );
     println!();
     println!(
-        "| updates/s sent | delivered/s (all viewers) | per viewer/s | p50 ms | p99 ms | max ms | server CPU % | server RSS MiB | resyncs |"
+        "| updates/s sent | delivered/s (all viewers) | per viewer/s | p50 ms | p99 ms | max ms | server p99 ≤ ms | server CPU % | server RSS MiB | load generator CPU % | resyncs |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for rate in rates {
         if !(1.0..=200_000.0).contains(&rate) {
             return Err(format!("rate {rate} is outside 1..=200000"));

@@ -100,9 +100,11 @@ pub trait Storage: Send + Sync + 'static {
     fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError>;
 }
 
-/// SQLite in a file (WAL, fully synchronous commits) or in memory.
+/// SQLite in a file (WAL, fully synchronous commits), or in memory for history alone: a
+/// memory-only server never reloads its state, so it does not copy twins into SQLite.
 pub struct SqliteStorage {
     connection: Mutex<Connection>,
+    keeps_state: bool,
 }
 
 const SCHEMA: &str = "
@@ -125,16 +127,17 @@ impl SqliteStorage {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(Duration::from_secs(5))?;
-        Self::with_connection(connection)
+        Self::with_connection(connection, true)
     }
 
+    /// History only; `load` finds nothing.
     pub fn in_memory() -> Result<Self, StorageError> {
-        Self::with_connection(Connection::open_in_memory()?)
+        Self::with_connection(Connection::open_in_memory()?, false)
     }
 
-    fn with_connection(connection: Connection) -> Result<Self, StorageError> {
+    fn with_connection(connection: Connection, keeps_state: bool) -> Result<Self, StorageError> {
         connection.execute_batch(SCHEMA)?;
-        Ok(Self { connection: Mutex::new(connection) })
+        Ok(Self { connection: Mutex::new(connection), keeps_state })
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -145,6 +148,9 @@ impl SqliteStorage {
 
 impl Storage for SqliteStorage {
     fn load(&self) -> Result<Option<StoredState>, StorageError> {
+        if !self.keeps_state {
+            return Ok(None);
+        }
         let connection = self.connection();
         let seq: Option<String> = connection
             .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |row| row.get(0))
@@ -181,6 +187,9 @@ impl Storage for SqliteStorage {
             // Only the last seq of a group matters.
             let mut seq = None;
             for write in writes {
+                if !self.keeps_state && !matches!(write, StoredWrite::History { .. }) {
+                    continue;
+                }
                 match write {
                     StoredWrite::Twin(twin) => {
                         put_twin.execute(params![twin.id, twin.to_adt_json().to_string()])?;
