@@ -49,9 +49,12 @@ struct Args {
     /// Events per CloudEvents batch request.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
     batch: u32,
-    /// Keep the server's state in this SQLite file (default: in memory).
+    /// Keep the server's state in this SQLite file (default: in memory); removed before each run.
     #[arg(long)]
     db: Option<PathBuf>,
+    /// With --db: "full" (sync every commit to disk) or "normal" (survives kill -9, not power loss).
+    #[arg(long, default_value = "full")]
+    sync: String,
     /// Internal: run as the server child process with this scene.
     #[arg(long, hide = true)]
     serve_child: Option<PathBuf>,
@@ -60,7 +63,7 @@ struct Args {
 fn main() -> Result<(), String> {
     let args = Args::parse();
     if let Some(scene) = &args.serve_child {
-        return serve_child(scene, args.db.as_deref());
+        return serve_child(scene, args.db.as_deref(), &args.sync);
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
@@ -68,18 +71,21 @@ fn main() -> Result<(), String> {
 }
 
 /// The server half: the library's server with limits raised for the load, until stdin closes.
-fn serve_child(scene: &Path, db: Option<&Path>) -> Result<(), String> {
+fn serve_child(scene: &Path, db: Option<&Path>, sync: &str) -> Result<(), String> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let loaded = LoadedScene::load(scene).map_err(|error| error.to_string())?;
         let config = ServerConfig::from_toml_str(
-            "[limits]\nmax_connections = 5000\ningest_requests_per_second = 1000000.0\nmax_body_bytes = 16777216\n",
+            &format!(
+                "[limits]\nmax_connections = 5000\ningest_requests_per_second = 1000000.0\nmax_body_bytes = 16777216\n\
+                 [storage]\nsync = {sync:?}\n"
+            ),
             "load.toml",
         )
         .map_err(|error| error.to_string())?;
         let storage: Arc<dyn Storage> = match db {
-            Some(path) => Arc::new(SqliteStorage::open(path).map_err(|error| error.to_string())?),
+            Some(path) => Arc::new(SqliteStorage::open(path, config.storage.sync).map_err(|error| error.to_string())?),
             None => Arc::new(SqliteStorage::in_memory().map_err(|error| error.to_string())?),
         };
         let missing = scene.with_file_name("none");
@@ -104,10 +110,14 @@ struct ServerChild {
 }
 
 impl ServerChild {
-    fn start(scene: &Path, db: Option<&Path>) -> Result<Self, String> {
+    fn start(scene: &Path, db: Option<&Path>, sync: &str) -> Result<Self, String> {
         let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-        command.arg("--serve-child").arg(scene);
+        command.arg("--serve-child").arg(scene).args(["--sync", sync]);
         if let Some(db) = db {
+            // Each run starts from the scene, not from the previous run's state.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
             command.arg("--db").arg(db);
         }
         let mut child = command
@@ -250,7 +260,7 @@ struct Operation {
 }
 
 async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, String> {
-    let server = ServerChild::start(scene, args.db.as_deref())?;
+    let server = ServerChild::start(scene, args.db.as_deref(), &args.sync)?;
     let ws_url = format!("{}/live", server.base.replacen("http://", "ws://", 1));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));

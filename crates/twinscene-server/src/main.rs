@@ -85,7 +85,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         None => ServerConfig::default(),
     };
     let storage: Arc<dyn Storage> = match &args.db {
-        Some(path) => Arc::new(SqliteStorage::open(path).map_err(|error| error.to_string())?),
+        Some(path) => {
+            Arc::new(SqliteStorage::open(path, config.storage.sync).map_err(|error| error.to_string())?)
+        }
         None => Arc::new(SqliteStorage::in_memory().map_err(|error| error.to_string())?),
     };
     let dirs = StaticDirs { dist: args.dist, web: args.web, ..StaticDirs::default() };

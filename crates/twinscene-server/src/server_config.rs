@@ -15,7 +15,16 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub history: HistoryRetention,
     pub live: LiveBatching,
+    pub storage: StorageSettings,
     pub mqtt: Option<MqttConfig>,
+}
+
+/// How the `--db` database commits.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// "full" (default): durable against machine crashes; "normal": against process crashes.
+    pub sync: crate::storage::SyncMode,
 }
 
 /// One bearer token and what it may do.
@@ -263,6 +272,9 @@ mod tests {
             [history]
             max_age = "1h"
 
+            [storage]
+            sync = "normal"
+
             [mqtt]
             host = "127.0.0.1"
             port = 1884
@@ -277,6 +289,7 @@ mod tests {
         assert_eq!(config.limits.max_connections, 10);
         assert_eq!(config.limits.max_json_depth, 32);
         assert_eq!(config.history.max_age, Duration::from_secs(3600));
+        assert_eq!(config.storage.sync, crate::storage::SyncMode::Normal);
         assert_eq!(config.mqtt.unwrap().routes.len(), 2);
         assert!(!format!("{:?}", config.tokens[0]).contains("s3cret"));
     }

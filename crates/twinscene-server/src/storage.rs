@@ -100,7 +100,20 @@ pub trait Storage: Send + Sync + 'static {
     fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError>;
 }
 
-/// SQLite in a file (WAL, fully synchronous commits), or in memory for history alone: a
+/// When a commit counts as durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// The log is synced to disk on every commit: an acknowledged write survives a crash of
+    /// the process, the operating system or the machine.
+    #[default]
+    Full,
+    /// The log reaches the operating system on every commit and the disk at checkpoints: an
+    /// acknowledged write survives a crash of the process (`kill -9`), not of the machine.
+    Normal,
+}
+
+/// SQLite in a file (WAL), or in memory for history alone: a
 /// memory-only server never reloads its state, so it does not copy twins into SQLite.
 pub struct SqliteStorage {
     connection: Mutex<Connection>,
@@ -119,13 +132,15 @@ const SCHEMA: &str = "
 ";
 
 impl SqliteStorage {
-    pub fn open(path: &Path) -> Result<Self, StorageError> {
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Self, StorageError> {
         let connection = Connection::open(path)
             .map_err(|error| StorageError(format!("cannot open {}: {error}", path.display())))?;
-        // WAL with FULL syncs the log on every commit: a commit that returned survives a crash
-        // of the process and of the machine.
         connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
+        let synchronous = match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        };
+        connection.pragma_update(None, "synchronous", synchronous)?;
         connection.busy_timeout(Duration::from_secs(5))?;
         Self::with_connection(connection, true)
     }
@@ -393,7 +408,7 @@ mod tests {
     fn state_round_trips_through_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
-        let storage = SqliteStorage::open(&path).unwrap();
+        let storage = SqliteStorage::open(&path, SyncMode::Full).unwrap();
         assert!(storage.load().unwrap().is_none());
         let mut twin = Twin::new("a", "dtmi:x;1");
         twin.properties.insert("temperature".into(), json!(21.5));
@@ -413,7 +428,7 @@ mod tests {
             ])
             .unwrap();
         drop(storage);
-        let loaded = SqliteStorage::open(&path).unwrap().load().unwrap().unwrap();
+        let loaded = SqliteStorage::open(&path, SyncMode::Normal).unwrap().load().unwrap().unwrap();
         assert_eq!(loaded.twins, [twin]);
         assert_eq!(loaded.relationships, [relationship]);
         assert_eq!(loaded.models, [json!({"@id": "dtmi:x;1"})]);
