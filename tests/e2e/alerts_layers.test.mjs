@@ -1,35 +1,15 @@
 // Alerts and layers as a user meets them: a badge appears over an element when its twin
 // crosses the scene's threshold and goes away when it recovers; clicking the badge selects the
 // element; switching a layer off removes the looks of its behaviors and on brings them back.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { openViewer, readTwinscene, startServer, waitForReady, withDiagnostics } from './harness.mjs';
+import { readTwinscene, useViewer, waitForState, withDiagnostics } from './harness.mjs';
 
-let server;
-let viewer;
-const diagnostics = {};
-
-before(async () => {
-  server = await startServer();
-  diagnostics.server = server;
-  viewer = await openViewer(server.url);
-  diagnostics.viewer = viewer;
-  await waitForReady(viewer.page);
-  await viewer.page.waitForFunction(() => window.twinscene.live === 'live', null, { polling: 100, timeout: 60_000 });
-});
-
-after(async () => {
-  await viewer?.close();
-  await server?.stop();
-});
-
-function waitForState(page, predicate, arg, timeout = 60_000) {
-  return page.waitForFunction(predicate, arg, { polling: 100, timeout });
-}
+const context = useViewer();
 
 async function patchTemperature(twin, value) {
-  const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(twin)}`, {
+  const response = await fetch(`${context.server.url}/digitaltwins/${encodeURIComponent(twin)}`, {
     method: 'PATCH',
     headers: { 'content-type': 'application/json-patch+json' },
     body: JSON.stringify([{ op: 'replace', path: '/temperature', value }]),
@@ -41,8 +21,8 @@ const badgeShown = (id) =>
   Boolean(document.querySelector('twin-scene').shadowRoot.querySelector(`[data-alert-element="${id}"]`));
 
 test('an alert badge appears when a room overheats and disappears when it cools', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     const [id, element] = await readTwinscene(page, (ts) =>
       Object.entries(ts.elements).find(([key, e]) => key.startsWith('room-') && e.badges.length === 0));
     await patchTemperature(element.twin, 35);
@@ -57,13 +37,13 @@ test('an alert badge appears when a room overheats and disappears when it cools'
     await patchTemperature(element.twin, 21);
     await waitForState(page, (id) => window.twinscene.elements[id].badges.length === 0, id);
     await waitForState(page, `!(${badgeShown})(${JSON.stringify(id)})`);
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
 
 test('clicking an alert badge selects its element', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     const [id, element] = await readTwinscene(page, (ts) =>
       Object.entries(ts.elements).find(([key, e]) => key.startsWith('wall-') && e.onTop && e.badges.length === 0));
     await patchTemperature(element.twin, 33);
@@ -71,13 +51,13 @@ test('clicking an alert badge selects its element', { timeout: 120_000 }, () =>
     await page.locator(`twin-scene [data-alert-element="${id}"] button`).first().click();
     await waitForState(page, (id) => window.twinscene.selected === id, id);
     await patchTemperature(element.twin, 20);
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
 
 test('switching the temperature layer off removes its colors; on brings them back', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     // Close the inspector a previous test opened; on a small screen it covers the layers panel.
     await page.keyboard.press('Escape');
     await waitForState(page, () => window.twinscene.selected === null);
@@ -93,6 +73,6 @@ test('switching the temperature layer off removes its colors; on brings them bac
       (before) => Object.entries(window.twinscene.elements).every(([id, e]) => e.color === before[id]),
       before,
     );
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );

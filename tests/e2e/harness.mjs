@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 /** The repository root (two levels above this file). */
@@ -512,4 +513,39 @@ export function printDiagnostics({ server, viewer } = {}, why = 'diagnostics') {
   if (server) parts.push(`=== twinscene server output (${why}) ===\n${server.output()}`);
   if (viewer) parts.push(`=== browser console (${why}) ===\n${formatConsoleLog(viewer.consoleLog)}`);
   if (parts.length > 0) process.stderr.write(`${parts.join('\n')}\n`);
+}
+
+/** Waits until `predicate` (a function or an expression string) holds in the page. */
+export function waitForState(page, predicate, arg, timeout = 60_000) {
+  return page.waitForFunction(predicate, arg, { polling: 100, timeout });
+}
+
+/**
+ * One server and one viewer for all tests of a file: registers node:test `before`/`after`
+ * hooks and returns `{ server, viewer, diagnostics }`, filled in once the viewer is ready (and
+ * its live link is up, unless `live` is false).
+ */
+export function useViewer({ live = true } = {}) {
+  const context = { server: undefined, viewer: undefined, diagnostics: {} };
+  before(async () => {
+    context.server = await startServer();
+    context.diagnostics.server = context.server;
+    context.viewer = await openViewer(context.server.url);
+    context.diagnostics.viewer = context.viewer;
+    await waitForReady(context.viewer.page);
+    if (live) await waitForState(context.viewer.page, () => window.twinscene.live === 'live');
+  });
+  after(async () => {
+    await context.viewer?.close();
+    await context.server?.stop();
+  });
+  return context;
+}
+
+/** Text of a panel (by `data-role`) in the <twin-scene> element's shadow root. */
+export function panelText(page, role) {
+  return page.evaluate(
+    (role) => document.querySelector('twin-scene').shadowRoot.querySelector(`[data-role="${role}"]`)?.innerText ?? '',
+    role,
+  );
 }

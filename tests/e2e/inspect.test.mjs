@@ -2,39 +2,12 @@
 // a relationship in the inspector selects the related element, search flies to a twin, and
 // ghosting is switched from the toolbar. Everything is read from what the page shows
 // (window.twinscene and the <twin-scene> panels), never from timing.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { openViewer, readTwinscene, startServer, VIEWPORT, waitForReady, withDiagnostics } from './harness.mjs';
+import { panelText, readTwinscene, useViewer, VIEWPORT, waitForState, withDiagnostics } from './harness.mjs';
 
-let server;
-let viewer;
-const diagnostics = {};
-
-before(async () => {
-  server = await startServer();
-  diagnostics.server = server;
-  viewer = await openViewer(server.url);
-  diagnostics.viewer = viewer;
-  await waitForReady(viewer.page);
-});
-
-after(async () => {
-  await viewer?.close();
-  await server?.stop();
-});
-
-/** Text of a panel in the <twin-scene> shadow root. */
-function panelText(page, role) {
-  return page.evaluate(
-    (role) => document.querySelector('twin-scene').shadowRoot.querySelector(`[data-role="${role}"]`)?.innerText ?? '',
-    role,
-  );
-}
-
-function waitForState(page, predicate, arg, timeout = 60_000) {
-  return page.waitForFunction(predicate, arg, { polling: 100, timeout });
-}
+const context = useViewer({ live: false });
 
 /** An element the user sees at its published screen point, clear of the panels. */
 async function visibleElement(page) {
@@ -49,8 +22,8 @@ async function visibleElement(page) {
 }
 
 test('clicking an element opens the inspector with its twin; Esc closes it', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     const target = await visibleElement(page);
     // Pointing highlights first; the click then selects what is under the pointer.
     await page.mouse.move(target.screen[0], target.screen[1]);
@@ -70,17 +43,17 @@ test('clicking an element opens the inspector with its twin; Esc closes it', { t
     await waitForState(page, () => window.twinscene.selected === null);
     await waitForState(page, () =>
       !document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="inspector"]').classList.contains('open'));
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
 
 test('the inspector shows live values as deltas arrive', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     const target = await visibleElement(page);
     await page.evaluate((id) => document.querySelector('twin-scene').select(id), target.id);
     await waitForState(page, (id) => window.twinscene.inspector?.element === id, target.id);
-    const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(target.twin)}`, {
+    const response = await fetch(`${context.server.url}/digitaltwins/${encodeURIComponent(target.twin)}`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json-patch+json' },
       body: JSON.stringify([{ op: 'replace', path: '/temperature', value: 12.34 }]),
@@ -90,13 +63,13 @@ test('the inspector shows live values as deltas arrive', { timeout: 120_000 }, (
       const cell = document.querySelector('twin-scene').shadowRoot.querySelector('[data-property="temperature"]');
       return cell?.textContent === '12.34';
     });
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
 
 test('a relationship in the inspector selects the related element', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     const roof = await readTwinscene(page, (ts) => Object.keys(ts.elements).find((id) => id.startsWith('roof-')));
     await page.evaluate((id) => document.querySelector('twin-scene').select(id), roof);
     await waitForState(page, (id) => window.twinscene.inspector?.element === id, roof);
@@ -105,13 +78,13 @@ test('a relationship in the inspector selects the related element', { timeout: 1
     await page.locator(`twin-scene [data-role="inspector"] [data-element="${related.element}"]`).click();
     await waitForState(page, (id) => window.twinscene.selected === id, related.element);
     assert.equal(await readTwinscene(page, (ts) => ts.inspector.twinId), related.twin);
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
 
 test('searching a room by name and picking the result flies to it', { timeout: 120_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     await page.keyboard.press('Escape');
     await page.evaluate(() => document.querySelector('twin-scene').command({ type: 'resetView' }));
     const input = page.locator('twin-scene input[type="search"]');
@@ -131,13 +104,13 @@ test('searching a room by name and picking the result flies to it', { timeout: 1
       },
       center,
     );
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
 
 test('the ghost button turns ghosting on and off', { timeout: 60_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    const { page } = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
     const ghost = page.locator('twin-scene [data-role="ghost"]');
     await ghost.click();
     const pressed = () =>
@@ -147,6 +120,6 @@ test('the ghost button turns ghosting on and off', { timeout: 60_000 }, () =>
     await ghost.click();
     await waitForState(page, () => window.twinscene.ghosting === false);
     await waitForState(page, `(${pressed})() === 'false'`);
-    viewer.assertNoPanics();
+    context.viewer.assertNoPanics();
   }),
 );
