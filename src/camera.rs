@@ -8,6 +8,7 @@ use bevy_panorbit_camera::{PanOrbitCamera, PanOrbitCameraPlugin};
 
 use crate::app_phase::ready;
 use crate::scene_loading::ElementBounds;
+use crate::twin_state::TwinRuntime;
 
 /// Initial view direction: from the south-east, looking slightly down, as building views are.
 const VIEW_YAW: f32 = 0.7;
@@ -27,6 +28,8 @@ pub enum CameraRequest {
     FrameAll,
     /// Fly to the element with this index, keeping the current direction.
     FlyTo(usize),
+    /// Fly to the scene's viewpoint with this index.
+    Viewpoint(usize),
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -79,6 +82,7 @@ fn keyboard_orbit(
 fn fly(
     mut requests: MessageReader<CameraRequest>,
     bounds: Res<ElementBounds>,
+    runtime: Res<TwinRuntime>,
     mut camera: Single<(&mut PanOrbitCamera, &Projection)>,
     mut framed_once: Local<bool>,
 ) {
@@ -114,6 +118,29 @@ fn fly(
                 let Some((min, max)) = bounds.elements.get(element).copied().flatten() else { continue };
                 orbit.target_focus = (min + max) * 0.5;
                 orbit.target_radius = distance_for(min, max, FOCUS_MARGIN);
+            }
+            CameraRequest::Viewpoint(index) => {
+                let Some(viewpoint) = runtime.scene().viewpoints.get(index) else { continue };
+                if let (Some(position), Some(target)) = (viewpoint.position, viewpoint.target) {
+                    // The orbit camera sits at focus + radius * (cos p sin y, sin p, cos p cos y).
+                    let (position, target) = (Vec3::from(position), Vec3::from(target));
+                    let offset = position - target;
+                    let radius = offset.length().max(0.1);
+                    orbit.target_focus = target;
+                    orbit.target_radius = radius;
+                    orbit.target_yaw = offset.x.atan2(offset.z);
+                    orbit.target_pitch = (offset.y / radius).clamp(-1.0, 1.0).asin();
+                } else {
+                    let framed = viewpoint
+                        .elements
+                        .iter()
+                        .filter_map(|id| runtime.element_index(id))
+                        .filter_map(|element| bounds.elements.get(element).copied().flatten())
+                        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+                    let Some((min, max)) = framed else { continue };
+                    orbit.target_focus = (min + max) * 0.5;
+                    orbit.target_radius = distance_for(min, max, FOCUS_MARGIN);
+                }
             }
         }
     }

@@ -29,6 +29,8 @@ pub enum PageCommand {
     Search { query: String },
     /// Switch a layer (the behaviors in it) on or off.
     SetLayer { layer: String, visible: bool },
+    /// Fly to one of the scene's viewpoints, by id.
+    Viewpoint { id: String },
 }
 
 /// Commands the page sent since the last frame. The browser calls in between frames, from
@@ -117,6 +119,14 @@ fn apply_commands(
             }
             PageCommand::SetGhosting { on } => {
                 ghosting.set_if_neq(Ghosting(*on));
+            }
+            PageCommand::Viewpoint { id } => {
+                match runtime.scene().viewpoints.iter().position(|v| v.id == *id) {
+                    Some(index) => {
+                        camera.write(CameraRequest::Viewpoint(index));
+                    }
+                    None => warn!("the page asked for viewpoint {id:?}, which this scene does not have"),
+                }
             }
             PageCommand::SetLayer { layer, visible } => {
                 if runtime.scene().layers.iter().all(|l| l.id != *layer) {

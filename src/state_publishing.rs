@@ -47,6 +47,8 @@ pub struct PublishedState {
     pub legend: Vec<LegendEntry>,
     /// The scene's layers and whether each is switched on.
     pub layers: Vec<PublishedLayer>,
+    /// The scene's viewpoints, for a menu.
+    pub viewpoints: Vec<PublishedViewpoint>,
     /// `performance.now()` when this state was written (browser only).
     pub published_at: f64,
 }
@@ -60,6 +62,8 @@ pub struct Inspector {
     pub twin: Option<serde_json::Value>,
     pub twin_id: String,
     pub relationships: Vec<PublishedRelationship>,
+    /// Popover widgets of the element's behaviors with their current values.
+    pub widgets: Vec<twinscene_core::runtime::WidgetValue>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -117,6 +121,12 @@ pub struct PublishedBadge {
     pub icon: String,
     pub color: Option<String>,
     pub label: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct PublishedViewpoint {
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -193,6 +203,15 @@ fn publish_state(
     if let Some(runtime) = &runtime {
         next.scene = runtime.scene().name.clone();
         next.legend = legend(runtime.scene());
+        next.viewpoints = runtime
+            .scene()
+            .viewpoints
+            .iter()
+            .map(|viewpoint| PublishedViewpoint {
+                id: viewpoint.id.clone(),
+                name: viewpoint.name.clone().unwrap_or_else(|| viewpoint.id.clone()),
+            })
+            .collect();
         next.layers = runtime
             .scene()
             .layers
@@ -349,6 +368,7 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
         twin: runtime.graph().twin(&twin_id).map(|twin| twin.to_adt_json()),
         twin_id,
         relationships,
+        widgets: runtime.popover(index),
     }
 }
 

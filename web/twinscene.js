@@ -24,6 +24,13 @@ const STYLE = `
 .failure pre { white-space: pre-wrap; margin: 0; font: 12px/1.5 ui-monospace, monospace; }
 :host([data-state="failed"]) .failure { display: block; }
 .toolbar { left: 10px; top: 10px; display: flex; gap: 6px; padding: 6px; align-items: center; }
+.toolbar select { background: #262b33; color: inherit; border: 1px solid rgba(255,255,255,0.15); border-radius: 5px; padding: 3px 4px; font: inherit; }
+.widgets { margin: 8px 0; display: grid; gap: 6px; }
+.widget .label { color: var(--ts-muted, #9ca3af); font-size: 12px; }
+.widget .value { font-size: 15px; font-variant-numeric: tabular-nums; }
+.widget .novalue { color: var(--ts-muted, #9ca3af); font-style: italic; }
+.gauge { display: block; width: 100%; height: 16px; }
+.widget a { color: var(--ts-accent, #38bdf8); }
 .toolbar input { width: 180px; background: rgba(255,255,255,0.08); border: 1px solid rgba(255,255,255,0.15);
   color: inherit; border-radius: 5px; padding: 4px 8px; font: inherit; }
 button { background: rgba(255,255,255,0.08); color: inherit; border: 1px solid rgba(255,255,255,0.15);
@@ -76,6 +83,7 @@ const TEMPLATE = `
   <input type="search" placeholder="Search twins…" aria-label="Search twins" data-role="search">
   <button type="button" data-role="reset" title="Frame the whole model (R)">Reset view</button>
   <button type="button" data-role="ghost" aria-pressed="false" title="Show everything but the selection translucent (G)">Ghost</button>
+  <select data-role="viewpoints" aria-label="Viewpoints" hidden></select>
 </div>
 <div class="panel results" data-role="results" role="listbox"></div>
 <aside class="panel inspector" data-role="inspector" part="inspector" aria-live="polite"></aside>
@@ -116,6 +124,7 @@ export class TwinSceneElement extends HTMLElement {
   #lastResults = '';
   #lastAlerts = '';
   #lastLayers = '';
+  #lastViewpoints = '';
   #alertSince = new Map();
   /** Recent values per `twin/property` for the inspector's trend lines: [[ms since epoch, value]]. */
   #trends = new Map();
@@ -153,6 +162,8 @@ export class TwinSceneElement extends HTMLElement {
   }
 
   select(element) { return this.command({ type: 'select', element }); }
+  viewpoint(id) { return this.command({ type: 'viewpoint', id }); }
+  setLayer(layer, visible) { return this.command({ type: 'setLayer', layer, visible }); }
   focus(element) { return this.command({ type: 'focus', element }); }
 
   async #boot() {
@@ -222,6 +233,10 @@ export class TwinSceneElement extends HTMLElement {
     this.$('inspector').addEventListener('click', onFocusLink);
     this.$('badges').addEventListener('click', onFocusLink);
     this.$('alerts').addEventListener('click', onFocusLink);
+    this.$('viewpoints').addEventListener('change', (event) => {
+      if (event.target.value) this.viewpoint(event.target.value);
+      event.target.value = '';
+    });
     this.$('layers').addEventListener('change', (event) => {
       const box = event.target.closest('input[data-layer]');
       if (box) this.command({ type: 'setLayer', layer: box.dataset.layer, visible: box.checked });
@@ -259,6 +274,7 @@ export class TwinSceneElement extends HTMLElement {
     this.#renderInspector(state);
     this.#renderLegend(state);
     this.#renderLayers(state);
+    this.#renderViewpoints(state);
     this.#renderAlerts(state);
   }
 
@@ -308,6 +324,51 @@ export class TwinSceneElement extends HTMLElement {
     panel.innerHTML = alerts.length ? `<h3>Alerts (${alerts.length})</h3>` + alerts.map(({ id, badge }) =>
       `<button type="button" data-element="${escapeHtml(id)}"><span class="badge-dot" style="color:${escapeHtml(badge.color ?? '#dc2626')}">●</span>
         ${escapeHtml(badge.label ?? `${badge.icon} on ${id}`)}</button>`).join('') : '';
+  }
+
+  #renderViewpoints(state) {
+    const key = JSON.stringify(state.viewpoints ?? []);
+    if (key === this.#lastViewpoints) return;
+    this.#lastViewpoints = key;
+    const menu = this.$('viewpoints');
+    menu.hidden = !state.viewpoints?.length;
+    menu.innerHTML = '<option value="">Views…</option>' + (state.viewpoints ?? [])
+      .map((v) => `<option value="${escapeHtml(v.id)}">${escapeHtml(v.name)}</option>`).join('');
+  }
+
+  #renderWidgets(info) {
+    const twin = info.twin ?? {};
+    const units = (u) => (u ? ` ${escapeHtml(u)}` : '');
+    const noValue = '<span class="novalue">no value</span>';
+    const html = info.widgets.map((w) => {
+      const label = `<div class="label">${escapeHtml(w.label)}</div>`;
+      switch (w.type) {
+        case 'value':
+          return `<div class="widget" data-widget="value">${label}<div class="value">${w.value === null ? noValue : escapeHtml(formatValue(w.value)) + units(w.units)}</div></div>`;
+        case 'gauge': {
+          const span = w.max - w.min;
+          const x = (v) => Math.min(100, Math.max(0, ((v - w.min) / span) * 100));
+          const bands = w.ranges.map((r) => {
+            const from = x(r.min ?? w.min);
+            return `<rect x="${from}" y="5" width="${Math.max(0, x(r.max ?? w.max) - from)}" height="6" fill="${escapeHtml(r.color)}"/>`;
+          }).join('');
+          const marker = w.value === null ? '' : `<rect x="${x(w.value) - 0.8}" y="0" width="1.6" height="16" fill="#fff"/>`;
+          return `<div class="widget" data-widget="gauge">${label}<div class="value">${w.value === null ? noValue : escapeHtml(formatValue(w.value)) + units(w.units)}</div>
+            <svg class="gauge" viewBox="0 0 100 16" preserveAspectRatio="none"><rect x="0" y="5" width="100" height="6" fill="rgba(255,255,255,0.15)"/>${bands}${marker}</svg></div>`;
+        }
+        case 'link':
+          return `<div class="widget" data-widget="link">${w.url ? `<a href="${escapeHtml(w.url)}" target="_blank" rel="noopener">${escapeHtml(w.label)}</a>` : `${label}${noValue}`}</div>`;
+        case 'trend': {
+          const value = twin[w.property];
+          const line = typeof value === 'number' ? this.#trendLine(w.twin, w.property, value, twin.$metadata?.[w.property]?.lastUpdateTime) : '';
+          const waiting = typeof value === 'number' ? '<span class="novalue">collecting values…</span>' : noValue;
+          return `<div class="widget" data-widget="trend">${label}${line || waiting}</div>`;
+        }
+        default:
+          return '';
+      }
+    }).join('');
+    return html ? `<div class="widgets">${html}</div>` : '';
   }
 
   #renderLayers(state) {
@@ -368,6 +429,7 @@ export class TwinSceneElement extends HTMLElement {
       <button type="button" class="close" data-role="close" aria-label="Close">×</button>
       <h2>${escapeHtml(info.name ?? info.element)}</h2>
       <div class="sub">twin ${escapeHtml(info.twinId)}${twin ? ` · ${escapeHtml(twin.$metadata?.$model ?? '')}` : ''}</div>
+      ${this.#renderWidgets(info)}
       ${twin ? `<table>${properties}</table>${updated ? `<div class="sub">last update ${escapeHtml(updated)}</div>` : ''}`
              : '<p class="missing">Twin not found: the scene names a twin that the twin data does not contain.</p>'}
       ${relationships ? `<h3>Relationships</h3>${relationships}` : ''}`;

@@ -123,3 +123,41 @@ test('the ghost button turns ghosting on and off', { timeout: 60_000 }, () =>
     context.viewer.assertNoPanics();
   }),
 );
+
+test('the inspector shows the popover widgets of the selected element', { timeout: 60_000 }, () =>
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
+    const room = 'room-a101';
+    await page.evaluate((id) => document.querySelector('twin-scene').select(id), room);
+    await waitForState(page, (id) => window.twinscene.inspector?.element === id, room);
+    const { widgets, twin } = await readTwinscene(page, (ts) => ts.inspector);
+    const gauge = widgets.find((w) => w.type === 'gauge');
+    assert.equal(gauge.value, twin.temperature, 'the gauge shows the twin\'s temperature');
+    assert.equal(widgets.find((w) => w.type === 'link').url, `/digitaltwins/${twin.$dtId}`);
+    await waitForState(page, () => {
+      const panel = document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="inspector"]');
+      return ['gauge', 'trend', 'link'].every((type) => panel.querySelector(`[data-widget="${type}"]`));
+    });
+    context.viewer.assertNoPanics();
+  }),
+);
+
+test('choosing a viewpoint flies the camera to it', { timeout: 120_000 }, () =>
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
+    const viewpoints = await readTwinscene(page, (ts) => ts.viewpoints.map((v) => v.id));
+    assert.ok(viewpoints.includes('roof'), `the demo has a roof viewpoint: ${viewpoints}`);
+    await page.locator('twin-scene select[data-role="viewpoints"]').selectOption('roof');
+    const center = [VIEWPORT.width / 2, VIEWPORT.height / 2];
+    // The roof viewpoint frames the roof element: its center comes to the middle of the view.
+    await waitForState(
+      page,
+      ([cx, cy]) => {
+        const screen = window.twinscene.elements['roof-184483'].screen;
+        return screen && Math.hypot(screen[0] - cx, screen[1] - cy) < 20;
+      },
+      center,
+    );
+    context.viewer.assertNoPanics();
+  }),
+);

@@ -17,8 +17,9 @@ use crate::computed::{ComputedPlan, ComputedRule, reach};
 use crate::dtdl::ModelSet;
 use crate::expression::{Expression, Scope};
 use crate::graph::{GraphError, TwinGraph, TwinIndex, UpdateError};
+use crate::rules::ColorRange;
 use crate::rules::{RangeTest, last_match};
-use crate::scene::{Element, ElementSelection, Scene, SceneError, SceneProblem, Visual};
+use crate::scene::{Element, ElementSelection, Scene, SceneError, SceneProblem, Visual, Widget};
 use crate::twin::{Relationship, Twin};
 
 /// How an element looks, as decided by the scene's behaviors.
@@ -75,9 +76,19 @@ struct CompiledRange {
 }
 
 enum VisualRule {
-    Ranges { expression: Expression, ranges: Vec<CompiledRange> },
-    Visibility { expression: Expression },
-    Label { text: Expression },
+    /// Evaluated on demand for the selected element ([`SceneRuntime::popover`]), never as part
+    /// of the look, so it adds nothing to the incremental evaluator's work.
+    Popover(Vec<CompiledWidget>),
+    Ranges {
+        expression: Expression,
+        ranges: Vec<CompiledRange>,
+    },
+    Visibility {
+        expression: Expression,
+    },
+    Label {
+        text: Expression,
+    },
 }
 
 struct CompiledVisual {
@@ -93,6 +104,7 @@ impl CompiledVisual {
             }
             VisualRule::Visibility { expression } => vec![expression],
             VisualRule::Label { text } => vec![text],
+            VisualRule::Popover(_) => vec![],
         }
     }
 }
@@ -488,19 +500,41 @@ impl SceneRuntime {
         changes
     }
 
-    /// The element's look by the current state (all of [`ElementStyle`] but the fixed layers).
-    fn evaluate(&self, element: usize) -> Look {
-        let mut style =
-            Look { color: None, twin_found: false, badges: Vec::new(), visible: true, label: None };
-        let Some(primary) = self.element_twins[element] else { return style };
-        style.twin_found = true;
+    /// The expression scope of an element: its primary twin and aliases. `None` while the
+    /// primary twin is not in the graph.
+    fn element_scope(&self, element: usize) -> Option<Scope<'_>> {
+        let primary = self.element_twins[element]?;
         let aliases = &self.scene.elements[element].aliases;
-        let scope = Scope {
+        Some(Scope {
             primary: Some(primary),
             aliases: (!aliases.is_empty()).then_some(aliases),
             now_millis: self.now_millis,
             ..Scope::new(&self.graph)
-        };
+        })
+    }
+
+    /// The popover widgets of an element with their current values, in scene order, from the
+    /// behaviors that apply to it and are shown. Empty while the element's twin is missing.
+    pub fn popover(&self, element: usize) -> Vec<WidgetValue> {
+        let Some(scope) = self.element_scope(element) else { return Vec::new() };
+        let twin = &self.scene.elements[element].twin;
+        let mut widgets = Vec::new();
+        for visual in &self.visuals {
+            let VisualRule::Popover(compiled) = &visual.rule else { continue };
+            if !selects(&self.selections[visual.behavior], element) || !self.behavior_shown(visual.behavior) {
+                continue;
+            }
+            widgets.extend(compiled.iter().map(|widget| widget.evaluate(&scope, twin)));
+        }
+        widgets
+    }
+
+    /// The element's look by the current state (all of [`ElementStyle`] but the fixed layers).
+    fn evaluate(&self, element: usize) -> Look {
+        let mut style =
+            Look { color: None, twin_found: false, badges: Vec::new(), visible: true, label: None };
+        let Some(scope) = self.element_scope(element) else { return style };
+        style.twin_found = true;
         for visual in &self.visuals {
             if !selects(&self.selections[visual.behavior], element) || !self.behavior_shown(visual.behavior) {
                 continue;
@@ -524,6 +558,7 @@ impl SceneRuntime {
                         style.visible = false;
                     }
                 }
+                VisualRule::Popover(_) => {}
                 VisualRule::Label { text } => {
                     if let Some(text) = text.evaluate_text(&scope) {
                         style.label = Some(text);
@@ -578,7 +613,92 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
         Visual::Label { text } => VisualRule::Label {
             text: Expression::parse_text(text).map_err(|e| invalid(format!("{at}/text"), e.to_string()))?,
         },
+        Visual::Popover { widgets } => VisualRule::Popover(
+            widgets
+                .iter()
+                .enumerate()
+                .map(|(w, widget)| CompiledWidget::compile(widget, &format!("{at}/widgets/{w}")))
+                .collect::<Result<_, _>>()?,
+        ),
     })
+}
+
+/// A popover widget with its expressions parsed.
+struct CompiledWidget {
+    widget: Widget,
+    expression: Option<Expression>,
+}
+
+impl CompiledWidget {
+    fn compile(widget: &Widget, at: &str) -> Result<Self, SceneError> {
+        let expression = match widget {
+            Widget::Value { expression, .. } | Widget::Gauge { expression, .. } => Some(
+                Expression::parse(expression)
+                    .map_err(|e| invalid(format!("{at}/expression"), e.to_string()))?,
+            ),
+            Widget::Link { url, .. } => {
+                Some(Expression::parse_text(url).map_err(|e| invalid(format!("{at}/url"), e.to_string()))?)
+            }
+            Widget::Trend { .. } => None,
+        };
+        Ok(Self { widget: widget.clone(), expression })
+    }
+
+    fn evaluate(&self, scope: &Scope<'_>, twin: &str) -> WidgetValue {
+        let value = || self.expression.as_ref().and_then(|e| e.evaluate(scope)).and_then(|v| v.to_json());
+        match &self.widget {
+            Widget::Value { label, units, .. } => {
+                WidgetValue::Value { label: label.clone(), value: value(), units: units.clone() }
+            }
+            Widget::Gauge { label, min, max, units, ranges, .. } => WidgetValue::Gauge {
+                label: label.clone(),
+                value: value().and_then(|v| v.as_f64()),
+                min: *min,
+                max: *max,
+                units: units.clone(),
+                ranges: ranges.clone(),
+            },
+            Widget::Link { label, .. } => WidgetValue::Link {
+                label: label.clone(),
+                url: self.expression.as_ref().and_then(|e| e.evaluate_text(scope)),
+            },
+            Widget::Trend { label, property, units } => WidgetValue::Trend {
+                label: label.clone(),
+                twin: twin.to_owned(),
+                property: property.clone(),
+                units: units.clone(),
+            },
+        }
+    }
+}
+
+/// A popover widget with its current value; `None` values are "no value" (shown as such).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum WidgetValue {
+    Value {
+        label: String,
+        value: Option<serde_json::Value>,
+        units: Option<String>,
+    },
+    Gauge {
+        label: String,
+        value: Option<f64>,
+        min: f64,
+        max: f64,
+        units: Option<String>,
+        ranges: Vec<ColorRange>,
+    },
+    Link {
+        label: String,
+        url: Option<String>,
+    },
+    Trend {
+        label: String,
+        twin: String,
+        property: String,
+        units: Option<String>,
+    },
 }
 
 #[cfg(test)]

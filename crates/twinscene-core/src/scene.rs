@@ -42,6 +42,8 @@ pub struct Scene {
     /// DTDL interfaces of the twins; when given, property writes are type-checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub viewpoints: Vec<Viewpoint>,
 }
 
 /// A thing a user sees and picks: one or more mesh nodes bound to one twin.
@@ -143,6 +145,58 @@ pub enum Visual {
     Visibility { expression: String },
     /// A text shown with the element; `${...}` substitutions are expressions.
     Label { text: String },
+    /// Widgets shown when the element is selected (3D Scenes' Popover visual).
+    Popover { widgets: Vec<Widget> },
+}
+
+/// A widget of a popover. Expressions are evaluated against the element's twins when the
+/// element is selected.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Widget {
+    /// A value with a label and units.
+    Value {
+        label: String,
+        expression: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        units: Option<String>,
+    },
+    /// A number on a scale from `min` to `max`, with colored bands.
+    Gauge {
+        label: String,
+        expression: String,
+        min: f64,
+        max: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        units: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ranges: Vec<ColorRange>,
+    },
+    /// A link; `${...}` in `url` are expressions.
+    Link { label: String, url: String },
+    /// Recent values of one property of the primary twin.
+    Trend {
+        label: String,
+        property: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        units: Option<String>,
+    },
+}
+
+/// A named camera position: looking from `position` at `target` (world coordinates of the
+/// model), or framing `elements` from the default direction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Viewpoint {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[f32; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<[f32; 3]>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<String>,
 }
 
 /// A scene file that could not be read.
@@ -220,6 +274,29 @@ impl Scene {
             for (v, visual) in behavior.visuals.iter().enumerate() {
                 let at = format!("/behaviors/{b}/visuals/{v}");
                 visual_problems(visual, &at, &mut problem);
+            }
+        }
+        let mut viewpoint_ids = HashSet::new();
+        for (v, viewpoint) in self.viewpoints.iter().enumerate() {
+            if !viewpoint_ids.insert(viewpoint.id.as_str()) {
+                problem(
+                    format!("/viewpoints/{v}/id"),
+                    format!("viewpoint id {:?} is used twice", viewpoint.id),
+                );
+            }
+            for (e, id) in viewpoint.elements.iter().enumerate() {
+                if !element_ids.contains(id.as_str()) {
+                    problem(format!("/viewpoints/{v}/elements/{e}"), format!("no element has id {id:?}"));
+                }
+            }
+            let placed = viewpoint.position.is_some() && viewpoint.target.is_some();
+            if placed != viewpoint.elements.is_empty()
+                || viewpoint.position.is_some() != viewpoint.target.is_some()
+            {
+                problem(
+                    format!("/viewpoints/{v}"),
+                    "a viewpoint needs either \"position\" and \"target\", or \"elements\" to frame".into(),
+                );
             }
         }
         for (c, computed) in self.computed.iter().enumerate() {
@@ -300,6 +377,28 @@ fn visual_problems(visual: &Visual, at: &str, problem: &mut impl FnMut(String, S
                 problem(format!("{at}/text"), error.to_string());
             }
         }
+        Visual::Popover { widgets } => {
+            for (w, widget) in widgets.iter().enumerate() {
+                let at = format!("{at}/widgets/{w}");
+                let parsed = match widget {
+                    Widget::Value { expression, .. } | Widget::Gauge { expression, .. } => {
+                        Expression::parse(expression).map_err(|e| (format!("{at}/expression"), e.to_string()))
+                    }
+                    Widget::Link { url, .. } => {
+                        Expression::parse_text(url).map_err(|e| (format!("{at}/url"), e.to_string()))
+                    }
+                    Widget::Trend { .. } => continue,
+                };
+                if let Err((pointer, message)) = parsed {
+                    problem(pointer, message);
+                }
+                if let Widget::Gauge { min, max, .. } = widget
+                    && min >= max
+                {
+                    problem(at, format!("gauge min {min} is not below max {max}"));
+                }
+            }
+        }
     }
 }
 
@@ -309,6 +408,33 @@ mod tests {
 
     const MINIMAL: &str =
         r##"{"version": 1, "mesh": "m.glb", "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}]}"##;
+
+    #[test]
+    fn popover_widgets_and_viewpoints_are_checked_by_pointer() {
+        let text = r##"{"version": 1, "mesh": "m.glb",
+            "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}],
+            "behaviors": [{"id": "b", "elements": "all", "visuals": [{"type": "popover", "widgets": [
+              {"type": "value", "label": "T", "expression": "PrimaryTwin.t +"},
+              {"type": "gauge", "label": "G", "expression": "PrimaryTwin.t", "min": 5, "max": 5},
+              {"type": "link", "label": "L", "url": "https://x/${PrimaryTwin.$dtId}"},
+              {"type": "trend", "label": "Tr", "property": "t"}]}]}],
+            "viewpoints": [{"id": "v", "elements": ["nope"]}, {"id": "v", "position": [0, 1, 2]},
+              {"id": "ok", "position": [0, 1, 2], "target": [0, 0, 0]}]}"##;
+        let SceneError::Invalid(problems) = Scene::from_json_str(text).unwrap_err() else {
+            panic!("expected invalid")
+        };
+        let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/behaviors/0/visuals/0/widgets/0/expression",
+                "/behaviors/0/visuals/0/widgets/1",
+                "/viewpoints/0/elements/0",
+                "/viewpoints/1/id",
+                "/viewpoints/1",
+            ]
+        );
+    }
 
     #[test]
     fn minimal_scene_parses() {

@@ -367,3 +367,50 @@ fn switching_a_layer_off_removes_its_behaviors_looks_and_on_restores_them() {
     runtime.set_layer_visible("alarms", true);
     assert_eq!(style(&runtime, "tank"), &shown);
 }
+
+#[test]
+fn popover_widgets_evaluate_for_the_element_and_follow_its_layer() {
+    let text = r##"{
+      "version": 1, "mesh": "m.glb",
+      "twins": [{"$dtId": "r1", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 21.5}],
+      "elements": [{"id": "a", "twin": "r1", "nodes": ["A"]}, {"id": "lost", "twin": "nope", "nodes": ["B"]}],
+      "layers": [{"id": "details"}],
+      "behaviors": [{"id": "info", "elements": "all", "layers": ["details"], "visuals": [{"type": "popover", "widgets": [
+        {"type": "value", "label": "Temperature", "expression": "PrimaryTwin.temperature", "units": "°C"},
+        {"type": "gauge", "label": "Heat", "expression": "PrimaryTwin.temperature * 2", "min": 0, "max": 100},
+        {"type": "value", "label": "Missing", "expression": "PrimaryTwin.humidity"},
+        {"type": "link", "label": "Manual", "url": "https://example.com/rooms/${PrimaryTwin.$dtId}"},
+        {"type": "trend", "label": "Trend", "property": "temperature"}]}]}]
+    }"##;
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(text).unwrap()).unwrap();
+    let widgets = runtime.popover(runtime.element_index("a").unwrap());
+    assert_eq!(
+        widgets,
+        [
+            WidgetValue::Value {
+                label: "Temperature".into(),
+                value: Some(json!(21.5)),
+                units: Some("°C".into())
+            },
+            WidgetValue::Gauge {
+                label: "Heat".into(),
+                value: Some(43.0),
+                min: 0.0,
+                max: 100.0,
+                units: None,
+                ranges: vec![]
+            },
+            WidgetValue::Value { label: "Missing".into(), value: None, units: None },
+            WidgetValue::Link { label: "Manual".into(), url: Some("https://example.com/rooms/r1".into()) },
+            WidgetValue::Trend {
+                label: "Trend".into(),
+                twin: "r1".into(),
+                property: "temperature".into(),
+                units: None
+            },
+        ]
+    );
+    assert!(runtime.popover(runtime.element_index("lost").unwrap()).is_empty(), "no twin, no popover");
+    runtime.set_layer_visible("details", false);
+    assert!(runtime.popover(runtime.element_index("a").unwrap()).is_empty(), "hidden with its layer");
+}
