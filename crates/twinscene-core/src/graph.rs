@@ -85,7 +85,7 @@ pub struct TwinGraph {
     twin_by_id: FastHashMap<String, TwinIndex>,
     relationship_names: FastHashMap<String, u32>,
     /// ADT relationship ids are unique per source twin.
-    relationship_by_id: HashMap<(String, String), EdgeIndex>,
+    relationship_by_id: FastHashMap<(String, String), EdgeIndex>,
     dangling: Vec<Relationship>,
     /// When set, property writes are type-checked against the twin's model.
     models: Option<Arc<ModelSet>>,
