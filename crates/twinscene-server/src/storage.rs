@@ -118,6 +118,14 @@ pub enum SyncMode {
 pub struct SqliteStorage {
     connection: Mutex<Connection>,
     keeps_state: bool,
+    /// Set on drop to stop the checkpoint thread.
+    closing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for SqliteStorage {
+    fn drop(&mut self) {
+        self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 const SCHEMA: &str = "
@@ -142,7 +150,19 @@ impl SqliteStorage {
         };
         connection.pragma_update(None, "synchronous", synchronous)?;
         connection.busy_timeout(Duration::from_secs(5))?;
-        Self::with_connection(connection, true)
+        // Checkpoints (copying the log into the database file) would otherwise run inside
+        // some commit and stall every write waiting on it; a thread runs them beside the writer.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let storage = Self::with_connection(connection, true)?;
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_timeout(Duration::from_secs(5))?;
+        let closing = storage.closing.clone();
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        std::thread::Builder::new()
+            .name("twinscene-checkpoint".into())
+            .spawn(move || run_checkpoints(&checkpoints, &wal, &closing))
+            .map_err(|error| StorageError(format!("cannot start the checkpoint thread: {error}")))?;
+        Ok(storage)
     }
 
     /// History only; `load` finds nothing.
@@ -152,7 +172,7 @@ impl SqliteStorage {
 
     fn with_connection(connection: Connection, keeps_state: bool) -> Result<Self, StorageError> {
         connection.execute_batch(SCHEMA)?;
-        Ok(Self { connection: Mutex::new(connection), keeps_state })
+        Ok(Self { connection: Mutex::new(connection), keeps_state, closing: Arc::default() })
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -299,6 +319,26 @@ impl Storage for SqliteStorage {
             [keep],
         )?;
         Ok(())
+    }
+}
+
+/// Copies the log into the database once a second without blocking writers (PASSIVE), so that
+/// no commit pays for a whole checkpoint. Under steady writes a passive checkpoint never quite
+/// catches up and the log would grow without end, so past `WAL_LIMIT` a TRUNCATE checkpoint
+/// (which waits for the writer once, briefly: most frames are already copied) starts it over.
+fn run_checkpoints(connection: &Connection, wal: &Path, closing: &std::sync::atomic::AtomicBool) {
+    const WAL_LIMIT: u64 = 64 << 20;
+    while !closing.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        let large = std::fs::metadata(wal).is_ok_and(|metadata| metadata.len() > WAL_LIMIT);
+        let mode = if large { "TRUNCATE" } else { "PASSIVE" };
+        let result: rusqlite::Result<(i64, i64, i64)> =
+            connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            });
+        if let Err(error) = result {
+            tracing::warn!("checkpoint failed: {error}");
+        }
     }
 }
 
