@@ -126,7 +126,7 @@ impl AppState {
         if let MeshSource::File { name, .. } = &mesh {
             scene.mesh = format!("/api/scene/mesh/{}", encode_path_segment(name));
         }
-        let committer = Committer::start(storage.clone(), config.history.clone());
+        let committer = Committer::start(storage.clone(), config.history.clone())?;
         let feed = Feed::new(origin, config.live);
         let tokens = Tokens::new(&config.tokens);
         Ok(Self(Arc::new(Shared {

@@ -362,13 +362,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const MAX_GROUP: usize = 4096;
 
 impl Committer {
-    pub fn start(storage: Arc<dyn Storage>, retention: HistoryRetention) -> Self {
+    pub fn start(storage: Arc<dyn Storage>, retention: HistoryRetention) -> Result<Self, StorageError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("twinscene-commit".into())
             .spawn(move || run_committer(storage.as_ref(), &retention, &queue))
-            .unwrap_or_else(|error| panic!("cannot start the storage thread: {error}"));
-        Self { jobs }
+            .map_err(|error| StorageError(format!("cannot start the storage thread: {error}")))?;
+        Ok(Self { jobs })
     }
 
     /// Queues writes; the receiver resolves once they are durable. `after` runs on the storage
