@@ -126,7 +126,13 @@ impl PartialEq for TwinGraph {
 impl TwinGraph {
     /// Builds a graph from a snapshot. A later twin with the id of an earlier one replaces it.
     pub fn new(twins: impl IntoIterator<Item = Twin>, relationships: Vec<Relationship>) -> Self {
+        let twins = twins.into_iter();
         let mut graph = Self::default();
+        let expected = twins.size_hint().0;
+        graph.graph.reserve_nodes(expected);
+        graph.graph.reserve_edges(relationships.len());
+        graph.twin_by_id.reserve(expected);
+        graph.relationship_by_id.reserve(relationships.len());
         for twin in twins {
             match graph.twin_by_id.get(&twin.id) {
                 Some(&index) => graph.graph[index] = twin,

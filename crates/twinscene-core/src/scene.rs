@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::color::Color;
 use crate::expression::Expression;
+use crate::graph::FxHasher;
+
+type FastHashSet<'a> = HashSet<&'a str, std::hash::BuildHasherDefault<FxHasher>>;
 use crate::rules::{ColorRange, RangeTest, ValueKind};
 use crate::twin::{Relationship, Twin};
 
@@ -243,13 +246,14 @@ impl Scene {
                 ),
             );
         }
-        let mut twin_ids = HashSet::new();
+        // FxHash and presized: this runs over every twin and element of 10^6-element scenes.
+        let mut twin_ids = FastHashSet::with_capacity_and_hasher(self.twins.len(), Default::default());
         for (i, twin) in self.twins.iter().enumerate() {
             if !twin_ids.insert(twin.id.as_str()) {
                 problem(format!("/twins/{i}/$dtId"), format!("twin id {:?} is used twice", twin.id));
             }
         }
-        let mut element_ids = HashSet::new();
+        let mut element_ids = FastHashSet::with_capacity_and_hasher(self.elements.len(), Default::default());
         for (i, element) in self.elements.iter().enumerate() {
             if !element_ids.insert(element.id.as_str()) {
                 problem(format!("/elements/{i}/id"), format!("element id {:?} is used twice", element.id));
