@@ -343,6 +343,13 @@ impl AppState {
                     twin.properties.keys().map(|name| (name.clone(), ts.clone())).collect();
                 let stored = twin.clone();
                 self.structural(|live| {
+                    // The twin was read before the lock; it must not have changed since.
+                    let current = live.graph.twin(id).ok_or_else(|| twin_not_found(id))?;
+                    if current.etag != existing.etag {
+                        return Err(ApiError::PreconditionFailed(format!(
+                            "twin {id:?} changed while it was being replaced; retry"
+                        )));
+                    }
                     let twins = live
                         .graph
                         .twins()
