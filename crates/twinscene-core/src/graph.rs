@@ -219,6 +219,24 @@ impl TwinGraph {
         targets.into_iter().rev()
     }
 
+    /// Calls `visit` with each target of the twin's outgoing relationships named `name`, newest
+    /// first, without allocating (for aggregates, where order does not matter).
+    pub fn for_each_related<'g>(
+        &'g self,
+        twin: TwinIndex,
+        name: &str,
+        mut visit: impl FnMut(TwinIndex, &'g Twin),
+    ) {
+        let Some(&name) = self.relationship_names.get(name) else { return };
+        for edge in self.graph.edges_directed(twin, Direction::Outgoing) {
+            if edge.weight().name == name
+                && let Some(target) = self.graph.node_weight(edge.target())
+            {
+                visit(edge.target(), target);
+            }
+        }
+    }
+
     /// Targets of all the twin's outgoing relationships, whatever their name.
     pub fn all_related(&self, twin: TwinIndex) -> impl Iterator<Item = TwinIndex> + '_ {
         self.graph.edges_directed(twin, Direction::Outgoing).map(|edge| edge.target())

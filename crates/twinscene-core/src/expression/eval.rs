@@ -346,6 +346,9 @@ impl<'a> Evaluator<'_, 'a> {
         if function == Function::Age {
             return self.age(args);
         }
+        if let Some(value) = self.aggregate_related(function, args)? {
+            return Ok(value);
+        }
         let values = args.iter().map(|&arg| self.eval(arg)).collect::<Result<Vec<_>, _>>()?;
         let number = |i: usize| values.get(i).map_or(f64::NAN, EvalValue::to_number);
         Ok(match function {
@@ -411,6 +414,67 @@ impl<'a> Evaluator<'_, 'a> {
         })
     }
 
+    /// `avg(related(x, 'name').prop)` and the other aggregates of that shape, computed while
+    /// walking the relationships: no list is built, nothing is allocated. `None` when the
+    /// call has another shape (or `x` is not one twin): the general path handles it, with the
+    /// same result.
+    fn aggregate_related(
+        &mut self,
+        function: Function,
+        args: &[NodeId],
+    ) -> Result<Option<EvalValue<'a>>, Failure> {
+        let aggregates = matches!(
+            function,
+            Function::Sum
+                | Function::Avg
+                | Function::Min
+                | Function::Max
+                | Function::Count
+                | Function::Any
+                | Function::All
+        );
+        let [arg] = args else { return Ok(None) };
+        if !aggregates {
+            return Ok(None);
+        }
+        let Node::Member { object, name, .. } = self.node(*arg)? else { return Ok(None) };
+        let Node::Call { function: Function::Related, args: related_args } = self.node(*object)? else {
+            return Ok(None);
+        };
+        let [base, relationship] = related_args.as_ref() else { return Ok(None) };
+        let Node::Str(relationship) = self.node(*relationship)? else { return Ok(None) };
+        let EvalValue::Twin(index, _) = self.eval(*base)? else { return Ok(None) };
+        self.note_read(index);
+        let graph: &'a TwinGraph = self.scope.graph;
+        let mut totals = Totals::default();
+        let mut failed = false;
+        let mut read = self.read.as_deref_mut();
+        graph.for_each_related(index, relationship, |target, twin| {
+            if let Some(read) = read.as_deref_mut() {
+                read.push(target);
+            }
+            let value = match name.as_ref() {
+                "$dtId" => EvalValue::Str(Cow::Borrowed(&twin.id)),
+                "$etag" => EvalValue::Str(Cow::Borrowed(&twin.etag)),
+                _ => twin.properties.get(name.as_ref()).map_or(EvalValue::Undefined, EvalValue::from_json),
+            };
+            failed |= totals.add(&value).is_err();
+        });
+        if failed {
+            return Ok(None);
+        }
+        Ok(Some(match function {
+            Function::Count => EvalValue::Number(totals.present as f64),
+            Function::Any => EvalValue::Bool(totals.truthy > 0),
+            Function::All => EvalValue::Bool(totals.truthy == totals.items),
+            Function::Sum => EvalValue::Number(totals.sum),
+            _ if totals.numbers == 0 => EvalValue::Undefined,
+            Function::Avg => EvalValue::Number(totals.sum / totals.numbers as f64),
+            Function::Min => EvalValue::Number(totals.min),
+            _ => EvalValue::Number(totals.max),
+        }))
+    }
+
     fn related(
         &mut self,
         base: EvalValue<'a>,
@@ -448,6 +512,43 @@ impl<'a> Evaluator<'_, 'a> {
             .and_then(|time| parse_rfc3339_millis(time))
             .ok_or(Failure)?;
         Ok(EvalValue::Number((now - written) / 1000.0))
+    }
+}
+
+/// Running aggregates over the items of a projection, as `collect_numbers` + `aggregate`,
+/// `count`, `any` and `all` would compute them from a list.
+#[derive(Default)]
+struct Totals {
+    items: usize,
+    present: usize,
+    truthy: usize,
+    numbers: usize,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Totals {
+    /// Arrays inside an item are left to the general path (`Err`).
+    fn add(&mut self, value: &EvalValue<'_>) -> Result<(), ()> {
+        if self.numbers == 0 {
+            self.min = f64::INFINITY;
+            self.max = f64::NEG_INFINITY;
+        }
+        self.items += 1;
+        self.present += usize::from(!value.is_nullish());
+        self.truthy += usize::from(value.truthy());
+        let number = match value {
+            EvalValue::Number(n) if !n.is_nan() => *n,
+            EvalValue::Bool(b) => f64::from(u8::from(*b)),
+            EvalValue::Json(Value::Array(_)) | EvalValue::List(_) => return Err(()),
+            _ => return Ok(()),
+        };
+        self.numbers += 1;
+        self.sum += number;
+        self.min = self.min.min(number);
+        self.max = self.max.max(number);
+        Ok(())
     }
 }
 
