@@ -384,9 +384,14 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Self {
-        let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        // Debian installs it in /usr/sbin, which is not always on PATH.
+        let path = std::env::var("PATH").unwrap_or_default();
+        let binary = ["/usr/sbin", "/usr/bin", "/usr/local/sbin"]
             .into_iter()
-            .find(|path| Path::new(path).exists())
+            .map(PathBuf::from)
+            .chain(std::env::split_paths(&path))
+            .map(|dir| dir.join("mosquitto"))
+            .find(|candidate| candidate.is_file())
             .unwrap_or_else(|| {
                 panic!(
                     "the MQTT tests need the mosquitto broker: install it with `apt-get install -y mosquitto`"
