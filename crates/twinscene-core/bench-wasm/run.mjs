@@ -1,5 +1,5 @@
 // Times the wasm build of the benchmark workload in Node:
-//   node run.mjs <wasm-bindgen --target web output dir>
+//   node run.mjs <wasm-bindgen --target web output dir> [twin counts, default 10000,1000000]
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,7 +8,8 @@ const dir = path.resolve(process.argv[2] || 'pkg');
 const glue = await import(pathToFileURL(path.join(dir, 'twinscene_bench_wasm.js')).href);
 glue.initSync({ module: readFileSync(path.join(dir, 'twinscene_bench_wasm_bg.wasm')) });
 
-for (const twins of [10_000, 1_000_000]) {
+const sizes = (process.argv[3] || '10000,1000000').split(',').map(Number);
+for (const twins of sizes) {
   for (const floorAverage of [false, true]) {
     const built = performance.now();
     const bench = new glue.Bench(twins, floorAverage, 10_000);
