@@ -36,6 +36,8 @@ pub struct ViewerConfig {
     pub scene_url: String,
     /// WebSocket URL of the live endpoint; `None` shows the scene's own twin state only.
     pub live_url: Option<String>,
+    /// Access token for the live endpoint, sent in the `hello`.
+    pub token: Option<String>,
 }
 
 /// Builds the viewer app; the caller runs it.
@@ -80,14 +82,15 @@ pub fn build_app(config: ViewerConfig) -> App {
 }
 
 /// Starts the viewer in the browser, drawing into the canvas matched by `canvas_selector`.
-/// `live_url` may be empty for no live data.
+/// `live_url` may be empty for no live data; `token` is sent to the live endpoint when given.
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen]
-pub fn start(canvas_selector: String, scene_url: String, live_url: String) {
+pub fn start(canvas_selector: String, scene_url: String, live_url: String, token: Option<String>) {
     let config = ViewerConfig {
         canvas: Some(canvas_selector),
         scene_url,
         live_url: (!live_url.is_empty()).then_some(live_url),
+        token: token.filter(|t| !t.is_empty()),
     };
     // On the web, `run` hands the app to the browser's event loop and returns at once.
     build_app(config).run();

@@ -24,7 +24,7 @@ use web::spawn_connection;
 /// What the connection task reports.
 #[derive(Debug)]
 pub enum LinkEvent {
-    /// Connected and `hello` sent; a snapshot follows.
+    /// Connected; the viewer says `hello` next.
     Connected,
     /// A text frame from the server.
     Message(String),
@@ -42,6 +42,14 @@ pub enum LiveStatus {
     Live,
     /// Not connected; retrying.
     Offline,
+}
+
+impl LiveLink {
+    fn send(&self, message: ClientMessage) {
+        if let Some((_, commands)) = &self.connection {
+            let _ = commands.unbounded_send(message);
+        }
+    }
 }
 
 impl LiveStatus {
@@ -65,23 +73,26 @@ pub struct LiveLink {
     /// When offline: milliseconds from the disconnect until the next attempt.
     pub retry_in_ms: Option<u32>,
     connection: Option<(Receiver<LinkEvent>, UnboundedSender<ClientMessage>)>,
+    token: Option<String>,
 }
 
-/// Whether a server message is a snapshot, read without parsing the rest of it. The connection
-/// tasks use it to tell a healthy session (one that got its snapshot) from one the server
-/// refuses, so that refusals back off instead of retrying every second.
-pub fn is_snapshot(text: &str) -> bool {
+/// Whether a server message shows that the server accepted the session (state, catch-up or
+/// "in sync"), read without parsing the rest of it. The connection tasks use it to tell a
+/// healthy session from one the server refuses, so that refusals back off instead of retrying
+/// every second.
+pub fn is_welcome(text: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Kind<'a> {
         #[serde(rename = "type", borrow)]
         kind: std::borrow::Cow<'a, str>,
     }
-    serde_json::from_str::<Kind>(text).is_ok_and(|message| message.kind == "snapshot")
+    serde_json::from_str::<Kind>(text)
+        .is_ok_and(|message| matches!(message.kind.as_ref(), "snapshot" | "delta" | "heartbeat"))
 }
 
-/// The greeting that asks the server for a snapshot.
-pub fn hello() -> ClientMessage {
-    ClientMessage::Hello { protocol: PROTOCOL_VERSION, scene: None, since_seq: None, token: None }
+/// The greeting: asks for the changes after `since_seq`, or for a snapshot without one.
+pub fn hello_since(token: Option<String>, since_seq: Option<u64>) -> ClientMessage {
+    ClientMessage::Hello { protocol: PROTOCOL_VERSION, scene: None, since_seq, token }
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -91,6 +102,7 @@ pub(super) fn plugin(app: &mut App) {
         last_error: None,
         retry_in_ms: None,
         connection: None,
+        token: None,
     })
     .add_systems(
         Update,
@@ -109,6 +121,7 @@ fn connect(config: Res<ViewerConfig>, mut link: ResMut<LiveLink>) {
     let (commands_in, commands_out) = futures_channel::mpsc::unbounded();
     spawn_connection(url, events_in, commands_out);
     link.connection = Some((events_out, commands_in));
+    link.token = config.token.clone();
     link.status = LiveStatus::Connecting;
 }
 
@@ -122,13 +135,15 @@ fn apply_live_messages(
     for event in events {
         match event {
             LinkEvent::Connected => {
-                link.sequence.reset();
+                // Ask to catch up from what was applied before the drop: the server answers
+                // with the missed deltas, "in sync", or a snapshot when it cannot.
+                let since_seq = link.sequence.last_applied();
+                link.send(hello_since(link.token.clone(), since_seq));
                 link.status = LiveStatus::Connecting;
                 link.retry_in_ms = None;
             }
             LinkEvent::Disconnected { reason, retry_in_ms } => {
                 warn!("live link to the server lost: {reason}; retrying in {retry_in_ms} ms");
-                link.sequence.reset();
                 link.status = LiveStatus::Offline;
                 link.last_error = Some(reason);
                 link.retry_in_ms = Some(retry_in_ms);
@@ -147,7 +162,14 @@ fn apply_server_message(
     runtime: &mut TwinRuntime,
     style_changes: &mut MessageWriter<ElementStyleChanged>,
 ) {
+    let in_sync =
+        matches!(message, ServerMessage::Heartbeat { seq } if Some(seq) == link.sequence.last_applied());
     match link.sequence.accept(&message) {
+        Sequencing::Stale if in_sync && link.status == LiveStatus::Connecting => {
+            // The answer to a catch-up hello when nothing was missed.
+            link.status = LiveStatus::Live;
+            link.last_error = None;
+        }
         Sequencing::Stale => {
             if let ServerMessage::Error { message } = message {
                 warn!("the live server says: {message}");
@@ -162,6 +184,8 @@ fn apply_server_message(
                 link.last_error = None;
             }
             ServerMessage::Delta { changes, .. } => {
+                link.status = LiveStatus::Live;
+                link.last_error = None;
                 for change in changes {
                     match runtime.apply_patch(&change.twin, &change.patch, &change.ts) {
                         Ok(changed) => announce(changed, style_changes),
@@ -180,6 +204,6 @@ fn request_snapshot(link: &mut LiveLink, reason: &str) {
     link.sequence.reset();
     link.status = LiveStatus::Connecting;
     if let Some((_, commands)) = &link.connection {
-        let _ = commands.unbounded_send(hello());
+        let _ = commands.unbounded_send(hello_since(link.token.clone(), None));
     }
 }

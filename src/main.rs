@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use twinscene_viewer::{ViewerConfig, build_app};
 
 const USAGE: &str = "usage: twinscene-viewer [SCENE_FILE] [--live WS_URL]\n\
-    Shows SCENE_FILE (default scenes/demo.json); with --live, follows a twinscene server.";
+    Shows SCENE_FILE (default scenes/demo.json); with --live, follows a twinscene server\n\
+    (with the access token in the TWINSCENE_TOKEN environment variable, if it needs one).";
 
 fn main() -> ExitCode {
     let mut scene = None;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         canvas: None,
         scene_url: scene.unwrap_or_else(|| "scenes/demo.json".into()),
         live_url,
+        token: std::env::var("TWINSCENE_TOKEN").ok(),
     };
     build_app(config).run();
     ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! Publishes what the viewer shows as one JSON object: phase, live status, last applied `seq`,
-//! and per element its twin, color and where it is on screen. In the browser it becomes
-//! `window.twinscene` (pages and browser tests read it); on the desktop it is the
+//! and per element its twin, color and where it is on screen. In the browser it becomes the
+//! `twinscene` property of the viewer's canvas element (the `<twin-scene>` element reads it);
+//! on the desktop it is the
 //! [`PublishedState`] resource. It is rebuilt only when something in it can have changed.
 
 use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, RayCastVisibility};
@@ -8,6 +9,7 @@ use bevy::prelude::*;
 use bevy_panorbit_camera::PanOrbitCamera;
 use serde::Serialize;
 
+use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
 use crate::element_styles::Ghosting;
 use crate::live_link::LiveLink;
@@ -161,6 +163,7 @@ impl Interaction<'_> {
 #[allow(clippy::too_many_arguments)] // One reader per kind of published fact.
 fn publish_state(
     mut published: ResMut<PublishedState>,
+    config: Res<ViewerConfig>,
     phase: Res<AppPhase>,
     link: Res<LiveLink>,
     interaction: Interaction,
@@ -276,7 +279,7 @@ fn publish_state(
                 .collect();
         }
     }
-    write_to_page(&mut next);
+    write_to_page(&mut next, config.canvas.as_deref());
     *published = next;
 }
 
@@ -373,9 +376,23 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
 }
 
 #[cfg(target_arch = "wasm32")]
-fn write_to_page(state: &mut PublishedState) {
+fn write_to_page(state: &mut PublishedState, canvas: Option<&str>) {
     use wasm_bindgen::{JsCast, JsValue};
     let global = js_sys::global();
+    // The state goes onto the viewer's canvas element (several viewers per page each have
+    // their own), or onto `window` when there is no canvas selector.
+    let target = canvas
+        .and_then(|selector| {
+            let document = js_sys::Reflect::get(&global, &JsValue::from_str("document")).ok()?;
+            let query = js_sys::Reflect::get(&document, &JsValue::from_str("querySelector")).ok()?;
+            let element = query
+                .dyn_into::<js_sys::Function>()
+                .ok()?
+                .call1(&document, &JsValue::from_str(selector))
+                .ok()?;
+            (!element.is_null()).then_some(element)
+        })
+        .unwrap_or_else(|| global.clone().into());
     let performance = js_sys::Reflect::get(&global, &JsValue::from_str("performance")).unwrap_or_default();
     state.published_at = js_sys::Reflect::get(&performance, &JsValue::from_str("now"))
         .ok()
@@ -385,9 +402,9 @@ fn write_to_page(state: &mut PublishedState) {
         .unwrap_or_default();
     let Ok(json) = serde_json::to_string(state) else { return };
     if let Ok(value) = js_sys::JSON::parse(&json) {
-        let _ = js_sys::Reflect::set(&global, &JsValue::from_str("twinscene"), &value);
+        let _ = js_sys::Reflect::set(&target, &JsValue::from_str("twinscene"), &value);
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn write_to_page(_state: &mut PublishedState) {}
+fn write_to_page(_state: &mut PublishedState, _canvas: Option<&str>) {}

@@ -1,12 +1,19 @@
 // <twin-scene>: the twinscene viewer as one HTML element. It creates its canvas (in the light
-// DOM, because Bevy finds its canvas with document.querySelector), loads the wasm viewer, and
-// draws its panels (status, toolbar, search, inspector, legend) in its shadow root from the
-// state the viewer publishes as window.twinscene. Panels act on the viewer only through
-// command(json).
+// DOM, because Bevy finds its canvas with document.querySelector), runs its own instance of the
+// wasm viewer (several elements per page each get one; the compiled module is shared), and
+// draws its panels in its shadow root from the state the viewer publishes on the canvas
+// (`canvas.twinscene`). Panels act on the viewer only through command(json).
 //
-// Attributes: src (scene URL; default from /api/config), live (WebSocket URL, or "off").
+// docs/embedding.md documents the attributes, methods and events; twinscene.d.ts types them.
+
+const LIGHT_THEME = `--ts-background: #eef1f5; --ts-panel: rgba(255, 255, 255, 0.92); --ts-text: #111827;
+  --ts-muted: #4b5563; --ts-badge-background: rgba(255, 255, 255, 0.95); --ts-accent: #0369a1;`;
 
 const STYLE = `
+:host([theme="light"]) { ${LIGHT_THEME} }
+@media (prefers-color-scheme: light) { :host(:not([theme])) { ${LIGHT_THEME} } }
+:host([controls="none"]) .toolbar, :host([controls="none"]) .inspector, :host([controls="none"]) .layers,
+:host([controls="none"]) .results { display: none !important; }
 :host { display: block; position: relative; overflow: hidden; background: var(--ts-background, #1b1f24);
   font: 13px/1.4 var(--ts-font, system-ui, sans-serif); color: var(--ts-text, #e6e9ee); }
 ::slotted(canvas) { display: block; width: 100%; height: 100%; outline: none; }
@@ -33,7 +40,7 @@ const STYLE = `
 .widget a { color: var(--ts-accent, #38bdf8); }
 .toolbar input { width: 180px; background: rgba(255,255,255,0.08); border: 1px solid rgba(255,255,255,0.15);
   color: inherit; border-radius: 5px; padding: 4px 8px; font: inherit; }
-button { background: rgba(255,255,255,0.08); color: inherit; border: 1px solid rgba(255,255,255,0.15);
+button { background: rgba(127,127,127,0.12); color: inherit; border: 1px solid rgba(127,127,127,0.3);
   border-radius: 5px; padding: 4px 8px; font: inherit; cursor: pointer; }
 button:hover { background: rgba(255,255,255,0.16); }
 button[aria-pressed="true"] { background: var(--ts-accent, #38bdf8); color: #0b1220; }
@@ -106,6 +113,9 @@ const TREND_KEYS = 200;
 
 const STAGES = { booting: 0.1, scene: 0.25, mesh: 0.5, layout: 0.85 };
 let instances = 0;
+/** The compiled wasm module, fetched and compiled once per page for every viewer. */
+let compiledModule = null;
+
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -129,16 +139,24 @@ export class TwinSceneElement extends HTMLElement {
   /** Recent values per `twin/property` for the inspector's trend lines: [[ms since epoch, value]]. */
   #trends = new Map();
   #frame = 0;
+  #previous = null;
+  #failed = false;
+
+  static get observedAttributes() { return ['selected', 'camera']; }
+
+  /** The state the viewer last published (see docs/embedding.md), or undefined while loading. */
+  get state() { return this.canvas?.twinscene; }
+
+  attributeChangedCallback(name, _old, value) {
+    if (!this.state?.ready) return; // applied once ready
+    if (name === 'selected') this.select(value || null);
+    if (name === 'camera' && value) this.viewpoint(value);
+  }
 
   connectedCallback() {
     if (this.shadowRoot) return;
     instances += 1;
-    if (instances > 1) {
-      // One wasm instance drives one canvas; several viewers per page need one module
-      // instance each, which this element does not do yet.
-      this.textContent = 'Only one <twin-scene> per page is supported.';
-      return;
-    }
+    this.instance = instances;
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = TEMPLATE;
     this.canvas = document.createElement('canvas');
@@ -164,6 +182,17 @@ export class TwinSceneElement extends HTMLElement {
   select(element) { return this.command({ type: 'select', element }); }
   viewpoint(id) { return this.command({ type: 'viewpoint', id }); }
   setLayer(layer, visible) { return this.command({ type: 'setLayer', layer, visible }); }
+  /** The twin as the server has it now (ADT JSON). */
+  async getTwin(id) {
+    const response = await fetch(`/digitaltwins/${encodeURIComponent(id)}`, { headers: this.#authHeaders() });
+    if (!response.ok) throw new Error(`twin ${id}: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  #authHeaders() {
+    const token = this.getAttribute('token');
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
   focus(element) { return this.command({ type: 'focus', element }); }
 
   async #boot() {
@@ -172,17 +201,26 @@ export class TwinSceneElement extends HTMLElement {
     const scene = this.getAttribute('src') ?? params.get('scene') ?? config.scene ?? '/api/scene';
     const live = this.getAttribute('live') ?? params.get('live') ?? config.live ?? '/live';
     const liveUrl = live === 'off' ? '' : new URL(live, location.href).href.replace(/^http/, 'ws');
+    if (this.getAttribute('theme') === null && this.hasAttribute('deep-link') && params.get('theme')) {
+      this.setAttribute('theme', params.get('theme'));
+    }
     if (!document.createElement('canvas').getContext('webgl2')) {
       throw new Error('this browser cannot draw 3D: WebGL2 is not available. Turn on hardware acceleration, or use a current Chrome, Edge, Firefox or Safari.');
     }
     this.$('status-text').textContent = 'Loading viewer…';
-    const viewer = await import('/pkg/twinscene_viewer.js');
-    await viewer.default({ module_or_path: await this.#fetchWithProgress('/pkg/twinscene_viewer_bg.wasm') });
+    compiledModule ??= WebAssembly.compileStreaming(this.#fetchWithProgress('/pkg/twinscene_viewer_bg.wasm'));
+    const module = await compiledModule;
+    // A module instance per viewer: the glue imported under its own URL gets its own memory.
+    const viewer = await import(`/pkg/twinscene_viewer.js?instance=${this.instance}`);
+    await viewer.default({ module_or_path: module });
     this.#viewer = viewer;
-    viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl);
+    viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl, this.getAttribute('token') ?? undefined);
     const render = () => {
-      this.#render(window.twinscene);
-      this.#renderBanner(window.twinscene);
+      const state = this.state;
+      // The first viewer also mirrors its state to window.twinscene, for simple pages.
+      if (state && this.instance === 1) window.twinscene = state;
+      this.#render(state);
+      this.#renderBanner(state);
       this.#frame = requestAnimationFrame(render);
     };
     render();
@@ -234,18 +272,29 @@ export class TwinSceneElement extends HTMLElement {
     this.$('badges').addEventListener('click', onFocusLink);
     this.$('alerts').addEventListener('click', onFocusLink);
     this.$('viewpoints').addEventListener('change', (event) => {
-      if (event.target.value) this.viewpoint(event.target.value);
+      if (event.target.value) {
+        this.viewpoint(event.target.value);
+        if (this.hasAttribute('deep-link')) this.#updateDeepLink({ view: event.target.value });
+      }
       event.target.value = '';
     });
     this.$('layers').addEventListener('change', (event) => {
       const box = event.target.closest('input[data-layer]');
-      if (box) this.command({ type: 'setLayer', layer: box.dataset.layer, visible: box.checked });
+      if (!box) return;
+      this.setLayer(box.dataset.layer, box.checked);
+      if (this.hasAttribute('deep-link')) {
+        const shown = [...this.$('layers').querySelectorAll('input[data-layer]')].filter((b) => b.checked).map((b) => b.dataset.layer);
+        this.#updateDeepLink({ layers: shown.join(',') });
+      }
     });
   }
 
   #render(state) {
     if (!state || state.publishedAt === this.#lastPublished) return;
+    const previous = this.#previous;
+    this.#previous = state;
     this.#lastPublished = state.publishedAt;
+    this.#announce(previous, state);
     this.dataset.state = state.state;
     this.dataset.live = state.live;
     const status = this.$('status');
@@ -381,6 +430,56 @@ export class TwinSceneElement extends HTMLElement {
       `<label><input type="checkbox" data-layer="${escapeHtml(layer.id)}" ${layer.visible ? 'checked' : ''}> ${escapeHtml(layer.name)}</label>`).join('');
   }
 
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+
+  /** Turns state changes into the element's events, and applies the initial attributes and
+   * deep link once the scene is ready. */
+  #announce(previous, state) {
+    if (state.live !== previous?.live) {
+      this.#emit('live-status', { status: state.live, error: state.liveError ?? null, retryInMs: state.liveRetryInMs ?? null });
+    }
+    if (!state.ready) return;
+    if (!previous?.ready) {
+      this.#applyInitialView(state);
+      this.#emit('ready', { scene: state.scene, elements: Object.keys(state.elements).length });
+    }
+    if (state.selected !== (previous?.ready ? previous.selected : null)) {
+      this.#emit('select', { element: state.selected, twin: state.selected ? state.elements[state.selected]?.twin : null });
+      if (this.hasAttribute('deep-link')) this.#updateDeepLink({ selected: state.selected });
+    }
+    const keys = (s) => new Map(Object.entries(s?.elements ?? {}).flatMap(([id, e]) =>
+      e.badges.map((badge, i) => [`${id}\u0000${badge.icon}\u0000${i}`, { element: id, twin: e.twin, ...badge }])));
+    const before = previous?.ready ? keys(previous) : new Map();
+    const now = keys(state);
+    for (const [key, alert] of now) if (!before.has(key)) this.#emit('alert', alert);
+    for (const [key, alert] of before) if (!now.has(key)) this.#emit('alert-cleared', alert);
+  }
+
+  /** Attributes first, then the page URL when the element has `deep-link`. */
+  #applyInitialView(state) {
+    const params = this.hasAttribute('deep-link') ? new URLSearchParams(location.search) : new URLSearchParams();
+    const layers = params.get('layers') ?? this.getAttribute('layer');
+    if (layers !== null) {
+      const shown = new Set(layers.split(',').map((l) => l.trim()).filter(Boolean));
+      for (const layer of state.layers) this.setLayer(layer.id, shown.has(layer.id));
+    }
+    const view = params.get('view') ?? this.getAttribute('camera');
+    if (view) this.viewpoint(view);
+    const selected = params.get('selected') ?? this.getAttribute('selected');
+    if (selected) (view ? this.select(selected) : this.focus(selected));
+  }
+
+  #updateDeepLink(changes) {
+    const url = new URL(location.href);
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === null || value === undefined || value === '') url.searchParams.delete(key);
+      else url.searchParams.set(key, value);
+    }
+    if (url.href !== location.href) history.replaceState(history.state, '', url);
+  }
+
   /** The offline banner counts down to the next attempt between publishes too. */
   #renderBanner(state) {
     const banner = this.$('banner');
@@ -481,7 +580,10 @@ export class TwinSceneElement extends HTMLElement {
     this.dataset.state = 'failed';
     this.$('failure-text').textContent = message;
     this.$('status').hidden = true;
-    window.twinscene = { ...(window.twinscene ?? {}), state: 'failed', ready: false, error: message };
+    const failed = { ...(this.state ?? {}), state: 'failed', ready: false, error: message };
+    if (this.instance === 1) window.twinscene = failed;
+    if (!this.#failed) this.#emit('error', { message });
+    this.#failed = true;
   }
 }
 

@@ -11,11 +11,13 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 use twinscene_core::live::{ClientMessage, ReconnectBackoff};
 
-use super::{LinkEvent, hello, is_snapshot};
+use super::{LinkEvent, is_welcome};
 
 /// How long a read waits before the thread checks for messages to send.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Connects to `url` and keeps reconnecting; the viewer greets through `commands` after each
+/// `Connected`.
 pub fn spawn_connection(url: String, events: Sender<LinkEvent>, commands: UnboundedReceiver<ClientMessage>) {
     std::thread::spawn(move || run(url, events, commands));
 }
@@ -46,11 +48,8 @@ fn session(
     {
         return error.to_string();
     }
-    if let Err(error) = send(&mut socket, &hello()) {
-        return error;
-    }
     let _ = events.send(LinkEvent::Connected);
-    let mut got_snapshot = false;
+    let mut welcomed = false;
     loop {
         while let Ok(command) = commands.try_recv() {
             if let Err(error) = send(&mut socket, &command) {
@@ -59,8 +58,8 @@ fn session(
         }
         match socket.read() {
             Ok(Message::Text(text)) => {
-                if !got_snapshot && is_snapshot(&text) {
-                    got_snapshot = true;
+                if !welcomed && is_welcome(&text) {
+                    welcomed = true;
                     backoff.reset();
                 }
                 if events.send(LinkEvent::Message(text.to_string())).is_err() {

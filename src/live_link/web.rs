@@ -7,8 +7,10 @@ use futures_util::{SinkExt, StreamExt, future::Either};
 use gloo_net::websocket::{Message, futures::WebSocket};
 use twinscene_core::live::{ClientMessage, ReconnectBackoff};
 
-use super::{LinkEvent, hello, is_snapshot};
+use super::{LinkEvent, is_welcome};
 
+/// Connects to `url` and keeps reconnecting; the viewer greets through `commands` after each
+/// `Connected`.
 pub fn spawn_connection(url: String, events: Sender<LinkEvent>, commands: UnboundedReceiver<ClientMessage>) {
     wasm_bindgen_futures::spawn_local(run(url, events, commands));
 }
@@ -36,16 +38,13 @@ async fn session(
     backoff: &mut ReconnectBackoff,
 ) -> String {
     let (mut sink, mut stream) = socket.split();
-    if let Err(error) = send(&mut sink, &hello()).await {
-        return error;
-    }
     let _ = events.send(LinkEvent::Connected);
-    let mut got_snapshot = false;
+    let mut welcomed = false;
     loop {
         match futures_util::future::select(stream.next(), commands.next()).await {
             Either::Left((Some(Ok(Message::Text(text))), _)) => {
-                if !got_snapshot && is_snapshot(&text) {
-                    got_snapshot = true;
+                if !welcomed && is_welcome(&text) {
+                    welcomed = true;
                     backoff.reset();
                 }
                 if events.send(LinkEvent::Message(text)).is_err() {

@@ -1,0 +1,89 @@
+// Types of the <twin-scene> element (web/twinscene.js). See docs/embedding.md.
+
+export interface TwinsceneBadge { icon: string; color: string | null; label: string | null }
+
+export interface TwinsceneElementState {
+  twin: string;
+  twinFound: boolean;
+  /** `#rrggbb`, or null when the element shows its model's own material. */
+  color: string | null;
+  /** Canvas position of the element's center in CSS pixels, or null when behind the camera. */
+  screen: [number, number] | null;
+  onTop: boolean;
+  visible: boolean;
+  badges: TwinsceneBadge[];
+  label: string | null;
+}
+
+export interface TwinsceneState {
+  state: 'booting' | 'loading' | 'ready' | 'failed';
+  stage: 'scene' | 'mesh' | 'layout' | null;
+  ready: boolean;
+  error: string | null;
+  live: 'off' | 'connecting' | 'live' | 'offline';
+  liveError: string | null;
+  liveRetryInMs: number | null;
+  seq: number | null;
+  scene: string | null;
+  elements: Record<string, TwinsceneElementState>;
+  missingNodes: [string, string][];
+  selected: string | null;
+  hovered: string | null;
+  inspector: {
+    element: string;
+    name: string | null;
+    twinId: string;
+    twin: Record<string, unknown> | null;
+    relationships: { name: string; direction: 'in' | 'out'; twin: string; element: string | null }[];
+    widgets: Record<string, unknown>[];
+  } | null;
+  ghosting: boolean;
+  search: { query: string; results: string[] } | null;
+  legend: { name: string; ranges: { label: string; color: string }[] }[];
+  layers: { id: string; name: string; visible: boolean }[];
+  viewpoints: { id: string; name: string }[];
+  /** performance.now() when the viewer wrote this state. */
+  publishedAt: number;
+}
+
+export type TwinsceneCommand =
+  | { type: 'select'; element: string | null }
+  | { type: 'focus'; element: string }
+  | { type: 'resetView' }
+  | { type: 'setGhosting'; on: boolean }
+  | { type: 'search'; query: string }
+  | { type: 'setLayer'; layer: string; visible: boolean }
+  | { type: 'viewpoint'; id: string };
+
+export interface TwinsceneAlertDetail extends TwinsceneBadge { element: string; twin: string }
+
+export interface TwinsceneEventMap {
+  ready: CustomEvent<{ scene: string | null; elements: number }>;
+  select: CustomEvent<{ element: string | null; twin: string | null }>;
+  alert: CustomEvent<TwinsceneAlertDetail>;
+  'alert-cleared': CustomEvent<TwinsceneAlertDetail>;
+  'live-status': CustomEvent<{ status: TwinsceneState['live']; error: string | null; retryInMs: number | null }>;
+  error: CustomEvent<{ message: string }>;
+}
+
+export declare class TwinSceneElement extends HTMLElement {
+  /** The state last published by this viewer; undefined until it starts. */
+  readonly state: TwinsceneState | undefined;
+  /** Sends a command; false before the viewer runs. */
+  command(command: TwinsceneCommand): boolean;
+  select(element: string | null): boolean;
+  focus(element: string): boolean;
+  setLayer(layer: string, visible: boolean): boolean;
+  viewpoint(id: string): boolean;
+  getTwin(id: string): Promise<Record<string, unknown>>;
+  addEventListener<K extends keyof TwinsceneEventMap>(
+    type: K,
+    listener: (this: TwinSceneElement, event: TwinsceneEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions): void;
+}
+
+declare global {
+  interface HTMLElementTagNameMap { 'twin-scene': TwinSceneElement }
+}
