@@ -59,7 +59,7 @@ test('switching the temperature layer off removes its colors; on brings them bac
   withDiagnostics(context.diagnostics, async () => {
     const { page } = context.viewer;
     // Close the inspector a previous test opened; on a small screen it covers the layers panel.
-    await page.keyboard.press('Escape');
+    await page.evaluate(() => document.querySelector('twin-scene').select(null));
     await waitForState(page, () => window.twinscene.selected === null);
     const before = await readTwinscene(page, (ts) => Object.fromEntries(Object.entries(ts.elements).map(([id, e]) => [id, e.color])));
     assert.ok(Object.values(before).every((color) => color !== null), 'every demo element starts colored');
