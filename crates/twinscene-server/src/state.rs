@@ -44,6 +44,26 @@ struct Shared {
     ingest_buckets: Mutex<BTreeMap<String, RateBucket>>,
 }
 
+/// The graph's relationships and the index of `source`'s relationship `id`, when the grant may
+/// write `source`: the common start of every relationship update and delete.
+fn writable_relationship(
+    live: &LiveState,
+    grant: &Grant,
+    source: &str,
+    id: &str,
+) -> Result<(Vec<Relationship>, usize), ApiError> {
+    let twin = live.graph.twin(source).ok_or_else(|| twin_not_found(source))?;
+    if !grant.may_write(twin) {
+        return Err(forbidden_twin(source, "write"));
+    }
+    let relationships = live.graph.relationships().to_vec();
+    let at = relationships
+        .iter()
+        .position(|r| r.source == source && r.id == id)
+        .ok_or_else(|| relationship_not_found(source, id))?;
+    Ok((relationships, at))
+}
+
 struct LiveState {
     graph: TwinGraph,
     models: BTreeMap<String, Value>,
@@ -510,15 +530,7 @@ impl AppState {
         self.check_storage()?;
         let mut new_etag = String::new();
         self.structural(|live| {
-            let twin = live.graph.twin(source).ok_or_else(|| twin_not_found(source))?;
-            if !grant.may_write(twin) {
-                return Err(forbidden_twin(source, "write"));
-            }
-            let mut relationships = live.graph.relationships().to_vec();
-            let at = relationships
-                .iter()
-                .position(|r| r.source == source && r.id == id)
-                .ok_or_else(|| relationship_not_found(source, id))?;
+            let (mut relationships, at) = writable_relationship(live, grant, source, id)?;
             let current = relationship_etag(&relationships[at]);
             check_if_match(if_match, &current)?;
             let properties = patch_relationship_properties(&relationships[at].properties, &patch)?;
@@ -544,15 +556,7 @@ impl AppState {
     ) -> Result<(), ApiError> {
         self.check_storage()?;
         self.structural(|live| {
-            let twin = live.graph.twin(source).ok_or_else(|| twin_not_found(source))?;
-            if !grant.may_write(twin) {
-                return Err(forbidden_twin(source, "write"));
-            }
-            let mut relationships = live.graph.relationships().to_vec();
-            let at = relationships
-                .iter()
-                .position(|r| r.source == source && r.id == id)
-                .ok_or_else(|| relationship_not_found(source, id))?;
+            let (mut relationships, at) = writable_relationship(live, grant, source, id)?;
             check_if_match(if_match, &relationship_etag(&relationships[at]))?;
             relationships.remove(at);
             let twins: Vec<Twin> = live.graph.twins().cloned().collect();
