@@ -250,9 +250,8 @@ impl ComputedPlan {
         touched: Option<&[String]>,
         now_millis: Option<f64>,
     ) -> Vec<(TwinIndex, usize)> {
-        let mut changed = Vec::new();
         if self.instances.is_empty() {
-            return changed;
+            return Vec::new();
         }
         let mut queue = BinaryHeap::new();
         let mut queued = FastHashSet::default();
@@ -262,6 +261,19 @@ impl ComputedPlan {
             &mut queue,
             &mut queued,
         );
+        self.run_queue(queue, queued, graph, now_millis)
+    }
+
+    /// Runs the queued instances in order; each that changes its twin's value queues the
+    /// instances that read it. Returns the changed twins with the rule that changed them.
+    fn run_queue(
+        &self,
+        mut queue: BinaryHeap<Reverse<u32>>,
+        mut queued: FastHashSet<u32>,
+        graph: &mut TwinGraph,
+        now_millis: Option<f64>,
+    ) -> Vec<(TwinIndex, usize)> {
+        let mut changed = Vec::new();
         while let Some(Reverse(position)) = queue.pop() {
             let Some(changed_twin) = self.evaluate_instance(position as usize, graph, now_millis) else {
                 continue;
@@ -280,7 +292,6 @@ impl ComputedPlan {
         graph: &mut TwinGraph,
         now_millis: Option<f64>,
     ) -> Vec<(TwinIndex, usize)> {
-        let mut changed = Vec::new();
         let mut queue = BinaryHeap::new();
         let mut queued = FastHashSet::default();
         for (position, &(rule, _)) in self.instances.iter().enumerate() {
@@ -288,16 +299,7 @@ impl ComputedPlan {
                 queue.push(Reverse(position as u32));
             }
         }
-        while let Some(Reverse(position)) = queue.pop() {
-            let Some(changed_twin) = self.evaluate_instance(position as usize, graph, now_millis) else {
-                continue;
-            };
-            let rule = self.instances[position as usize].0 as usize;
-            changed.push((changed_twin, rule));
-            let property = &self.rules[rule].property;
-            self.enqueue_readers(changed_twin, |reader| reader.reads(property), &mut queue, &mut queued);
-        }
-        changed
+        self.run_queue(queue, queued, graph, now_millis)
     }
 
     pub fn property_of_rule(&self, rule: usize) -> &str {
