@@ -121,6 +121,13 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
+/** Every badge of a published state, keyed by element, icon and position, so that the same
+ * alert keeps its key from one publish to the next. */
+function badgesOf(state) {
+  return new Map(Object.entries(state?.elements ?? {}).flatMap(([id, element]) =>
+    element.badges.map((badge, index) => [`${id}\u0000${badge.icon}\u0000${index}`, { id, element, badge }])));
+}
+
 function formatValue(value) {
   if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(2);
   if (value !== null && typeof value === 'object') return JSON.stringify(value);
@@ -330,17 +337,13 @@ export class TwinSceneElement extends HTMLElement {
   /** Elements with badges, longest-standing first; `since` is when this page first saw each. */
   #alertsOf(state) {
     const now = performance.now();
-    const seen = new Set();
+    const badges = badgesOf(state);
     const alerts = [];
-    for (const [id, element] of Object.entries(state.elements)) {
-      element.badges.forEach((badge, index) => {
-        const key = `${id}\u0000${badge.icon}\u0000${index}`;
-        seen.add(key);
-        if (!this.#alertSince.has(key)) this.#alertSince.set(key, now);
-        alerts.push({ id, element, badge, since: this.#alertSince.get(key) });
-      });
+    for (const [key, alert] of badges) {
+      if (!this.#alertSince.has(key)) this.#alertSince.set(key, now);
+      alerts.push({ ...alert, since: this.#alertSince.get(key) });
     }
-    for (const key of this.#alertSince.keys()) if (!seen.has(key)) this.#alertSince.delete(key);
+    for (const key of this.#alertSince.keys()) if (!badges.has(key)) this.#alertSince.delete(key);
     return alerts.sort((a, b) => a.since - b.since || a.id.localeCompare(b.id));
   }
 
@@ -449,12 +452,11 @@ export class TwinSceneElement extends HTMLElement {
       this.#emit('select', { element: state.selected, twin: state.selected ? state.elements[state.selected]?.twin : null });
       if (this.hasAttribute('deep-link')) this.#updateDeepLink({ selected: state.selected });
     }
-    const keys = (s) => new Map(Object.entries(s?.elements ?? {}).flatMap(([id, e]) =>
-      e.badges.map((badge, i) => [`${id}\u0000${badge.icon}\u0000${i}`, { element: id, twin: e.twin, ...badge }])));
-    const before = previous?.ready ? keys(previous) : new Map();
-    const now = keys(state);
-    for (const [key, alert] of now) if (!before.has(key)) this.#emit('alert', alert);
-    for (const [key, alert] of before) if (!now.has(key)) this.#emit('alert-cleared', alert);
+    const detail = ({ id, element, badge }) => ({ element: id, twin: element.twin, ...badge });
+    const before = previous?.ready ? badgesOf(previous) : new Map();
+    const now = badgesOf(state);
+    for (const [key, alert] of now) if (!before.has(key)) this.#emit('alert', detail(alert));
+    for (const [key, alert] of before) if (!now.has(key)) this.#emit('alert-cleared', detail(alert));
   }
 
   /** Attributes first, then the page URL when the element has `deep-link`. */

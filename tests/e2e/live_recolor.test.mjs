@@ -56,12 +56,8 @@ after(async () => {
 
 /** The behavior's colour ranges: `visual.ranges`, or those of its first colour visual in `visuals`. */
 function colorRangesOf(behavior) {
-  if (Array.isArray(behavior?.visual?.ranges)) return behavior.visual.ranges;
   const visuals = Array.isArray(behavior?.visuals) ? behavior.visuals : [];
-  const colorVisual =
-    visuals.find((visual) => visual?.type === 'color' && Array.isArray(visual.ranges)) ??
-    visuals.find((visual) => Array.isArray(visual?.ranges));
-  return colorVisual?.ranges ?? null;
+  return visuals.find((visual) => visual?.type === 'color' && Array.isArray(visual.ranges))?.ranges ?? null;
 }
 
 /** Numeric ranges are [min, max) with null for an open end. */
@@ -234,7 +230,7 @@ test('a PATCHed temperature repaints its element in the browser', { timeout: 300
     const ranges = colorRangesOf(behavior);
     assert.ok(
       Array.isArray(ranges) && ranges.length >= 2,
-      `${SCENE}: behaviors[0] needs a colour visual with ≥ 2 ranges (visual.ranges or visuals[].ranges)`,
+      `${SCENE}: behaviors[0] needs a visual of type "color" with ≥ 2 ranges`,
     );
     const sceneElements = new Map((scene.elements ?? []).map((element) => [element.id, element]));
     const behaviorScope =
