@@ -33,4 +33,5 @@ pub mod patch;
 pub mod rules;
 pub mod runtime;
 pub mod scene;
+pub mod staleness;
 pub mod twin;

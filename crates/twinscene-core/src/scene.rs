@@ -47,6 +47,10 @@ pub struct Scene {
     pub models: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub viewpoints: Vec<Viewpoint>,
+    /// With live data: an element whose primary twin was not written for longer than this is
+    /// shown as stale (see `staleness`). Absent: never stale.
+    #[serde(rename = "staleAfterSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_seconds: Option<f64>,
 }
 
 /// A thing a user sees and picks: one or more mesh nodes bound to one twin.
@@ -279,6 +283,11 @@ impl Scene {
                 let at = format!("/behaviors/{b}/visuals/{v}");
                 visual_problems(visual, &at, &mut problem);
             }
+        }
+        if let Some(seconds) = self.stale_after_seconds
+            && !(seconds.is_finite() && seconds > 0.0)
+        {
+            problem("/staleAfterSeconds".into(), format!("{seconds} is not a positive number of seconds"));
         }
         let mut viewpoint_ids = HashSet::new();
         for (v, viewpoint) in self.viewpoints.iter().enumerate() {
