@@ -64,6 +64,40 @@ impl<'de> Deserialize<'de> for Color {
     }
 }
 
+/// How opaque an element is drawn, stored as an 8-bit alpha so that styles stay `Eq` and
+/// compare exactly: 0 is invisible, 255 opaque; a scene's `0.0..=1.0` is rounded to the nearest
+/// 1/255 (a precision of about 0.002).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Opacity(pub u8);
+
+impl Opacity {
+    pub const OPAQUE: Opacity = Opacity(255);
+
+    /// From `0.0..=1.0`; values outside are clamped, NaN is opaque.
+    pub fn from_f64(value: f64) -> Self {
+        if value.is_nan() {
+            return Self::OPAQUE;
+        }
+        Self((value.clamp(0.0, 1.0) * 255.0).round() as u8)
+    }
+
+    pub fn alpha(self) -> u8 {
+        self.0
+    }
+
+    /// As `0.0..=1.0`.
+    pub fn as_f32(self) -> f32 {
+        f32::from(self.0) / 255.0
+    }
+}
+
+impl fmt::Display for Opacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Two decimals are enough to tell every alpha step from its neighbours' neighbours.
+        write!(f, "{:.2}", self.as_f32())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +107,16 @@ mod tests {
         assert_eq!("#F00".parse::<Color>().unwrap(), Color::rgb(255, 0, 0));
         assert_eq!("#3B82f6".parse::<Color>().unwrap(), Color::rgb(0x3b, 0x82, 0xf6));
         assert_eq!(Color::rgb(0x3b, 0x82, 0xf6).to_string(), "#3b82f6");
+    }
+
+    #[test]
+    fn opacity_rounds_to_an_alpha_step_and_clamps() {
+        assert_eq!(Opacity::from_f64(0.32).alpha(), 82);
+        assert!((Opacity::from_f64(0.32).as_f32() - 0.32).abs() < 0.002);
+        assert_eq!(Opacity::from_f64(-1.0), Opacity(0));
+        assert_eq!(Opacity::from_f64(2.0), Opacity::OPAQUE);
+        assert_eq!(Opacity::from_f64(f64::NAN), Opacity::OPAQUE);
+        assert_eq!(Opacity::from_f64(0.32).to_string(), "0.32");
     }
 
     #[test]

@@ -12,14 +12,17 @@ use std::sync::Arc;
 
 use json_patch::PatchOperation;
 
-use crate::color::Color;
+use crate::color::{Color, Opacity};
 use crate::computed::{ComputedPlan, ComputedRule, reach};
 use crate::dtdl::ModelSet;
 use crate::expression::{Expression, Scope};
 use crate::graph::{GraphError, TwinGraph, TwinIndex, UpdateError};
 use crate::rules::ColorRange;
 use crate::rules::{RangeTest, last_match};
-use crate::scene::{Element, ElementSelection, Scene, SceneError, SceneProblem, Visual, Widget};
+use crate::scene::{
+    Element, ElementSelection, ModelSelection, QuerySelection, Scene, SceneError, SceneProblem, Severity, Visual,
+    Widget,
+};
 use crate::twin::{Relationship, Twin};
 
 /// How an element looks, as decided by the scene's behaviors.
@@ -36,8 +39,19 @@ pub struct ElementStyle {
     /// Text from label visuals (the last one with a value).
     pub label: Option<String>,
     /// Ids of the layers of the behaviors that apply to the element; empty when none of them
-    /// is in a layer. Fixed for the scene's lifetime (layers group behaviors, not values).
+    /// is in a layer. Layers group behaviors, not values: this changes only when a selection by
+    /// model or query changes (twins or relationships replaced, created or deleted).
     pub layers: Arc<[String]>,
+    /// How opaque to draw the element's meshes, from `conditions` visuals; `None` keeps the
+    /// model's own opacity. An 8-bit alpha (see [`Opacity`]) so that styles compare exactly.
+    pub opacity: Option<Opacity>,
+}
+
+impl ElementStyle {
+    /// [`Self::opacity`] as `0.0..=1.0`.
+    pub fn opacity_f32(&self) -> Option<f32> {
+        self.opacity.map(Opacity::as_f32)
+    }
 }
 
 impl Default for ElementStyle {
@@ -49,6 +63,7 @@ impl Default for ElementStyle {
             visible: true,
             label: None,
             layers: Arc::from([]),
+            opacity: None,
         }
     }
 }
@@ -59,6 +74,7 @@ pub struct Badge {
     pub icon: String,
     pub color: Option<Color>,
     pub label: Option<String>,
+    pub severity: Option<Severity>,
 }
 
 /// A new style for one element (by index into [`Scene::elements`]).
@@ -73,6 +89,26 @@ struct CompiledRange {
     color: Option<Color>,
     icon: Option<String>,
     label: Option<Expression>,
+    severity: Option<Severity>,
+}
+
+/// One case of a `conditions` visual, compiled.
+struct CompiledCase {
+    when: Expression,
+    color: Option<Color>,
+    opacity: Option<Opacity>,
+    icon: Option<String>,
+    severity: Option<Severity>,
+    label: Option<Expression>,
+}
+
+/// Which elements a behavior applies to, compiled.
+enum SelectionRule {
+    All,
+    /// Sorted element indexes.
+    Fixed(Vec<u32>),
+    Model(String),
+    Query(Expression),
 }
 
 enum VisualRule {
@@ -89,6 +125,8 @@ enum VisualRule {
     Label {
         text: Expression,
     },
+    /// The first case whose `when` is truthy gives the look.
+    Conditions(Vec<CompiledCase>),
 }
 
 struct CompiledVisual {
@@ -104,6 +142,9 @@ impl CompiledVisual {
             }
             VisualRule::Visibility { expression } => vec![expression],
             VisualRule::Label { text } => vec![text],
+            VisualRule::Conditions(cases) => {
+                cases.iter().flat_map(|case| std::iter::once(&case.when).chain(case.label.as_ref())).collect()
+            }
             VisualRule::Popover(_) => vec![],
         }
     }
@@ -116,6 +157,7 @@ struct Look {
     badges: Vec<Badge>,
     visible: bool,
     label: Option<String>,
+    opacity: Option<Opacity>,
 }
 
 /// What the elements' expressions read, merged (a cheap filter before per-twin lookups).
@@ -133,8 +175,13 @@ pub struct SceneRuntime {
     scene: Scene,
     graph: TwinGraph,
     models: Option<Arc<ModelSet>>,
-    /// Per behavior: `None` applies to all elements, else the sorted element indexes.
+    /// Per behavior: which elements it applies to, as written.
+    selection_rules: Vec<SelectionRule>,
+    /// Per behavior: `None` applies to all elements, else the sorted element indexes. Bound to
+    /// the current graph (selections by model or query depend on the twins).
     selections: Vec<Option<Vec<u32>>>,
+    /// Per element: the sorted layer ids of the behaviors that apply to it.
+    element_layers: Vec<Arc<[String]>>,
     visuals: Vec<CompiledVisual>,
     reads: ElementReads,
     element_by_id: HashMap<String, usize>,
@@ -184,11 +231,11 @@ impl SceneRuntime {
             })?;
             Some(Arc::new(models))
         };
-        let mut selections = Vec::new();
+        let mut selection_rules = Vec::new();
         let mut visuals = Vec::new();
         for (b, behavior) in scene.behaviors.iter().enumerate() {
-            selections.push(match &behavior.elements {
-                ElementSelection::All(_) => None,
+            selection_rules.push(match &behavior.elements {
+                ElementSelection::All(_) => SelectionRule::All,
                 ElementSelection::List(ids) => {
                     let mut selected: Vec<u32> = scene
                         .elements
@@ -198,8 +245,13 @@ impl SceneRuntime {
                         .map(|(i, _)| i as u32)
                         .collect();
                     selected.sort_unstable();
-                    Some(selected)
+                    SelectionRule::Fixed(selected)
                 }
+                ElementSelection::Model(ModelSelection { model }) => SelectionRule::Model(model.clone()),
+                ElementSelection::Query(QuerySelection { query }) => SelectionRule::Query(
+                    Expression::parse(query)
+                        .map_err(|e| invalid(format!("/behaviors/{b}/elements/query"), e.to_string()))?,
+                ),
             });
             for (v, visual) in behavior.visuals.iter().enumerate() {
                 let at = format!("/behaviors/{b}/visuals/{v}");
@@ -234,20 +286,6 @@ impl SceneRuntime {
             computed_rules.push(rule);
         }
         let element_by_id = scene.elements.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        let element_layers: Vec<Arc<[String]>> = (0..scene.elements.len())
-            .map(|element| {
-                let mut layers: Vec<String> = scene
-                    .behaviors
-                    .iter()
-                    .enumerate()
-                    .filter(|(b, _)| selects(&selections[*b], element))
-                    .flat_map(|(_, behavior)| behavior.layers.iter().cloned())
-                    .collect();
-                layers.sort_unstable();
-                layers.dedup();
-                Arc::from(layers)
-            })
-            .collect();
         let mut graph =
             TwinGraph::new(std::mem::take(&mut scene.twins), std::mem::take(&mut scene.relationships));
         if let Some(models) = &models {
@@ -256,19 +294,15 @@ impl SceneRuntime {
         let computed = ComputedPlan::new(computed_rules.clone(), &graph)
             .map_err(|cycle| invalid("/computed".into(), cycle))?;
         let mut runtime = Self {
-            styles: element_layers
-                .iter()
-                .map(|layers: &Arc<[String]>| ElementStyle {
-                    layers: layers.clone(),
-                    ..ElementStyle::default()
-                })
-                .collect(),
+            styles: vec![ElementStyle::default(); scene.elements.len()],
+            element_layers: vec![Arc::from([]); scene.elements.len()],
+            selections: Vec::new(),
+            selection_rules,
             marks: vec![0; scene.elements.len()],
             generation: 0,
             scene,
             graph,
             models,
-            selections,
             visuals,
             reads,
             element_by_id,
@@ -323,6 +357,25 @@ impl SceneRuntime {
         self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
         self.bind();
         self.evaluate_all()
+    }
+
+    /// Creates a twin and returns the styles that changed (its elements find it, and
+    /// selections by model or query are evaluated again).
+    pub fn add_twin(&mut self, twin: Twin) -> Result<Vec<StyleChange>, GraphError> {
+        self.graph.add_twin(twin)?;
+        Ok(self.rebind_after_topology_change())
+    }
+
+    /// Deletes a twin (and its relationships) and returns the styles that changed.
+    pub fn remove_twin(&mut self, id: &str) -> Result<Vec<StyleChange>, GraphError> {
+        self.graph.remove_twin(id)?;
+        Ok(self.rebind_after_topology_change())
+    }
+
+    /// Whether behavior `behavior` (index into [`Scene::behaviors`]) applies to `element` by
+    /// its selection, bound to the current twins (layers switched off do not matter here).
+    pub fn behavior_applies(&self, behavior: usize, element: usize) -> bool {
+        self.selections.get(behavior).is_some_and(|selection| selects(selection, element))
     }
 
     /// Applies a JSON Patch to one twin and returns the styles that changed.
@@ -421,10 +474,12 @@ impl SceneRuntime {
         self.reads.any_property || self.reads.properties.iter().any(|name| name == property)
     }
 
-    /// Resolves elements to twins and builds the per-twin reader lists.
+    /// Resolves elements to twins, evaluates selections by model and query, and builds the
+    /// per-twin reader lists.
     fn bind(&mut self) {
         self.element_twins =
             self.scene.elements.iter().map(|element| self.graph.twin_index(&element.twin)).collect();
+        self.select();
         let mut readers: Vec<Vec<u32>> = Vec::new();
         let mut add = |twin: TwinIndex, element: usize| {
             let slot = twin.index();
@@ -451,6 +506,63 @@ impl SceneRuntime {
         self.element_readers = readers;
     }
 
+    /// Binds each behavior's selection to the current twins, and each element's layers to the
+    /// behaviors that apply to it. Needs `element_twins`.
+    fn select(&mut self) {
+        let mut selections = Vec::with_capacity(self.selection_rules.len());
+        for rule in &self.selection_rules {
+            selections.push(match rule {
+                SelectionRule::All => None,
+                SelectionRule::Fixed(selected) => Some(selected.clone()),
+                SelectionRule::Model(model) => Some(
+                    (0..self.scene.elements.len())
+                        .filter(|&element| {
+                            self.element_twins[element].and_then(|twin| self.graph.twin_at(twin)).is_some_and(
+                                |twin| {
+                                    twin.model == *model
+                                        || self.models.as_ref().is_some_and(|models| models.is_a(&twin.model, model))
+                                },
+                            )
+                        })
+                        .map(|element| element as u32)
+                        .collect(),
+                ),
+                SelectionRule::Query(query) => Some(
+                    (0..self.scene.elements.len())
+                        .filter(|&element| {
+                            self.element_scope(element)
+                                .and_then(|scope| query.evaluate(&scope).map(|value| value.truthy()))
+                                .unwrap_or(false)
+                        })
+                        .map(|element| element as u32)
+                        .collect(),
+                ),
+            });
+        }
+        self.selections = selections;
+        let mut element_layers = Vec::with_capacity(self.scene.elements.len());
+        for element in 0..self.scene.elements.len() {
+            let mut layers: Vec<&String> = self
+                .scene
+                .behaviors
+                .iter()
+                .enumerate()
+                .filter(|(b, _)| selects(&self.selections[*b], element))
+                .flat_map(|(_, behavior)| behavior.layers.iter())
+                .collect();
+            layers.sort_unstable();
+            layers.dedup();
+            let same = self.element_layers.get(element).is_some_and(|current| {
+                current.len() == layers.len() && current.iter().zip(&layers).all(|(a, b)| a == *b)
+            });
+            element_layers.push(match self.element_layers.get(element) {
+                Some(current) if same => current.clone(),
+                _ => layers.into_iter().cloned().collect::<Vec<_>>().into(),
+            });
+        }
+        self.element_layers = element_layers;
+    }
+
     fn next_generation(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
@@ -475,17 +587,22 @@ impl SceneRuntime {
         self.marks[element] = self.generation;
         let look = self.evaluate(element);
         let current = &mut self.styles[element];
+        let layers = &self.element_layers[element];
         let same = current.color == look.color
             && current.twin_found == look.twin_found
             && current.visible == look.visible
             && current.badges == look.badges
-            && current.label == look.label;
+            && current.label == look.label
+            && current.opacity == look.opacity
+            && current.layers == *layers;
         if !same {
             current.color = look.color;
             current.twin_found = look.twin_found;
             current.visible = look.visible;
             current.badges = look.badges;
             current.label = look.label;
+            current.opacity = look.opacity;
+            current.layers = layers.clone();
             changes.push(StyleChange { element, style: current.clone() });
         }
     }
@@ -532,7 +649,7 @@ impl SceneRuntime {
     /// The element's look by the current state (all of [`ElementStyle`] but the fixed layers).
     fn evaluate(&self, element: usize) -> Look {
         let mut style =
-            Look { color: None, twin_found: false, badges: Vec::new(), visible: true, label: None };
+            Look { color: None, twin_found: false, badges: Vec::new(), visible: true, label: None, opacity: None };
         let Some(scope) = self.element_scope(element) else { return style };
         style.twin_found = true;
         for visual in &self.visuals {
@@ -548,9 +665,35 @@ impl SceneRuntime {
                         style.color = range.color;
                     }
                     let badge = last_match(ranges, |r| &r.test, |r| r.icon.is_some(), &value);
-                    if let Some(CompiledRange { icon: Some(icon), color, label, .. }) = badge {
+                    if let Some(CompiledRange { icon: Some(icon), color, label, severity, .. }) = badge {
                         let label = label.as_ref().and_then(|label| label.evaluate_text(&scope));
-                        style.badges.push(Badge { icon: icon.clone(), color: *color, label });
+                        style.badges.push(Badge { icon: icon.clone(), color: *color, label, severity: *severity });
+                    }
+                }
+                VisualRule::Conditions(cases) => {
+                    let Some(case) =
+                        cases.iter().find(|case| case.when.evaluate(&scope).is_some_and(|value| value.truthy()))
+                    else {
+                        continue;
+                    };
+                    let label = case.label.as_ref().and_then(|label| label.evaluate_text(&scope));
+                    if let Some(icon) = &case.icon {
+                        style.badges.push(Badge {
+                            icon: icon.clone(),
+                            color: case.color,
+                            label,
+                            severity: case.severity,
+                        });
+                    } else {
+                        if case.color.is_some() {
+                            style.color = case.color;
+                        }
+                        if label.is_some() {
+                            style.label = label;
+                        }
+                    }
+                    if case.opacity.is_some() {
+                        style.opacity = case.opacity;
                     }
                 }
                 VisualRule::Visibility { expression } => {
@@ -588,6 +731,7 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
                     color: Some(range.color),
                     icon: None,
                     label: None,
+                    severity: None,
                 })
                 .collect(),
         },
@@ -603,7 +747,13 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
                     ),
                     None => None,
                 };
-                compiled.push(CompiledRange { test, color: range.color, icon: range.icon.clone(), label });
+                compiled.push(CompiledRange {
+                    test,
+                    color: range.color,
+                    icon: range.icon.clone(),
+                    label,
+                    severity: range.severity,
+                });
             }
             VisualRule::Ranges { expression: parse(expression, "expression")?, ranges: compiled }
         }
@@ -613,6 +763,29 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
         Visual::Label { text } => VisualRule::Label {
             text: Expression::parse_text(text).map_err(|e| invalid(format!("{at}/text"), e.to_string()))?,
         },
+        Visual::Conditions { cases } => {
+            let mut compiled = Vec::with_capacity(cases.len());
+            for (c, case) in cases.iter().enumerate() {
+                let when = Expression::parse(&case.when)
+                    .map_err(|e| invalid(format!("{at}/cases/{c}/when"), e.to_string()))?;
+                let label = match &case.label {
+                    Some(label) => Some(
+                        Expression::parse_text(label)
+                            .map_err(|e| invalid(format!("{at}/cases/{c}/label"), e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                compiled.push(CompiledCase {
+                    when,
+                    color: case.color,
+                    opacity: case.opacity.map(Opacity::from_f64),
+                    icon: case.icon.clone(),
+                    severity: case.severity,
+                    label,
+                });
+            }
+            VisualRule::Conditions(compiled)
+        }
         Visual::Popover { widgets } => VisualRule::Popover(
             widgets
                 .iter()

@@ -51,6 +51,18 @@ pub struct Scene {
     /// shown as stale (see `staleness`). Absent: never stale.
     #[serde(rename = "staleAfterSeconds", default, skip_serializing_if = "Option::is_none")]
     pub stale_after_seconds: Option<f64>,
+    /// Path or URL (relative to the scene file) of more twins: an ADT twin array, an ADT query
+    /// page `{"value": [...]}` or an ADT Explorer export (models, twins and relationships).
+    /// The host reads it and hands the text to [`Scene::merge_twin_file`]; core does no I/O.
+    #[serde(rename = "twinsFile", default, skip_serializing_if = "Option::is_none")]
+    pub twins_file: Option<String>,
+    /// Path or URL (relative to the scene file) of DTDL models (an array of interfaces), merged
+    /// with [`Scene::merge_models_file`].
+    #[serde(rename = "modelsFile", default, skip_serializing_if = "Option::is_none")]
+    pub models_file: Option<String>,
+    /// WebSocket URL of a live twin feed (`ws://`, `wss://`, or a path on the scene's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
 }
 
 /// A thing a user sees and picks: one or more mesh nodes bound to one twin.
@@ -118,6 +130,54 @@ pub struct ValueRange {
     /// Badge text; `${...}` substitutions are expressions (see docs/expressions.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// How serious the badge is; only for ranges with an icon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+}
+
+/// How serious an alert badge is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One case of a `conditions` visual: when `when` is truthy (and no earlier case is), the
+/// case's look applies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConditionCase {
+    /// An expression; the case matches when its value is truthy.
+    pub when: String,
+    /// Without `icon`: paints the element's meshes. With `icon`: the badge's color.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<Color>,
+    /// 0 (invisible) to 1 (opaque): makes the element's meshes translucent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opacity: Option<f64>,
+    /// Makes a badge with this icon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    /// The badge's severity; only with `icon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// With `icon`, the badge text; without, the element's label. `${...}` are expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// Which elements a behavior applies to.
@@ -128,6 +188,31 @@ pub enum ElementSelection {
     All(AllElements),
     /// Element ids.
     List(Vec<String>),
+    /// `{"model": "dtmi:..."}`: elements whose primary twin is of this model or of one that
+    /// extends it (when the scene has models).
+    Model(ModelSelection),
+    /// `{"query": "<expression>"}`: elements for which the expression, with `PrimaryTwin` bound
+    /// to the element's twin, is truthy.
+    Query(QuerySelection),
+}
+
+/// Selects elements by their primary twin's model. Evaluated when the scene loads and whenever
+/// twins are replaced, created or deleted (not on property patches).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ModelSelection {
+    pub model: String,
+}
+
+/// Selects elements by an expression on their twins. Evaluated when the scene loads and
+/// whenever twins are replaced, created or deleted (not on property patches: membership is
+/// fixed between those; use a `visibility` or `conditions` visual for looks that follow values).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QuerySelection {
+    pub query: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +239,8 @@ pub enum Visual {
     Label { text: String },
     /// Widgets shown when the element is selected (3D Scenes' Popover visual).
     Popover { widgets: Vec<Widget> },
+    /// Ordered cases; the first whose `when` is truthy gives the look (TwinMaker rule maps).
+    Conditions { cases: Vec<ConditionCase> },
 }
 
 /// A widget of a popover. Expressions are evaluated against the element's twins when the
@@ -266,11 +353,28 @@ impl Scene {
                 problem(format!("/elements/{i}/nodes"), "an element needs at least one mesh node".into());
             }
         }
+        let mut behavior_ids = HashSet::new();
         for (b, behavior) in self.behaviors.iter().enumerate() {
-            if let ElementSelection::List(ids) = &behavior.elements {
-                for (e, id) in ids.iter().enumerate() {
-                    if !element_ids.contains(id.as_str()) {
-                        problem(format!("/behaviors/{b}/elements/{e}"), format!("no element has id {id:?}"));
+            if !behavior_ids.insert(behavior.id.as_str()) {
+                problem(format!("/behaviors/{b}/id"), format!("behavior id {:?} is used twice", behavior.id));
+            }
+            match &behavior.elements {
+                ElementSelection::All(_) => {}
+                ElementSelection::List(ids) => {
+                    for (e, id) in ids.iter().enumerate() {
+                        if !element_ids.contains(id.as_str()) {
+                            problem(format!("/behaviors/{b}/elements/{e}"), format!("no element has id {id:?}"));
+                        }
+                    }
+                }
+                ElementSelection::Model(ModelSelection { model }) => {
+                    if model.trim().is_empty() {
+                        problem(format!("/behaviors/{b}/elements/model"), "the model id is empty".into());
+                    }
+                }
+                ElementSelection::Query(QuerySelection { query }) => {
+                    if let Err(error) = Expression::parse(query) {
+                        problem(format!("/behaviors/{b}/elements/query"), error.to_string());
                     }
                 }
             }
@@ -288,6 +392,25 @@ impl Scene {
             && !(seconds.is_finite() && seconds > 0.0)
         {
             problem("/staleAfterSeconds".into(), format!("{seconds} is not a positive number of seconds"));
+        }
+        for (pointer, file) in [("/twinsFile", &self.twins_file), ("/modelsFile", &self.models_file)] {
+            if file.as_ref().is_some_and(|file| file.trim().is_empty()) {
+                problem(pointer.into(), "the file name is empty".into());
+            }
+        }
+        if let Some(live) = &self.live
+            && !(live.starts_with("ws://") || live.starts_with("wss://") || live.starts_with('/'))
+        {
+            problem(
+                "/live".into(),
+                format!("{live:?} is not a WebSocket URL: expected ws://, wss:// or a path starting with /"),
+            );
+        }
+        let mut layer_ids = HashSet::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            if !layer_ids.insert(layer.id.as_str()) {
+                problem(format!("/layers/{l}/id"), format!("layer id {:?} is used twice", layer.id));
+            }
         }
         let mut viewpoint_ids = HashSet::new();
         for (v, viewpoint) in self.viewpoints.iter().enumerate() {
@@ -336,11 +459,14 @@ impl Scene {
         problems
     }
 
-    /// Whether a behavior applies to the element with this id.
+    /// Whether a behavior applies to the element with this id, as far as the scene alone
+    /// tells: selections by model or query depend on the twins and give `false` here (ask
+    /// [`crate::runtime::SceneRuntime::behavior_applies`]).
     pub fn behavior_selects(behavior: &Behavior, element_id: &str) -> bool {
         match &behavior.elements {
             ElementSelection::All(_) => true,
             ElementSelection::List(ids) => ids.iter().any(|id| id == element_id),
+            ElementSelection::Model(_) | ElementSelection::Query(_) => false,
         }
     }
 }
@@ -378,6 +504,9 @@ fn visual_problems(visual: &Visual, at: &str, problem: &mut impl FnMut(String, S
                 if range.color.is_none() && range.icon.is_none() {
                     problem(format!("{at}/ranges/{r}"), "a range needs a color, an icon or both".into());
                 }
+                if range.severity.is_some() && range.icon.is_none() {
+                    problem(format!("{at}/ranges/{r}/severity"), "a severity needs an icon (a badge)".into());
+                }
             }
         }
         Visual::Visibility { expression } => {
@@ -388,6 +517,33 @@ fn visual_problems(visual: &Visual, at: &str, problem: &mut impl FnMut(String, S
         Visual::Label { text } => {
             if let Err(error) = Expression::parse_text(text) {
                 problem(format!("{at}/text"), error.to_string());
+            }
+        }
+        Visual::Conditions { cases } => {
+            if cases.is_empty() {
+                problem(format!("{at}/cases"), "a conditions visual needs at least one case".into());
+            }
+            for (c, case) in cases.iter().enumerate() {
+                let at = format!("{at}/cases/{c}");
+                if let Err(error) = Expression::parse(&case.when) {
+                    problem(format!("{at}/when"), error.to_string());
+                }
+                if let Some(label) = &case.label
+                    && let Err(error) = Expression::parse_text(label)
+                {
+                    problem(format!("{at}/label"), error.to_string());
+                }
+                if let Some(opacity) = case.opacity
+                    && !(0.0..=1.0).contains(&opacity)
+                {
+                    problem(format!("{at}/opacity"), format!("opacity {opacity} is not between 0 and 1"));
+                }
+                if case.severity.is_some() && case.icon.is_none() {
+                    problem(format!("{at}/severity"), "a severity needs an icon (a badge)".into());
+                }
+                if case.color.is_none() && case.opacity.is_none() && case.icon.is_none() && case.label.is_none() {
+                    problem(at, "a case needs a color, an opacity, an icon or a label".into());
+                }
             }
         }
         Visual::Popover { widgets } => {

@@ -414,3 +414,157 @@ fn popover_widgets_evaluate_for_the_element_and_follow_its_layer() {
     runtime.set_layer_visible("details", false);
     assert!(runtime.popover(runtime.element_index("a").unwrap()).is_empty(), "hidden with its layer");
 }
+
+const SELECTING: &str = r##"{
+  "version": 1, "mesh": "m.glb",
+  "models": [
+    {"@id": "dtmi:t:Space;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3",
+     "contents": [{"@type": "Property", "name": "temperature", "schema": "double"},
+                  {"@type": "Property", "name": "kind", "schema": "string"}]},
+    {"@id": "dtmi:t:Room;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3", "extends": "dtmi:t:Space;1"},
+    {"@id": "dtmi:t:Pump;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3",
+     "contents": [{"@type": "Property", "name": "kind", "schema": "string"}]}
+  ],
+  "twins": [
+    {"$dtId": "room", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 30, "kind": "office"},
+    {"$dtId": "space", "$metadata": {"$model": "dtmi:t:Space;1"}, "temperature": 10, "kind": "hall"},
+    {"$dtId": "pump", "$metadata": {"$model": "dtmi:t:Pump;1"}, "kind": "pump"}
+  ],
+  "layers": [{"id": "spaces"}, {"id": "pumps"}],
+  "elements": [
+    {"id": "room", "twin": "room", "nodes": ["R"]},
+    {"id": "space", "twin": "space", "nodes": ["S"]},
+    {"id": "pump", "twin": "pump", "nodes": ["P"]},
+    {"id": "later", "twin": "pump-2", "nodes": ["P2"]}
+  ],
+  "behaviors": [
+    {"id": "spaces", "layers": ["spaces"], "elements": {"model": "dtmi:t:Space;1"}, "visuals": [
+      {"type": "color", "expression": "PrimaryTwin.temperature",
+       "ranges": [{"min": null, "max": 20, "color": "#0000ff"}, {"min": 20, "max": null, "color": "#ff0000"}]}]},
+    {"id": "pumps", "layers": ["pumps"], "elements": {"query": "PrimaryTwin.kind == 'pump'"}, "visuals": [
+      {"type": "label", "text": "pump ${PrimaryTwin.$dtId}"}]}
+  ]
+}"##;
+
+#[test]
+fn selections_by_model_and_query_follow_the_twins_at_load_and_on_creation_not_on_patches() {
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(SELECTING).unwrap()).unwrap();
+    // By model, including models that extend it.
+    assert_eq!(color(&runtime, "room").as_deref(), Some("#ff0000"));
+    assert_eq!(color(&runtime, "space").as_deref(), Some("#0000ff"));
+    assert_eq!(color(&runtime, "pump"), None);
+    assert_eq!(&*style(&runtime, "room").layers, ["spaces".to_owned()]);
+    // By query.
+    assert_eq!(style(&runtime, "pump").label.as_deref(), Some("pump pump"));
+    assert_eq!(&*style(&runtime, "pump").layers, ["pumps".to_owned()]);
+    assert_eq!(style(&runtime, "room").label, None);
+    assert!(!runtime.behavior_applies(1, runtime.element_index("room").unwrap()));
+    // A patch changes looks, not membership.
+    runtime.apply_patch("room", &replace("kind", json!("pump")), "t").unwrap();
+    assert_eq!(style(&runtime, "room").label, None);
+    // A twin created later is selected, and its element's layers change with it.
+    let mut pump = Twin::new("pump-2", "dtmi:t:Pump;1");
+    pump.properties.insert("kind".into(), json!("pump"));
+    let changes = runtime.add_twin(pump).unwrap();
+    assert!(changed_ids(&runtime, &changes).contains(&"later".to_owned()));
+    assert_eq!(style(&runtime, "later").label.as_deref(), Some("pump pump-2"));
+    assert_eq!(&*style(&runtime, "later").layers, ["pumps".to_owned()]);
+    // Creation re-selects everything: the patched room now matches the query too.
+    assert_eq!(style(&runtime, "room").label.as_deref(), Some("pump room"));
+    // A snapshot re-selects as well.
+    let twins: Vec<Twin> = runtime.graph().twins().filter(|t| t.id != "pump").cloned().collect();
+    runtime.replace_twins(twins, vec![]);
+    assert_eq!(style(&runtime, "pump").label, None);
+    assert!(!style(&runtime, "pump").twin_found);
+    runtime.remove_twin("pump-2").unwrap();
+    assert!(style(&runtime, "later").layers.is_empty());
+}
+
+const CONDITIONS: &str = r##"{
+  "version": 1, "mesh": "m.glb",
+  "twins": [{"$dtId": "tank", "$metadata": {"$model": "dtmi:t:Tank;1"}, "level": 95, "alarm": "ACTIVE"}],
+  "elements": [{"id": "tank", "twin": "tank", "nodes": ["T"]}],
+  "behaviors": [{"id": "b", "elements": "all", "visuals": [
+    {"type": "conditions", "cases": [
+      {"when": "PrimaryTwin.level >= 90", "color": "#ff0000", "opacity": 0.5},
+      {"when": "PrimaryTwin.level >= 50", "color": "#ffff00"},
+      {"when": "true", "color": "#00ff00", "label": "level ${PrimaryTwin.level}"}]},
+    {"type": "conditions", "cases": [
+      {"when": "PrimaryTwin.alarm == 'ACTIVE'", "icon": "Error", "severity": "error", "color": "#d13212", "label": "alarm on ${PrimaryTwin.$dtId}"},
+      {"when": "PrimaryTwin.alarm == 'ACKNOWLEDGED'", "icon": "Warning", "severity": "warning"}]},
+    {"type": "valueRanges", "expression": "PrimaryTwin.level", "ranges": [
+      {"values": [80, "Infinity"], "icon": "High", "severity": "warning"}]}
+  ]}]
+}"##;
+
+#[test]
+fn conditions_take_the_first_truthy_case_and_give_color_opacity_badges_and_labels() {
+    let mut runtime = SceneRuntime::new(Scene::from_json_str(CONDITIONS).unwrap()).unwrap();
+    let tank = style(&runtime, "tank").clone();
+    assert_eq!(tank.color.map(|c| c.to_string()).as_deref(), Some("#ff0000"), "first match, not last");
+    assert_eq!(tank.opacity, Some(Opacity::from_f64(0.5)));
+    assert!((tank.opacity_f32().unwrap() - 0.5).abs() < 0.003);
+    assert_eq!(
+        tank.badges,
+        [
+            Badge {
+                icon: "Error".into(),
+                color: Some("#d13212".parse().unwrap()),
+                label: Some("alarm on tank".into()),
+                severity: Some(Severity::Error)
+            },
+            Badge { icon: "High".into(), color: None, label: None, severity: Some(Severity::Warning) },
+        ]
+    );
+    runtime.apply_patch("tank", &replace("level", json!(60)), "t").unwrap();
+    let tank = style(&runtime, "tank");
+    assert_eq!(tank.color.map(|c| c.to_string()).as_deref(), Some("#ffff00"));
+    assert_eq!(tank.opacity, None, "no case with an opacity matches: the model's own");
+    runtime.apply_patch("tank", &replace("level", json!(3)), "t").unwrap();
+    runtime.apply_patch("tank", &replace("alarm", json!("ACKNOWLEDGED")), "t").unwrap();
+    let tank = style(&runtime, "tank");
+    assert_eq!(tank.label.as_deref(), Some("level 3"), "a label without an icon labels the element");
+    assert_eq!(tank.badges.len(), 1);
+    assert_eq!((tank.badges[0].icon.as_str(), tank.badges[0].severity), ("Warning", Some(Severity::Warning)));
+    runtime.apply_patch("tank", &replace("alarm", json!("NORMAL")), "t").unwrap();
+    assert!(style(&runtime, "tank").badges.is_empty(), "no case matches: no badge");
+}
+
+#[test]
+fn new_fields_are_checked_by_pointer() {
+    let text = r##"{"version": 1, "mesh": "m.glb", "twinsFile": "", "live": "http://x/live",
+      "layers": [{"id": "l"}, {"id": "l"}],
+      "elements": [{"id": "e", "twin": "t", "nodes": ["n"]}],
+      "behaviors": [
+        {"id": "b", "elements": {"query": "PrimaryTwin.x >"}, "visuals": [
+          {"type": "conditions", "cases": [
+            {"when": "PrimaryTwin.x ==", "opacity": 1.5, "severity": "error"},
+            {"when": "true"},
+            {"when": "true", "label": "${"}]},
+          {"type": "valueRanges", "expression": "PrimaryTwin.x", "ranges": [{"values": [0, 1], "color": "#fff", "severity": "info"}]}]},
+        {"id": "b", "elements": {"model": " "}, "visuals": [{"type": "conditions", "cases": []}]}]}"##;
+    let SceneError::Invalid(problems) = Scene::from_json_str(text).unwrap_err() else { panic!("expected invalid") };
+    let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/behaviors/0/elements/query",
+            "/behaviors/0/visuals/0/cases/0/when",
+            "/behaviors/0/visuals/0/cases/0/opacity",
+            "/behaviors/0/visuals/0/cases/0/severity",
+            "/behaviors/0/visuals/0/cases/1",
+            "/behaviors/0/visuals/0/cases/2/label",
+            "/behaviors/0/visuals/1/ranges/0/severity",
+            "/behaviors/1/id",
+            "/behaviors/1/elements/model",
+            "/behaviors/1/visuals/0/cases",
+            "/twinsFile",
+            "/live",
+            "/layers/1/id",
+        ]
+    );
+    let unknown = Scene::from_json_str(
+        r#"{"version": 1, "mesh": "m", "elements": [], "behaviors": [{"id": "b", "elements": {"modle": "x"}, "visuals": []}]}"#,
+    );
+    assert!(unknown.is_err(), "a misspelt selection is an error, not \"all\"");
+}
