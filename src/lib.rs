@@ -11,6 +11,7 @@
 //! - [`selection`]: hover and click picking, the selected element.
 //! - [`page_bridge`]: commands from the page (select, focus, search, ghosting, reset view).
 //! - [`live_link`]: the WebSocket to the server: snapshot, deltas, reconnects.
+//! - [`freshness`]: the wall clock: `age(...)` expressions and stale elements.
 //! - [`state_publishing`]: the viewer's state as `window.twinscene`, for pages and tests.
 
 use bevy::asset::{AssetMetaCheck, UnapprovedPathMode};
@@ -20,6 +21,7 @@ use bevy::window::WindowResolution;
 pub mod app_phase;
 pub mod camera;
 pub mod element_styles;
+pub mod freshness;
 pub mod live_link;
 pub mod page_bridge;
 pub mod scene_loading;
@@ -76,6 +78,7 @@ pub fn build_app(config: ViewerConfig) -> App {
         page_bridge::plugin,
         camera::plugin,
         live_link::plugin,
+        freshness::plugin,
         state_publishing::plugin,
     ));
     app

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
 use crate::element_styles::Ghosting;
+use crate::freshness::Freshness;
 use crate::live_link::LiveLink;
 use crate::page_bridge::SearchResults;
 use crate::scene_loading::{ElementBounds, ElementMeshes};
@@ -34,6 +35,9 @@ pub struct PublishedState {
     pub live_retry_in_ms: Option<u32>,
     /// The last applied live sequence number.
     pub seq: Option<u64>,
+    /// How many elements show stale data (see `staleAfterSeconds` in the scene format).
+    pub stale_count: usize,
+    pub stale_after_seconds: Option<f64>,
     pub scene: Option<String>,
     pub elements: std::collections::BTreeMap<String, PublishedElement>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
@@ -116,6 +120,8 @@ pub struct PublishedElement {
     pub badges: Vec<PublishedBadge>,
     /// Text from label rules.
     pub label: Option<String>,
+    /// The primary twin was not written for longer than the scene's `staleAfterSeconds`.
+    pub stale: bool,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -152,11 +158,15 @@ struct Interaction<'w> {
     selection: Res<'w, Selection>,
     search: Res<'w, SearchResults>,
     ghosting: Res<'w, Ghosting>,
+    freshness: Res<'w, Freshness>,
 }
 
 impl Interaction<'_> {
     fn is_changed(&self) -> bool {
-        self.selection.is_changed() || self.search.is_changed() || self.ghosting.is_changed()
+        self.selection.is_changed()
+            || self.search.is_changed()
+            || self.ghosting.is_changed()
+            || self.freshness.is_changed()
     }
 }
 
@@ -201,10 +211,12 @@ fn publish_state(
         live_error: link.last_error.clone(),
         live_retry_in_ms: link.retry_in_ms,
         seq: link.sequence.last_applied(),
+        stale_count: interaction.freshness.stale_count,
         ..default()
     };
     if let Some(runtime) = &runtime {
         next.scene = runtime.scene().name.clone();
+        next.stale_after_seconds = runtime.scene().stale_after_seconds;
         next.legend = legend(runtime.scene());
         next.viewpoints = runtime
             .scene()
@@ -257,6 +269,7 @@ fn publish_state(
                         })
                         .collect(),
                     label: style.label.clone(),
+                    stale: interaction.freshness.is_stale(index),
                 },
             );
         }

@@ -13,6 +13,8 @@ export interface TwinsceneElementState {
   visible: boolean;
   badges: TwinsceneBadge[];
   label: string | null;
+  /** The primary twin was not written for longer than the scene's `staleAfterSeconds`. */
+  stale: boolean;
 }
 
 export interface TwinsceneState {
@@ -24,6 +26,9 @@ export interface TwinsceneState {
   liveError: string | null;
   liveRetryInMs: number | null;
   seq: number | null;
+  /** Elements whose primary twin was not written for longer than `staleAfterSeconds`. */
+  staleCount: number;
+  staleAfterSeconds: number | null;
   scene: string | null;
   elements: Record<string, TwinsceneElementState>;
   missingNodes: [string, string][];
@@ -62,7 +67,8 @@ export interface TwinsceneEventMap {
   select: CustomEvent<{ element: string | null; twin: string | null }>;
   alert: CustomEvent<TwinsceneAlertDetail>;
   'alert-cleared': CustomEvent<TwinsceneAlertDetail>;
-  'live-status': CustomEvent<{ status: TwinsceneState['live']; error: string | null; retryInMs: number | null }>;
+  /** `status` is the global indicator: the link's state, or `stale` while connected with stale elements. */
+  'live-status': CustomEvent<{ status: TwinsceneState['live'] | 'stale'; error: string | null; retryInMs: number | null; staleCount: number }>;
   error: CustomEvent<{ message: string }>;
 }
 

@@ -24,6 +24,9 @@ const STYLE = `
 .status[data-live="live"] .dot { background: #22c55e; }
 .status[data-live="offline"] .dot { background: #ef4444; }
 .status[data-live="connecting"] .dot { background: #f59e0b; }
+.status[data-live="stale"] .dot { background: #a855f7; }
+.stale-marker { position: absolute; transform: translate(-50%, 4px); padding: 1px 6px; border-radius: 8px; font-size: 11px;
+  background: rgba(75, 85, 99, 0.92); color: #f3f4f6; pointer-events: none; white-space: nowrap; }
 .progress { height: 3px; margin-top: 4px; background: rgba(255,255,255,0.15); border-radius: 2px; overflow: hidden; }
 .progress > div { height: 100%; width: 0; background: var(--ts-accent, #38bdf8); transition: width 0.3s; }
 .failure { inset: 0; border-radius: 0; display: none; padding: 24px; overflow: auto; background: #2a1215; }
@@ -107,6 +110,19 @@ const TEMPLATE = `
 // Glyphs for the icon names that 3D Scenes configurations use; anything else shows "!".
 const ICONS = { Warning: '!', Error: '×', Alert: '!', Frigid: '❄', Fire: '▲', Info: 'i', Completed: '✓', Blocked: '⦸' };
 const EDGE_INSET = 14;
+
+/** The global live indicator: off, connecting, live, stale (connected, but some elements'
+ * data is older than the scene allows) or offline. */
+function liveState(state) {
+  return state.live === 'live' && state.staleCount > 0 ? 'stale' : state.live;
+}
+
+function formatSeconds(seconds) {
+  if (!(seconds > 0)) return '';
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
+}
 /** Values kept per property for trend lines (a ring buffer: older ones drop off). */
 const TREND_POINTS = 120;
 const TREND_KEYS = 200;
@@ -303,9 +319,9 @@ export class TwinSceneElement extends HTMLElement {
     this.#lastPublished = state.publishedAt;
     this.#announce(previous, state);
     this.dataset.state = state.state;
-    this.dataset.live = state.live;
+    this.dataset.live = liveState(state);
     const status = this.$('status');
-    status.dataset.live = state.live;
+    status.dataset.live = liveState(state);
     if (state.state === 'failed') {
       this.#showFailure(state.error);
       return;
@@ -319,10 +335,11 @@ export class TwinSceneElement extends HTMLElement {
     const count = Object.keys(state.elements).length;
     const live = {
       live: 'live',
+      stale: `live · ${state.staleCount} stale (no update for ${formatSeconds(state.staleAfterSeconds)})`,
       connecting: 'connecting to live data…',
       offline: `live data offline${state.liveError ? ` (${state.liveError})` : ''}, retrying`,
       off: 'no live data',
-    }[state.live];
+    }[liveState(state)];
     const missing = Object.values(state.elements).filter((e) => !e.twinFound).length;
     this.$('status-text').textContent = `${count} elements${missing ? `, ${missing} without twin` : ''} · ${live}`;
     this.$('ghost').setAttribute('aria-pressed', String(state.ghosting));
@@ -367,6 +384,10 @@ export class TwinSceneElement extends HTMLElement {
           style="--badge-color:${escapeHtml(badge.color ?? '#dc2626')}"><span class="icon">${escapeHtml(ICONS[badge.icon] ?? '!')}</span>
           <span class="text">${escapeHtml(badge.label ?? badge.icon)}</span></button>`).join('');
       return `<div class="badge${inside ? '' : ' edge'}" data-alert-element="${escapeHtml(id)}" style="left:${x}px;top:${y}px">${buttons}</div>`;
+    }).join('') + Object.entries(state.elements).filter(([, e]) => e.stale && e.visible && e.screen).map(([id, e]) => {
+      const [x, y] = e.screen;
+      if (x < 0 || y < 0 || x > width || y > height) return '';
+      return `<div class="stale-marker" data-stale-element="${escapeHtml(id)}" style="left:${x}px;top:${y}px">stale</div>`;
     }).join('');
     const key = JSON.stringify(alerts.map((a) => [a.id, a.badge]));
     if (key === this.#lastAlerts) return;
@@ -440,8 +461,9 @@ export class TwinSceneElement extends HTMLElement {
   /** Turns state changes into the element's events, and applies the initial attributes and
    * deep link once the scene is ready. */
   #announce(previous, state) {
-    if (state.live !== previous?.live) {
-      this.#emit('live-status', { status: state.live, error: state.liveError ?? null, retryInMs: state.liveRetryInMs ?? null });
+    if (liveState(state) !== (previous ? liveState(previous) : undefined)) {
+      this.#emit('live-status', { status: liveState(state), error: state.liveError ?? null, retryInMs: state.liveRetryInMs ?? null,
+        staleCount: state.staleCount ?? 0 });
     }
     if (!state.ready) return;
     if (!previous?.ready) {
@@ -509,7 +531,7 @@ export class TwinSceneElement extends HTMLElement {
   #renderInspector(state) {
     const panel = this.$('inspector');
     const info = state.inspector;
-    const key = JSON.stringify(info ?? null);
+    const key = JSON.stringify([info ?? null, Boolean(info && state.elements[info.element]?.stale)]);
     if (key === this.#lastInspector) return;
     this.#lastInspector = key;
     panel.classList.toggle('open', Boolean(info));
@@ -531,6 +553,7 @@ export class TwinSceneElement extends HTMLElement {
       <h2>${escapeHtml(info.name ?? info.element)}</h2>
       <div class="sub">twin ${escapeHtml(info.twinId)}${twin ? ` · ${escapeHtml(twin.$metadata?.$model ?? '')}` : ''}</div>
       ${this.#renderWidgets(info)}
+      ${state.elements[info.element]?.stale ? `<p class="missing" data-role="stale">Stale: no update for more than ${formatSeconds(state.staleAfterSeconds)}.</p>` : ''}
       ${twin ? `<table>${properties}</table>${updated ? `<div class="sub">last update ${escapeHtml(updated)}</div>` : ''}`
              : '<p class="missing">Twin not found: the scene names a twin that the twin data does not contain.</p>'}
       ${relationships ? `<h3>Relationships</h3>${relationships}` : ''}`;
