@@ -35,3 +35,4 @@ pub mod runtime;
 pub mod scene;
 pub mod staleness;
 pub mod twin;
+pub mod units;
