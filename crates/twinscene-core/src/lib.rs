@@ -33,6 +33,9 @@ pub mod patch;
 pub mod rules;
 pub mod runtime;
 pub mod scene;
+pub mod scene_check;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod staleness;
 pub mod twin;
 pub mod units;

@@ -12,12 +12,15 @@ use crate::expression::EvalValue;
 
 /// One value range of a color visual.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ColorRange {
     /// Inclusive lower bound; `null` or `"-Infinity"` for no lower bound.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::range_bound"))]
     #[serde(deserialize_with = "bound")]
     pub min: Option<f64>,
     /// Exclusive upper bound; `null` or `"Infinity"` for no upper bound.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::range_bound"))]
     #[serde(deserialize_with = "bound")]
     pub max: Option<f64>,
     pub color: Color,
@@ -57,6 +60,7 @@ pub fn color_for(ranges: &[ColorRange], value: Option<&Value>) -> Option<Color> 
 
 /// How a value-range visual compares its value with each range.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum ValueKind {
     /// `values` is `[min, max]`, half-open.

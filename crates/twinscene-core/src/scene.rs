@@ -19,6 +19,7 @@ use crate::twin::{Relationship, Twin};
 pub const SCENE_FORMAT_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Scene {
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +68,7 @@ pub struct Scene {
 
 /// A thing a user sees and picks: one or more mesh nodes bound to one twin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Element {
     pub id: String,
@@ -82,6 +84,7 @@ pub struct Element {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Behavior {
     pub id: String,
@@ -95,6 +98,7 @@ pub struct Behavior {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
     pub id: String,
@@ -105,6 +109,7 @@ pub struct Layer {
 /// A twin property computed from the graph: `property` of every twin of `model` (or of the
 /// listed `twins`) is the value of `expression`, with `twin` bound to that twin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ComputedProperty {
     pub id: String,
@@ -119,6 +124,7 @@ pub struct ComputedProperty {
 /// One range of a value-ranges visual (3D Scenes `valueRanges`). A range with an icon is a
 /// badge; without one, its color paints the element's meshes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValueRange {
     /// `[min, max]` for numeric visuals, the matching values for categorical ones.
@@ -182,6 +188,7 @@ pub struct ConditionCase {
 
 /// Which elements a behavior applies to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum ElementSelection {
     /// The string `"all"`.
@@ -216,12 +223,14 @@ pub struct QuerySelection {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AllElements {
     All,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Visual {
     /// Paints the element's meshes by the value of `expression`.
@@ -246,6 +255,7 @@ pub enum Visual {
 /// A widget of a popover. Expressions are evaluated against the element's twins when the
 /// element is selected.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Widget {
     /// A value with a label and units.
@@ -280,6 +290,7 @@ pub enum Widget {
 /// A named camera position: looking from `position` at `target` (world coordinates of the
 /// model), or framing `elements` from the default direction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Viewpoint {
     pub id: String,

@@ -125,6 +125,7 @@ impl<'de> Deserialize<'de> for Twin {
 
 /// A directed, named edge between two twins (ADT relationship JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Relationship {
     #[serde(rename = "$relationshipId")]
     pub id: String,

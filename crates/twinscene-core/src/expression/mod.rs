@@ -235,6 +235,11 @@ impl Expression {
         &self.dependencies
     }
 
+    /// The node arena and its root, for static checks (`crate::scene_check`).
+    pub(crate) fn tree(&self) -> (&[Node], NodeId) {
+        (&self.nodes, self.root)
+    }
+
     /// Evaluates in `scope`. `None` is "no value": a runtime error, an undefined result or NaN.
     pub fn evaluate<'a>(&'a self, scope: &Scope<'a>) -> Option<EvalValue<'a>> {
         eval::evaluate(self, scope, None)
