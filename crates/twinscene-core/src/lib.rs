@@ -27,6 +27,7 @@ pub mod computed;
 pub mod dtdl;
 pub mod expression;
 pub mod graph;
+pub mod import;
 pub mod live;
 pub mod model_nodes;
 pub mod patch;

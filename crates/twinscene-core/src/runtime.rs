@@ -20,8 +20,8 @@ use crate::graph::{GraphError, TwinGraph, TwinIndex, UpdateError};
 use crate::rules::ColorRange;
 use crate::rules::{RangeTest, last_match};
 use crate::scene::{
-    Element, ElementSelection, ModelSelection, QuerySelection, Scene, SceneError, SceneProblem, Severity, Visual,
-    Widget,
+    Element, ElementSelection, ModelSelection, QuerySelection, Scene, SceneError, SceneProblem, Severity,
+    Visual, Widget,
 };
 use crate::twin::{Relationship, Twin};
 
@@ -520,7 +520,10 @@ impl SceneRuntime {
                             self.element_twins[element].and_then(|twin| self.graph.twin_at(twin)).is_some_and(
                                 |twin| {
                                     twin.model == *model
-                                        || self.models.as_ref().is_some_and(|models| models.is_a(&twin.model, model))
+                                        || self
+                                            .models
+                                            .as_ref()
+                                            .is_some_and(|models| models.is_a(&twin.model, model))
                                 },
                             )
                         })
@@ -648,8 +651,14 @@ impl SceneRuntime {
 
     /// The element's look by the current state (all of [`ElementStyle`] but the fixed layers).
     fn evaluate(&self, element: usize) -> Look {
-        let mut style =
-            Look { color: None, twin_found: false, badges: Vec::new(), visible: true, label: None, opacity: None };
+        let mut style = Look {
+            color: None,
+            twin_found: false,
+            badges: Vec::new(),
+            visible: true,
+            label: None,
+            opacity: None,
+        };
         let Some(scope) = self.element_scope(element) else { return style };
         style.twin_found = true;
         for visual in &self.visuals {
@@ -667,12 +676,18 @@ impl SceneRuntime {
                     let badge = last_match(ranges, |r| &r.test, |r| r.icon.is_some(), &value);
                     if let Some(CompiledRange { icon: Some(icon), color, label, severity, .. }) = badge {
                         let label = label.as_ref().and_then(|label| label.evaluate_text(&scope));
-                        style.badges.push(Badge { icon: icon.clone(), color: *color, label, severity: *severity });
+                        style.badges.push(Badge {
+                            icon: icon.clone(),
+                            color: *color,
+                            label,
+                            severity: *severity,
+                        });
                     }
                 }
                 VisualRule::Conditions(cases) => {
-                    let Some(case) =
-                        cases.iter().find(|case| case.when.evaluate(&scope).is_some_and(|value| value.truthy()))
+                    let Some(case) = cases
+                        .iter()
+                        .find(|case| case.when.evaluate(&scope).is_some_and(|value| value.truthy()))
                     else {
                         continue;
                     };

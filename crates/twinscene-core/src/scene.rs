@@ -374,7 +374,10 @@ impl Scene {
                 ElementSelection::List(ids) => {
                     for (e, id) in ids.iter().enumerate() {
                         if !element_ids.contains(id.as_str()) {
-                            problem(format!("/behaviors/{b}/elements/{e}"), format!("no element has id {id:?}"));
+                            problem(
+                                format!("/behaviors/{b}/elements/{e}"),
+                                format!("no element has id {id:?}"),
+                            );
                         }
                     }
                 }
@@ -552,7 +555,11 @@ fn visual_problems(visual: &Visual, at: &str, problem: &mut impl FnMut(String, S
                 if case.severity.is_some() && case.icon.is_none() {
                     problem(format!("{at}/severity"), "a severity needs an icon (a badge)".into());
                 }
-                if case.color.is_none() && case.opacity.is_none() && case.icon.is_none() && case.label.is_none() {
+                if case.color.is_none()
+                    && case.opacity.is_none()
+                    && case.icon.is_none()
+                    && case.label.is_none()
+                {
                     problem(at, "a case needs a color, an opacity, an icon or a label".into());
                 }
             }

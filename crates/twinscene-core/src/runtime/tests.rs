@@ -543,7 +543,9 @@ fn new_fields_are_checked_by_pointer() {
             {"when": "true", "label": "${"}]},
           {"type": "valueRanges", "expression": "PrimaryTwin.x", "ranges": [{"values": [0, 1], "color": "#fff", "severity": "info"}]}]},
         {"id": "b", "elements": {"model": " "}, "visuals": [{"type": "conditions", "cases": []}]}]}"##;
-    let SceneError::Invalid(problems) = Scene::from_json_str(text).unwrap_err() else { panic!("expected invalid") };
+    let SceneError::Invalid(problems) = Scene::from_json_str(text).unwrap_err() else {
+        panic!("expected invalid")
+    };
     let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
     assert_eq!(
         pointers,
