@@ -1,11 +1,12 @@
 //! Paints elements by their style and emphasis. Materials are shared: one per (style color or
 //! model material, emphasis) pair, never one per element. "No color" restores the model's own
-//! material; hover, selection and ghosting derive variants from whichever base applies.
+//! material; hover, selection and ghosting derive variants from whichever base applies. A style
+//! opacity (e.g. TwinMaker's `opacity` rule targets) makes a translucent variant of the base.
 
 use std::collections::{BTreeSet, HashMap};
 
 use bevy::prelude::*;
-use twinscene_core::color::Color as StyleColor;
+use twinscene_core::color::{Color as StyleColor, Opacity};
 
 use crate::scene_loading::{ElementMesh, ElementMeshes};
 use crate::selection::Selection;
@@ -31,15 +32,22 @@ enum MaterialBase {
     Model(AssetId<StandardMaterial>),
 }
 
-/// The shared materials in use, by base and emphasis.
+/// The shared materials in use, by base, emphasis and style opacity.
 #[derive(Resource, Default)]
 pub struct StyleMaterials {
-    by_key: HashMap<(MaterialBase, Emphasis), Handle<StandardMaterial>>,
+    by_key: HashMap<(MaterialBase, Emphasis, Option<Opacity>), Handle<StandardMaterial>>,
 }
 
 /// Highlight of unstyled elements: a cool tint that no temperature or alert color uses.
 const HIGHLIGHT: LinearRgba = LinearRgba::rgb(0.1, 0.55, 1.0);
 const GHOST_ALPHA: f32 = 0.12;
+
+/// The parts of an element's style that choose its material.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Look {
+    color: Option<StyleColor>,
+    opacity: Option<Opacity>,
+}
 
 impl StyleMaterials {
     /// How many distinct materials styles have created (for tests and diagnostics).
@@ -49,17 +57,19 @@ impl StyleMaterials {
 
     fn get(
         &mut self,
-        style: Option<StyleColor>,
+        look: Look,
         mesh: &ElementMesh,
         emphasis: Emphasis,
         materials: &mut Assets<StandardMaterial>,
     ) -> Handle<StandardMaterial> {
-        let base = match style {
+        // Ghosting sets its own alpha; an opaque style opacity is the model's own look.
+        let opacity = look.opacity.filter(|o| *o != Opacity::OPAQUE && emphasis != Emphasis::Ghosted);
+        let base = match look.color {
             Some(color) => MaterialBase::Style(color),
-            None if emphasis == Emphasis::Normal => return mesh.model_material.clone(),
+            None if emphasis == Emphasis::Normal && opacity.is_none() => return mesh.model_material.clone(),
             None => MaterialBase::Model(mesh.model_material.id()),
         };
-        if let Some(handle) = self.by_key.get(&(base, emphasis)) {
+        if let Some(handle) = self.by_key.get(&(base, emphasis, opacity)) {
             return handle.clone();
         }
         let mut material = match base {
@@ -67,8 +77,12 @@ impl StyleMaterials {
             MaterialBase::Model(id) => materials.get(id).cloned().unwrap_or_default(),
         };
         emphasize(&mut material, emphasis, matches!(base, MaterialBase::Style(_)));
+        if let Some(opacity) = opacity {
+            material.base_color.set_alpha(material.base_color.alpha() * opacity.as_f32());
+            material.alpha_mode = AlphaMode::Blend;
+        }
         let handle = materials.add(material);
-        self.by_key.insert((base, emphasis), handle.clone());
+        self.by_key.insert((base, emphasis, opacity), handle.clone());
         handle
     }
 }
@@ -181,8 +195,9 @@ impl ElementPainter<'_, '_> {
         // Alerting elements stay solid while ghosting: they are what the user must see.
         let emphasis = self.emphasis(element, !style.badges.is_empty());
         let visibility = if style.visible { Visibility::Inherited } else { Visibility::Hidden };
+        let look = Look { color: style.color, opacity: style.opacity };
         for mesh in element_meshes.meshes_of(element) {
-            self.set(mesh, style.color, emphasis);
+            self.set(mesh, look, emphasis);
             if let Ok(mut shown) = self.visibilities.get_mut(mesh.entity) {
                 shown.set_if_neq(visibility);
             }
@@ -192,12 +207,12 @@ impl ElementPainter<'_, '_> {
     fn paint_unbound(&mut self, element_meshes: &ElementMeshes) {
         let emphasis = if self.ghosting.0 { Emphasis::Ghosted } else { Emphasis::Normal };
         for mesh in &element_meshes.unbound {
-            self.set(mesh, None, emphasis);
+            self.set(mesh, Look::default(), emphasis);
         }
     }
 
-    fn set(&mut self, mesh: &ElementMesh, color: Option<StyleColor>, emphasis: Emphasis) {
-        let wanted = self.style_materials.get(color, mesh, emphasis, &mut self.materials);
+    fn set(&mut self, mesh: &ElementMesh, look: Look, emphasis: Emphasis) {
+        let wanted = self.style_materials.get(look, mesh, emphasis, &mut self.materials);
         if let Ok(mut material) = self.mesh_materials.get_mut(mesh.entity)
             && material.0 != wanted
         {

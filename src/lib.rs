@@ -40,6 +40,22 @@ pub struct ViewerConfig {
     pub live_url: Option<String>,
     /// Access token for the live endpoint, sent in the `hello`.
     pub token: Option<String>,
+    /// Replaces the scene's mesh URL (for peer files whose mesh lives where this site cannot
+    /// fetch it, such as a 3D Scenes blob URL).
+    pub mesh_url: Option<String>,
+    /// Which scene of a file that holds several (3D Scenes configurations): id or name.
+    pub scene_name: Option<String>,
+}
+
+/// Page options for [`start`] beyond the positional ones, as JSON:
+/// `{"mesh": "/models/plant.glb", "scene": "Factory floor"}`.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct StartOptions {
+    #[serde(default)]
+    pub mesh: Option<String>,
+    #[serde(default)]
+    pub scene: Option<String>,
 }
 
 /// Builds the viewer app; the caller runs it.
@@ -88,15 +104,29 @@ pub fn build_app(config: ViewerConfig) -> App {
 /// `live_url` may be empty for no live data; `token` is sent to the live endpoint when given.
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen]
-pub fn start(canvas_selector: String, scene_url: String, live_url: String, token: Option<String>) {
+pub fn start(
+    canvas_selector: String,
+    scene_url: String,
+    live_url: String,
+    token: Option<String>,
+    options: Option<String>,
+) -> Result<(), wasm_bindgen::JsError> {
+    let options: StartOptions = match options.filter(|o| !o.is_empty()) {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| wasm_bindgen::JsError::new(&format!("viewer options {json}: {e}")))?,
+        None => StartOptions::default(),
+    };
     let config = ViewerConfig {
         canvas: Some(canvas_selector),
         scene_url,
         live_url: (!live_url.is_empty()).then_some(live_url),
         token: token.filter(|t| !t.is_empty()),
+        mesh_url: options.mesh.filter(|m| !m.is_empty()),
+        scene_name: options.scene.filter(|s| !s.is_empty()),
     };
     // On the web, `run` hands the app to the browser's event loop and returns at once.
     build_app(config).run();
+    Ok(())
 }
 
 /// Sends the viewer a command from the page, as JSON (see `page_bridge::PageCommand`), e.g.

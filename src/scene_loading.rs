@@ -1,6 +1,9 @@
-//! Loading a scene: fetch and parse the scene file, spawn its glTF model, then map the model's
-//! nodes (by name) to the scene's elements and measure where each element is. Failures name the
-//! URL and what went wrong, and put the viewer in the failed phase.
+//! Loading a scene: fetch the scene file, read it in whichever format it is (twinscene, ADT 3D
+//! Scenes, TwinMaker; told apart by content, by core's `import`), fetch the twin and model files
+//! it names, spawn its glTF model, then map the model's nodes (by name) to the scene's elements
+//! and measure where each element is. Failures name the URL and what went wrong, and put the
+//! viewer in the failed phase; what a peer file has that twinscene does not show is logged and
+//! published, never dropped silently.
 
 use std::collections::HashMap;
 
@@ -8,6 +11,7 @@ use bevy::camera::primitives::Aabb;
 use bevy::prelude::*;
 use bevy::world_serialization::WorldInstanceReady;
 use crossbeam_channel::{Receiver, Sender};
+use twinscene_core::import::{self, ImportNote, ImportOptions, Imported, SourceFormat};
 use twinscene_core::runtime::SceneRuntime;
 use twinscene_core::scene::Scene;
 
@@ -56,9 +60,29 @@ pub struct ElementBounds {
 #[derive(Component)]
 struct ModelRoot;
 
-/// The scene file text (or an error message), delivered by the platform's fetch.
+/// The scene read from its file and the files it names (or an error message).
 #[derive(Resource)]
-struct SceneFetch(Receiver<Result<String, String>>);
+struct SceneFetch(Receiver<Result<SceneFiles, String>>);
+
+struct SceneFiles {
+    scene: Scene,
+    format: SourceFormat,
+    notes: Vec<ImportNote>,
+}
+
+/// Where the shown scene came from: its file format, and what of the file is not shown.
+#[derive(Resource, Debug, Clone)]
+pub struct SceneSource {
+    pub format: SourceFormat,
+    pub notes: Vec<ImportNote>,
+}
+
+/// What to load, from the viewer's configuration.
+struct SceneRequest {
+    url: String,
+    mesh: Option<String>,
+    scene: Option<String>,
+}
 
 /// The model being loaded, to watch for load failures.
 #[derive(Resource)]
@@ -80,9 +104,46 @@ pub(super) fn plugin(app: &mut App) {
 
 fn request_scene_file(mut commands: Commands, config: Res<ViewerConfig>, mut phase: ResMut<AppPhase>) {
     let (sender, receiver) = crossbeam_channel::bounded(1);
-    fetch_text(config.scene_url.clone(), sender);
+    let request = SceneRequest {
+        url: config.scene_url.clone(),
+        mesh: config.mesh_url.clone(),
+        scene: config.scene_name.clone(),
+    };
+    spawn_load(request, sender);
     commands.insert_resource(SceneFetch(receiver));
     *phase = AppPhase::Loading(LoadStage::Scene);
+}
+
+/// Reads the scene file in any format, then the twin and model files it names (relative to it).
+async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
+    let text = read_text(&request.url).await?;
+    let options =
+        ImportOptions { scene: request.scene.as_deref(), mesh: request.mesh.as_deref(), ..Default::default() };
+    let Imported { format, mut scene, notes } = import::import(&text, &options).map_err(|e| e.to_string())?;
+    if let Some(file) = scene.twins_file.clone() {
+        let url = resolve(&request.url, &file)?;
+        let text = read_text(&url).await.map_err(|e| format!("twins file {url}: {e}"))?;
+        scene.merge_twin_file(&text).map_err(|e| format!("twins file {url}: {e}"))?;
+    }
+    if let Some(file) = scene.models_file.clone() {
+        let url = resolve(&request.url, &file)?;
+        let text = read_text(&url).await.map_err(|e| format!("models file {url}: {e}"))?;
+        scene.merge_models_file(&text).map_err(|e| format!("models file {url}: {e}"))?;
+    }
+    Ok(SceneFiles { scene, format, notes })
+}
+
+#[cfg(target_arch = "wasm32")]
+fn spawn_load(request: SceneRequest, sender: Sender<Result<SceneFiles, String>>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = sender.send(load_scene_files(request).await);
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn spawn_load(request: SceneRequest, sender: Sender<Result<SceneFiles, String>>) {
+    // Local files: reading them in place is as fast as handing them to a task.
+    let _ = sender.send(bevy::tasks::block_on(load_scene_files(request)));
 }
 
 fn receive_scene_file(
@@ -95,13 +156,18 @@ fn receive_scene_file(
     let Ok(result) = fetch.0.try_recv() else { return };
     commands.remove_resource::<SceneFetch>();
     let scene_url = &config.scene_url;
-    let runtime = result
-        .and_then(|text| Scene::from_json_str(&text).map_err(|e| e.to_string()))
-        .and_then(|scene| SceneRuntime::new(scene).map_err(|e| e.to_string()));
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
+    let loaded = result.and_then(|files| {
+        let runtime = SceneRuntime::new(files.scene).map_err(|e| e.to_string())?;
+        Ok((runtime, SceneSource { format: files.format, notes: files.notes }))
+    });
+    let (runtime, source) = match loaded {
+        Ok(loaded) => loaded,
         Err(message) => return phase.fail(format!("cannot load scene {scene_url}: {message}")),
     };
+    for note in &source.notes {
+        warn!("scene {scene_url} ({}): not shown: {note}", source.format);
+    }
+    commands.insert_resource(source);
     let mesh_url = match resolve_mesh_url(scene_url, &runtime.scene().mesh) {
         Ok(url) => url,
         Err(message) => return phase.fail(format!("cannot load mesh of scene {scene_url}: {message}")),
@@ -232,8 +298,19 @@ fn resolve_mesh_url(scene_url: &str, mesh: &str) -> Result<String, String> {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn resolve_mesh_url(scene_path: &str, mesh: &str) -> Result<String, String> {
+    resolve(scene_path, mesh)
+}
+
+/// A file the scene names, relative to the scene's own URL (web) or path (desktop).
+#[cfg(target_arch = "wasm32")]
+fn resolve(scene_url: &str, file: &str) -> Result<String, String> {
+    web_url::join(scene_url, file).map_err(|e| format!("URL {file:?}: {e}"))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn resolve(scene_path: &str, file: &str) -> Result<String, String> {
     let base = std::path::Path::new(scene_path).parent().unwrap_or(std::path::Path::new("."));
-    let path = base.join(mesh);
+    let path = base.join(file);
     let absolute = std::path::absolute(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(absolute.to_string_lossy().into_owned())
 }
@@ -267,24 +344,27 @@ mod web_url {
     }
 }
 
-/// Fetches the scene file over HTTP (web) and sends its text, or a message naming the failure.
+/// Fetches a file over HTTP (web); the error names the failure. Files larger than core's
+/// `MAX_SCENE_BYTES` are refused before they are read.
 #[cfg(target_arch = "wasm32")]
-fn fetch_text(url: String, sender: Sender<Result<String, String>>) {
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = async {
-            let response = gloo_net::http::Request::get(&url).send().await.map_err(|e| e.to_string())?;
-            if !response.ok() {
-                return Err(format!("HTTP {} {}", response.status(), response.status_text()));
-            }
-            response.text().await.map_err(|e| e.to_string())
-        }
-        .await;
-        let _ = sender.send(result);
-    });
+async fn read_text(url: &str) -> Result<String, String> {
+    let response = gloo_net::http::Request::get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+    }
+    let length = response.headers().get("content-length").and_then(|l| l.parse::<usize>().ok());
+    if let Some(length) = length.filter(|&l| l > import::MAX_SCENE_BYTES) {
+        return Err(format!("{length} bytes is more than the {} bytes a scene file may have", import::MAX_SCENE_BYTES));
+    }
+    response.text().await.map_err(|e| e.to_string())
 }
 
-/// Reads the scene file from disk (desktop) and sends its text, or a message naming the failure.
+/// Reads a file from disk (desktop); the error names the failure.
 #[cfg(not(target_arch = "wasm32"))]
-fn fetch_text(path: String, sender: Sender<Result<String, String>>) {
-    let _ = sender.send(std::fs::read_to_string(&path).map_err(|e| e.to_string()));
+async fn read_text(path: &str) -> Result<String, String> {
+    let length = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if length > import::MAX_SCENE_BYTES as u64 {
+        return Err(format!("{length} bytes is more than the {} bytes a scene file may have", import::MAX_SCENE_BYTES));
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
 }

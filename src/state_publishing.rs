@@ -15,7 +15,7 @@ use crate::element_styles::Ghosting;
 use crate::freshness::Freshness;
 use crate::live_link::LiveLink;
 use crate::page_bridge::SearchResults;
-use crate::scene_loading::{ElementBounds, ElementMeshes};
+use crate::scene_loading::{ElementBounds, ElementMeshes, SceneSource};
 use crate::selection::Selection;
 use crate::twin_state::TwinRuntime;
 
@@ -39,6 +39,10 @@ pub struct PublishedState {
     pub stale_count: usize,
     pub stale_after_seconds: Option<f64>,
     pub scene: Option<String>,
+    /// The scene file's format: twinscene, adt-3dscenes, twinmaker or adt-explorer.
+    pub source_format: Option<&'static str>,
+    /// What the scene file has that the viewer does not show (`pointer: message`).
+    pub import_notes: Vec<String>,
     pub elements: std::collections::BTreeMap<String, PublishedElement>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
     pub missing_nodes: Vec<(String, String)>,
@@ -70,6 +74,8 @@ pub struct Inspector {
     pub relationships: Vec<PublishedRelationship>,
     /// Popover widgets of the element's behaviors with their current values.
     pub widgets: Vec<twinscene_core::runtime::WidgetValue>,
+    /// Display units of the twin's properties, from its DTDL model (property → `°C`).
+    pub units: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -122,6 +128,8 @@ pub struct PublishedElement {
     pub label: Option<String>,
     /// The primary twin was not written for longer than the scene's `staleAfterSeconds`.
     pub stale: bool,
+    /// Opacity from the scene's rules (`0..1`), or `null` for the model's own.
+    pub opacity: Option<f32>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -129,6 +137,8 @@ pub struct PublishedBadge {
     pub icon: String,
     pub color: Option<String>,
     pub label: Option<String>,
+    /// info | warning | error, when the scene says.
+    pub severity: Option<String>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -178,6 +188,7 @@ fn publish_state(
     link: Res<LiveLink>,
     interaction: Interaction,
     runtime: Option<Res<TwinRuntime>>,
+    source: Option<Res<SceneSource>>,
     layout: Option<(Res<ElementBounds>, Res<ElementMeshes>)>,
     camera: Option<OrbitCameraView>,
     mut ray_cast: MeshRayCast,
@@ -217,6 +228,10 @@ fn publish_state(
     if let Some(runtime) = &runtime {
         next.scene = runtime.scene().name.clone();
         next.stale_after_seconds = runtime.scene().stale_after_seconds;
+        if let Some(source) = &source {
+            next.source_format = Some(source.format.name());
+            next.import_notes = source.notes.iter().map(ToString::to_string).collect();
+        }
         next.legend = legend(runtime.scene());
         next.viewpoints = runtime
             .scene()
@@ -266,10 +281,12 @@ fn publish_state(
                             icon: badge.icon.clone(),
                             color: badge.color.map(|c| c.to_string()),
                             label: badge.label.clone(),
+                            severity: badge.severity.map(|s| s.to_string()),
                         })
                         .collect(),
                     label: style.label.clone(),
                     stale: interaction.freshness.is_stale(index),
+                    opacity: style.opacity_f32(),
                 },
             );
         }
@@ -378,10 +395,22 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
             })
         })
         .collect();
+    let twin = runtime.graph().twin(&twin_id);
+    let units = match (twin, runtime.graph().models()) {
+        (Some(twin), Some(models)) => twin
+            .properties
+            .keys()
+            .filter_map(|name| {
+                twinscene_core::units::property_unit(models, &twin.model, name).map(|unit| (name.clone(), unit))
+            })
+            .collect(),
+        _ => Default::default(),
+    };
     Inspector {
         element: element.id.clone(),
         name: element.name.clone(),
-        twin: runtime.graph().twin(&twin_id).map(|twin| twin.to_adt_json()),
+        twin: twin.map(|twin| twin.to_adt_json()),
+        units,
         twin_id,
         relationships,
         widgets: runtime.popover(index),

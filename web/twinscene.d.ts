@@ -1,6 +1,6 @@
 // Types of the <twin-scene> element (web/twinscene.js). See docs/embedding.md.
 
-export interface TwinsceneBadge { icon: string; color: string | null; label: string | null }
+export interface TwinsceneBadge { icon: string; color: string | null; label: string | null; severity: 'info' | 'warning' | 'error' | null }
 
 export interface TwinsceneElementState {
   twin: string;
@@ -15,6 +15,8 @@ export interface TwinsceneElementState {
   label: string | null;
   /** The primary twin was not written for longer than the scene's `staleAfterSeconds`. */
   stale: boolean;
+  /** Opacity from the scene's rules (0..1), or null for the model's own. */
+  opacity: number | null;
 }
 
 export interface TwinsceneState {
@@ -41,6 +43,8 @@ export interface TwinsceneState {
     twin: Record<string, unknown> | null;
     relationships: { name: string; direction: 'in' | 'out'; twin: string; element: string | null }[];
     widgets: Record<string, unknown>[];
+    /** Display units of the twin's properties from its DTDL model, e.g. `{temperature: "°C"}`. */
+    units: Record<string, string>;
   } | null;
   ghosting: boolean;
   search: { query: string; results: string[] } | null;

@@ -25,6 +25,7 @@ const STYLE = `
 .status[data-live="offline"] .dot { background: #ef4444; }
 .status[data-live="connecting"] .dot { background: #f59e0b; }
 .status[data-live="stale"] .dot { background: #a855f7; }
+.alerts .severity { font-size: 10px; text-transform: uppercase; letter-spacing: 0.04em; opacity: 0.8; margin-right: 4px; }
 .stale-marker { position: absolute; transform: translate(-50%, 4px); padding: 1px 6px; border-radius: 8px; font-size: 11px;
   background: rgba(75, 85, 99, 0.92); color: #f3f4f6; pointer-events: none; white-space: nowrap; }
 .progress { height: 3px; margin-top: 4px; background: rgba(255,255,255,0.15); border-radius: 2px; overflow: hidden; }
@@ -110,6 +111,18 @@ const TEMPLATE = `
 // Glyphs for the icon names that 3D Scenes configurations use; anything else shows "!".
 const ICONS = { Warning: '!', Error: '×', Alert: '!', Frigid: '❄', Fire: '▲', Info: 'i', Completed: '✓', Blocked: '⦸' };
 const EDGE_INSET = 14;
+
+const SEVERITY_RANK = { error: 3, warning: 2, info: 1 };
+const SEVERITY_COLOR = { error: '#dc2626', warning: '#d97706', info: '#0284c7' };
+
+function severityRank(badge) {
+  return SEVERITY_RANK[badge.severity] ?? 0;
+}
+
+/** A badge's color: the scene's, else its severity's, else alert red. */
+function badgeColor(badge) {
+  return badge.color ?? SEVERITY_COLOR[badge.severity] ?? '#dc2626';
+}
 
 /** The global live indicator: off, connecting, live, stale (connected, but some elements'
  * data is older than the scene allows) or offline. */
@@ -237,7 +250,14 @@ export class TwinSceneElement extends HTMLElement {
     const viewer = await import(`/pkg/twinscene_viewer.js?instance=${this.instance}`);
     await viewer.default({ module_or_path: module });
     this.#viewer = viewer;
-    viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl, this.getAttribute('token') ?? undefined);
+    // `mesh` replaces the scene's mesh (a peer file's blob URL this site cannot fetch);
+    // `scene-name` picks one scene of a 3D Scenes configuration.
+    const mesh = this.getAttribute('mesh') ?? (this.hasAttribute('deep-link') ? params.get('mesh') : null);
+    const options = JSON.stringify({
+      mesh: mesh ? new URL(mesh, location.href).href : undefined,
+      scene: this.getAttribute('scene-name') ?? (this.hasAttribute('deep-link') ? params.get('sceneName') : null) ?? undefined,
+    });
+    viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl, this.getAttribute('token') ?? undefined, options);
     const render = () => {
       const state = this.state;
       // The first viewer also mirrors its state to window.twinscene, for simple pages.
@@ -361,7 +381,8 @@ export class TwinSceneElement extends HTMLElement {
       alerts.push({ ...alert, since: this.#alertSince.get(key) });
     }
     for (const key of this.#alertSince.keys()) if (!badges.has(key)) this.#alertSince.delete(key);
-    return alerts.sort((a, b) => a.since - b.since || a.id.localeCompare(b.id));
+    // Most severe first, then longest-standing: what needs attention is at the top.
+    return alerts.sort((a, b) => severityRank(b.badge) - severityRank(a.badge) || a.since - b.since || a.id.localeCompare(b.id));
   }
 
   #renderAlerts(state) {
@@ -381,7 +402,7 @@ export class TwinSceneElement extends HTMLElement {
       const x = Math.min(Math.max(screen[0], EDGE_INSET), width - EDGE_INSET);
       const y = Math.min(Math.max(screen[1], EDGE_INSET * 2), height - EDGE_INSET);
       const buttons = list.map(({ badge }) => `<button type="button" data-element="${escapeHtml(id)}" title="${escapeHtml(badge.label ?? badge.icon)}"
-          style="--badge-color:${escapeHtml(badge.color ?? '#dc2626')}"><span class="icon">${escapeHtml(ICONS[badge.icon] ?? '!')}</span>
+          style="--badge-color:${escapeHtml(badgeColor(badge))}"><span class="icon">${escapeHtml(ICONS[badge.icon] ?? '!')}</span>
           <span class="text">${escapeHtml(badge.label ?? badge.icon)}</span></button>`).join('');
       return `<div class="badge${inside ? '' : ' edge'}" data-alert-element="${escapeHtml(id)}" style="left:${x}px;top:${y}px">${buttons}</div>`;
     }).join('') + Object.entries(state.elements).filter(([, e]) => e.stale && e.visible && e.screen).map(([id, e]) => {
@@ -395,7 +416,7 @@ export class TwinSceneElement extends HTMLElement {
     const panel = this.$('alerts');
     panel.classList.toggle('open', alerts.length > 0);
     panel.innerHTML = alerts.length ? `<h3>Alerts (${alerts.length})</h3>` + alerts.map(({ id, badge }) =>
-      `<button type="button" data-element="${escapeHtml(id)}"><span class="badge-dot" style="color:${escapeHtml(badge.color ?? '#dc2626')}">●</span>
+      `<button type="button" data-element="${escapeHtml(id)}"><span class="badge-dot" style="color:${escapeHtml(badgeColor(badge))}">●</span>${badge.severity ? `<span class="severity">${escapeHtml(badge.severity)}</span>` : ''}
         ${escapeHtml(badge.label ?? `${badge.icon} on ${id}`)}</button>`).join('') : '';
   }
 
@@ -541,7 +562,7 @@ export class TwinSceneElement extends HTMLElement {
     const properties = twin
       ? Object.entries(twin).filter(([name]) => !name.startsWith('$'))
           .map(([name, value]) => `<tr><td title="${escapeHtml(times[name]?.lastUpdateTime ? `updated ${times[name].lastUpdateTime}` : '')}">${escapeHtml(name)}</td>
-            <td class="value" data-property="${escapeHtml(name)}">${escapeHtml(formatValue(value))}</td></tr>
+            <td class="value" data-property="${escapeHtml(name)}">${escapeHtml(formatValue(value))}${info.units?.[name] && typeof value === 'number' ? ` <span class="unit">${escapeHtml(info.units[name])}</span>` : ''}</td></tr>
             ${typeof value === 'number' ? `<tr><td colspan="2">${this.#trendLine(info.twinId, name, value, times[name]?.lastUpdateTime)}</td></tr>` : ''}`).join('')
       : '';
     const updated = Object.values(times).map((m) => m?.lastUpdateTime).filter(Boolean).sort().pop();

@@ -47,7 +47,7 @@ test('clicking an element opens the inspector with its twin; Esc closes it', { t
   }),
 );
 
-test('the inspector shows live values as deltas arrive', { timeout: 120_000 }, () =>
+test('the inspector shows live values with their DTDL units as deltas arrive', { timeout: 120_000 }, () =>
   withDiagnostics(context.diagnostics, async () => {
     const { page } = context.viewer;
     const target = await visibleElement(page);
@@ -61,8 +61,10 @@ test('the inspector shows live values as deltas arrive', { timeout: 120_000 }, (
     assert.equal(response.status, 204);
     await waitForState(page, () => {
       const cell = document.querySelector('twin-scene').shadowRoot.querySelector('[data-property="temperature"]');
-      return cell?.textContent === '12.34';
+      // The unit comes from the twin's DTDL model (the demo's models say degreeCelsius).
+      return cell?.textContent === '12.34 °C';
     });
+    assert.equal(await readTwinscene(page, (ts) => ts.inspector.units.temperature), '°C');
     context.viewer.assertNoPanics();
   }),
 );

@@ -29,9 +29,9 @@ pub fn spawn(state: AppState, interval: Duration) -> JoinHandle<()> {
         loop {
             ticks.tick().await;
             let changes = pick_changes(&state.temperatures(), &mut rand::rng());
-            for (id, temperature) in changes {
+            for (id, path, temperature) in changes {
                 let patch = Patch(vec![PatchOperation::Replace(ReplaceOperation {
-                    path: PointerBuf::from_tokens(["temperature"]),
+                    path: PointerBuf::from_tokens(path),
                     value: json!(temperature),
                 })]);
                 let grant = Grant::open();
@@ -44,11 +44,14 @@ pub fn spawn(state: AppState, interval: Duration) -> JoinHandle<()> {
     })
 }
 
-/// Picks one to three of the twins and the next temperature of each.
-fn pick_changes(temperatures: &[(String, f64)], rng: &mut impl Rng) -> Vec<(String, f64)> {
+/// Picks one to three of the temperatures (twin, property path, value) and the next value of each.
+fn pick_changes(
+    temperatures: &[(String, Vec<String>, f64)],
+    rng: &mut impl Rng,
+) -> Vec<(String, Vec<String>, f64)> {
     let count = rng.random_range(1..=3).min(temperatures.len());
     let chosen: Vec<_> = temperatures.choose_multiple(rng, count).cloned().collect();
-    chosen.into_iter().map(|(id, temperature)| (id, step(temperature, rng))).collect()
+    chosen.into_iter().map(|(id, path, temperature)| (id, path, step(temperature, rng))).collect()
 }
 
 fn step(temperature: f64, rng: &mut impl Rng) -> f64 {
@@ -253,9 +256,9 @@ mod tests {
     #[test]
     fn picks_one_to_three_distinct_twins() {
         let mut rng = StdRng::seed_from_u64(1);
-        let twins: Vec<_> = (0..5).map(|i| (format!("t{i}"), 20.0)).collect();
+        let twins: Vec<_> = (0..5).map(|i| (format!("t{i}"), vec!["temperature".to_owned()], 20.0)).collect();
         for _ in 0..100 {
-            let mut ids: Vec<_> = pick_changes(&twins, &mut rng).into_iter().map(|(id, _)| id).collect();
+            let mut ids: Vec<_> = pick_changes(&twins, &mut rng).into_iter().map(|(id, _, _)| id).collect();
             let picked = ids.len();
             assert!((1..=3).contains(&picked));
             ids.sort();
@@ -263,5 +266,8 @@ mod tests {
             assert_eq!(ids.len(), picked);
         }
         assert!(pick_changes(&[], &mut rng).is_empty());
+        // The property path travels with the value (components hold TwinMaker bindings).
+        let nested = [("room1".to_owned(), vec!["sensor".to_owned(), "temperature".to_owned()], 20.0)];
+        assert_eq!(pick_changes(&nested, &mut rng)[0].1, ["sensor", "temperature"]);
     }
 }

@@ -259,12 +259,27 @@ impl AppState {
     }
 
     /// Ids and temperatures of the twins that have a numeric `temperature`.
-    pub fn temperatures(&self) -> Vec<(String, f64)> {
+    /// Every numeric `temperature` of every twin, at the top level or inside a component
+    /// (TwinMaker scenes bind `component.property`): twin id, JSON Pointer tokens, value.
+    pub fn temperatures(&self) -> Vec<(String, Vec<String>, f64)> {
         let live = self.live();
-        live.graph
-            .twins()
-            .filter_map(|twin| Some((twin.id.clone(), twin.property("temperature")?.as_f64()?)))
-            .collect()
+        let mut found = Vec::new();
+        for twin in live.graph.twins() {
+            for (name, value) in &twin.properties {
+                match value {
+                    Value::Number(n) if name == "temperature" => {
+                        found.extend(n.as_f64().map(|t| (twin.id.clone(), vec![name.clone()], t)));
+                    }
+                    Value::Object(component) => {
+                        if let Some(t) = component.get("temperature").and_then(Value::as_f64) {
+                            found.push((twin.id.clone(), vec![name.clone(), "temperature".into()], t));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        found
     }
 
     /// Applies a JSON Patch to one twin, all of it or nothing, numbers it, makes it durable and
