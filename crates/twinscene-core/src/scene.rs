@@ -239,6 +239,7 @@ pub enum Visual {
     ValueRanges {
         expression: String,
         #[serde(default)]
+        #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::value_kind"))]
         kind: ValueKind,
         ranges: Vec<ValueRange>,
     },

@@ -182,8 +182,34 @@ pub fn check_scene(scene: &Scene, extra_twins: &[Twin], models: Option<&ModelSet
         }
         for (v, visual) in behavior.visuals.iter().enumerate() {
             let at = format!("/behaviors/{b}/visuals/{v}");
-            for context in &contexts {
-                check_visual(&catalog, context, visual, &at, &mut findings);
+            // An error for some elements only (say one element of another model in the list) is
+            // a warning: the visual works on the others and gives no value on that one.
+            let results: Vec<(bool, Vec<Finding>)> = contexts
+                .iter()
+                .map(|context| {
+                    let mut found = Vec::new();
+                    check_visual(&catalog, context, visual, &at, &mut found);
+                    (catalog.knows(context), found)
+                })
+                .collect();
+            let works_somewhere = |pointer: &str| {
+                results.iter().any(|(known, found)| {
+                    *known && !found.iter().any(|f| f.severity == Severity::Error && f.pointer == pointer)
+                })
+            };
+            for (context, (_, found)) in contexts.iter().zip(&results) {
+                for finding in found {
+                    let mut finding = finding.clone();
+                    if finding.severity == Severity::Error && works_somewhere(&finding.pointer) {
+                        finding.severity = Severity::Warning;
+                        finding.message = format!(
+                            "{} (on element {:?}; it works on other elements of the behavior)",
+                            finding.message,
+                            context.element.as_deref().unwrap_or_default()
+                        );
+                    }
+                    findings.push(finding);
+                }
             }
         }
     }
@@ -334,6 +360,14 @@ impl<'a> Catalog<'a> {
         match interface.relationships.get(name) {
             Some(relationship) => Ok(relationship.target.clone()),
             None => Err(interface.relationships.keys().cloned().collect()),
+        }
+    }
+
+    /// Whether anything is known of the context's primary twin's model.
+    fn knows(&self, context: &Context) -> bool {
+        match &context.primary {
+            Some(Some(model)) => self.has_interface(model) || self.observed.contains_key(model.as_str()),
+            _ => false,
         }
     }
 
@@ -1213,6 +1247,22 @@ mod tests {
         ] {
             assert_eq!(messages(visual), Vec::<String>::new(), "{visual}");
         }
+    }
+
+    #[test]
+    fn an_error_on_some_elements_only_is_a_warning() {
+        let mut documents: Vec<Value> = serde_json::from_str(MODELS).unwrap();
+        documents.push(serde_json::json!({"@id": "dtmi:t:Car;1", "@type": "Interface",
+            "@context": "dtmi:dtdl:context;2", "contents": []}));
+        let models = ModelSet::from_documents(&documents).unwrap();
+        let mut scene = scene_with(r#"{"type": "visibility", "expression": "PrimaryTwin.temperature > 1"}"#);
+        scene.twins.push(Twin::new("car", "dtmi:t:Car;1"));
+        scene.elements[1].twin = "car".into();
+        let found = check_scene(&scene, &[], Some(&models));
+        let visual: Vec<_> = found.iter().filter(|f| f.pointer.starts_with("/behaviors")).collect();
+        assert_eq!(visual.len(), 1, "{found:?}");
+        assert_eq!(visual[0].severity, Severity::Warning);
+        assert!(visual[0].message.contains("on element \"e2\""), "{}", visual[0].message);
     }
 
     #[test]

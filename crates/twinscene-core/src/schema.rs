@@ -45,6 +45,15 @@ pub(crate) fn range_bound(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A value-range visual's kind, with the names 3D Scenes writes as aliases.
+pub(crate) fn value_kind(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "numeric: `values` is [min, max], half-open; categorical: `values` lists the values that match.",
+        "enum": ["numeric", "categorical", "NumericRange", "CategoricalValues"],
+        "default": "numeric"
+    })
+}
+
 impl JsonSchema for Color {
     fn schema_name() -> Cow<'static, str> {
         "Color".into()

@@ -3,6 +3,7 @@
 
 pub mod api_error;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod feed;
 pub mod ingest;

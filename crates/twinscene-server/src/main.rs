@@ -1,5 +1,6 @@
-//! The `twinscene` command: `serve` (the viewer, scene, ingest and live data) and `simulate`
-//! (drive a running server through its public ingest API). Everything else lives in the library.
+//! The `twinscene` command: `serve` (the viewer, scene, ingest and live data), `simulate`
+//! (drive a running server through its public ingest API), and the offline `validate`, `import`
+//! and `schema` (docs/cli.md). Everything else lives in the library.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use twinscene_server::storage::{SqliteStorage, Storage};
-use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs, mqtt, simulator};
+use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs, cli, mqtt, simulator};
 
 #[derive(Parser)]
 #[command(name = "twinscene", version, about = "Digital-twin 3D viewer server")]
@@ -25,6 +26,21 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running server's twins with random walks and occasional alarms.
     Simulate(simulator::SimulateArgs),
+    /// Check a scene file (any supported format): shape, mesh nodes, twins, models, expression
+    /// types. Exit code 0: valid (warnings allowed), 1: invalid, 2: cannot read the file.
+    Validate(cli::validate::ValidateArgs),
+    /// Convert a 3D Scenes configuration, TwinMaker scene or ADT Explorer export into a
+    /// twinscene scene file; what is not carried over is listed on stderr.
+    Import(cli::import::ImportArgs),
+    /// Print the scene file's JSON Schema (as checked in at schema/scene.schema.json).
+    Schema(SchemaArgs),
+}
+
+#[derive(Args)]
+struct SchemaArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -57,9 +73,35 @@ struct ServeArgs {
     simulate_interval_ms: u64,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let command = Cli::parse().command;
+    // The offline commands print their own reports and need no runtime or log.
+    match &command {
+        Command::Validate(args) => return ExitCode::from(cli::validate::run(args)),
+        Command::Import(args) => return ExitCode::from(cli::import::run(args)),
+        Command::Schema(args) => return schema(args),
+        Command::Serve(_) | Command::Simulate(_) => {}
+    }
+    server_main(command)
+}
+
+fn schema(args: &SchemaArgs) -> ExitCode {
+    let text = cli::schema_text();
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[tokio::main]
+async fn server_main(command: Command) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -68,6 +110,7 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Serve(args) => serve(args).await,
         Command::Simulate(args) => simulator::run_remote(args).await,
+        Command::Validate(_) | Command::Import(_) | Command::Schema(_) => unreachable!("handled in main"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
