@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use twinscene_core::import::{self, ImportOptions, SourceFormat};
 use twinscene_core::scene::{Scene, SceneError};
 
 /// Where the server reads the files it serves as they are. Paths are used as given, so relative
@@ -73,6 +74,10 @@ pub enum LoadError {
     Scene { path: PathBuf, source: SceneError },
     #[error("{}: /mesh: {mesh:?} does not name a file", path.display())]
     MeshName { path: PathBuf, mesh: String },
+    #[error("{}: {source}", path.display())]
+    Import { path: PathBuf, source: twinscene_core::import::ImportError },
+    #[error("{}: {pointer}: {message}", path.display())]
+    Companion { path: PathBuf, pointer: &'static str, message: String },
 }
 
 impl LoadedScene {
@@ -83,10 +88,26 @@ impl LoadedScene {
         Self::from_json_str(&text, path)
     }
 
-    /// Parses a scene as if it had been read from `path`.
+    /// Parses a scene as if it had been read from `path`. A peer format (3D Scenes, TwinMaker,
+    /// ADT Explorer) is imported, and what it does not carry over is logged; `twinsFile` and
+    /// `modelsFile` are read relative to `path` and merged in.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self, LoadError> {
-        let scene = Scene::from_json_str(text)
-            .map_err(|source| LoadError::Scene { path: path.to_owned(), source })?;
+        let peer = import::detect(text).ok().filter(|format| *format != SourceFormat::Twinscene);
+        let mut scene = match peer {
+            // twinscene's own scenes keep their own, more detailed errors.
+            None => Scene::from_json_str(text)
+                .map_err(|source| LoadError::Scene { path: path.to_owned(), source })?,
+            Some(format) => {
+                let imported = import::import(text, &ImportOptions::default())
+                    .map_err(|source| LoadError::Import { path: path.to_owned(), source })?;
+                tracing::info!("{}: imported a {format} scene", path.display());
+                for note in &imported.notes {
+                    tracing::warn!("{}: not carried over: {note}", path.display());
+                }
+                imported.scene
+            }
+        };
+        merge_companion_files(&mut scene, path)?;
         let mesh = if scene.mesh.contains("://") {
             MeshSource::Url(scene.mesh.clone())
         } else {
@@ -101,6 +122,32 @@ impl LoadedScene {
         let id = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or("scene").to_owned();
         Ok(Self { scene, mesh, id })
     }
+}
+
+/// Merges the scene's `twinsFile` and `modelsFile` (paths relative to the scene file) and
+/// clears them: the scene the server serves holds their content. URLs are left to the viewer.
+fn merge_companion_files(scene: &mut Scene, path: &Path) -> Result<(), LoadError> {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for (pointer, is_twins) in [("/twinsFile", true), ("/modelsFile", false)] {
+        let file = if is_twins { &scene.twins_file } else { &scene.models_file };
+        let Some(file) = file.clone().filter(|file| !file.contains("://")) else { continue };
+        let companion = dir.join(&file);
+        let error = |message: String| LoadError::Companion { path: path.to_owned(), pointer, message };
+        let text = std::fs::read_to_string(&companion)
+            .map_err(|e| error(format!("cannot read {}: {e}", companion.display())))?;
+        let merged = if is_twins { scene.merge_twin_file(&text) } else { scene.merge_models_file(&text) };
+        merged.map_err(|e| error(format!("{}: {e}", companion.display())))?;
+        if is_twins {
+            scene.twins_file = None;
+        } else {
+            scene.models_file = None;
+        }
+    }
+    let problems = scene.problems();
+    if !problems.is_empty() {
+        return Err(LoadError::Scene { path: path.to_owned(), source: SceneError::Invalid(problems) });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -123,6 +170,41 @@ mod tests {
         let text = SCENE.replace("../assets/room.glb", "https://example.com/room.glb");
         let loaded = LoadedScene::from_json_str(&text, Path::new("s.json")).unwrap();
         assert_eq!(loaded.mesh, MeshSource::Url("https://example.com/room.glb".into()));
+    }
+
+    #[test]
+    fn peer_formats_are_imported_and_companion_files_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let twinmaker = r#"{"specVersion": "1.0", "nodes": [{"name": "Tank", "components": [
+            {"type": "ModelRef", "uri": "tank.glb"}]}], "rules": {}}"#;
+        let loaded = LoadedScene::from_json_str(twinmaker, &dir.path().join("tank.scene.json")).unwrap();
+        assert_eq!(
+            loaded.mesh,
+            MeshSource::File { name: "tank.glb".into(), path: dir.path().join("tank.glb") }
+        );
+
+        std::fs::write(
+            dir.path().join("twins.json"),
+            r#"[{"$dtId": "t", "$metadata": {"$model": "dtmi:x:T;1"}, "temperature": 3}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("models.json"),
+            r#"[{"@id": "dtmi:x:T;1", "@type": "Interface", "@context": "dtmi:dtdl:context;2"}]"#,
+        )
+        .unwrap();
+        let text = SCENE.replace(
+            "\"elements\"",
+            "\"twinsFile\": \"twins.json\", \"modelsFile\": \"models.json\", \"elements\"",
+        );
+        let loaded = LoadedScene::from_json_str(&text, &dir.path().join("s.json")).unwrap();
+        assert_eq!(loaded.scene.twins[0].id, "t");
+        assert_eq!(loaded.scene.models.len(), 1);
+        assert_eq!((loaded.scene.twins_file.as_deref(), loaded.scene.models_file.as_deref()), (None, None));
+
+        let text = SCENE.replace("\"elements\"", "\"twinsFile\": \"missing.json\", \"elements\"");
+        let error = LoadedScene::from_json_str(&text, &dir.path().join("s.json")).unwrap_err().to_string();
+        assert!(error.contains("/twinsFile: cannot read"), "{error}");
     }
 
     #[test]

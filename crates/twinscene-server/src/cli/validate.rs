@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -157,10 +158,13 @@ impl Report {
 pub fn run(args: &ValidateArgs) -> u8 {
     match validate(args) {
         Ok(report) => {
-            match args.format {
-                OutputFormat::Text => print!("{}", report.to_text()),
-                OutputFormat::Json => println!("{:#}", report.to_json()),
-            }
+            let text = match args.format {
+                OutputFormat::Text => report.to_text(),
+                OutputFormat::Json => format!("{:#}\n", report.to_json()),
+            };
+            // A closed pipe (`| head`) is not a reason to fail or panic.
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
             report.exit_code()
         }
         Err(message) => {
