@@ -391,6 +391,22 @@ fn unsupported_rule_statements_are_notes_naming_rule_and_statement() {
 }
 
 #[test]
+fn twinmaker_node_cycles_and_bad_indexes_are_notes_not_hangs() {
+    let text = r#"{"specVersion": "1.0", "rules": {}, "rootNodeIndexes": [0, 7],
+      "nodes": [
+        {"name": "a", "children": [1, 9], "components": [{"type": "ModelRef", "uri": "m.glb"}]},
+        {"name": "b", "children": [2]},
+        {"name": "c", "children": [1], "components": [{"type": "Tag", "ruleBasedMapId": "none",
+          "valueDataBinding": {"dataBindingContext": {"entityId": "e"}}}]}]}"#;
+    let imported = import(text, &ImportOptions::default()).unwrap();
+    let pointers: Vec<&str> = imported.notes.iter().map(|n| n.pointer.as_str()).collect();
+    assert!(pointers.contains(&"/nodes/0/children/1"), "{pointers:?}");
+    assert!(pointers.contains(&"/rootNodeIndexes/1"), "{pointers:?}");
+    assert!(pointers.contains(&"/nodes/2/components/0/ruleBasedMapId"), "{pointers:?}");
+    assert_eq!(imported.scene.elements[0].nodes, ["c"]);
+}
+
+#[test]
 fn explorer_export_is_a_scene_without_elements() {
     let export = r#"{"digitalTwinsFileInfo": {"fileVersion": "1.0.0"},
       "digitalTwinsGraph": {"digitalTwins": [{"$dtId": "a", "$metadata": {"$model": "dtmi:x:A;1"}}], "relationships": []},

@@ -10,6 +10,7 @@ use twinscene_core::adt::{AdtExport, relationships_from_json, twins_from_json};
 use twinscene_core::dtdl::ModelSet;
 use twinscene_core::expression::{Expression, Scope};
 use twinscene_core::graph::TwinGraph;
+use twinscene_core::import::{ImportOptions, SourceFormat, import, scene_names};
 use twinscene_core::patch::parse_patch;
 use twinscene_core::runtime::SceneRuntime;
 use twinscene_core::scene::Scene;
@@ -145,6 +146,55 @@ pub fn json_patch(data: &[u8]) {
     }
 }
 
+/// One peer scene file through [`import`]: whatever it answers, the scene it gives is valid and
+/// loads into a runtime; notes and errors have pointers into the file.
+fn import_any(source: &str, expected: SourceFormat) {
+    let twins = r#"[{"$dtId": "room1", "$metadata": {"$model": "dtmi:fuzz:Room;1"}, "temperature": 25}]"#;
+    for options in [
+        ImportOptions::default(),
+        ImportOptions { twins: Some(twins), mesh: Some("m.glb"), ..Default::default() },
+    ] {
+        match import(source, &options) {
+            Ok(imported) => {
+                assert!(imported.scene.problems().is_empty(), "an imported scene is valid");
+                assert!(imported.notes.iter().all(|n| n.pointer.is_empty() || n.pointer.starts_with('/')));
+                if imported.format == expected {
+                    let _ = SceneRuntime::new(imported.scene);
+                }
+            }
+            Err(error) => assert!(error.pointer.is_empty() || error.pointer.starts_with('/')),
+        }
+    }
+    if let Ok(names) = scene_names(source) {
+        for (id, _) in names.iter().take(4) {
+            let _ = import(source, &ImportOptions { scene: Some(id), ..Default::default() });
+        }
+    }
+}
+
+/// ADT 3D Scenes configurations through the importer.
+pub fn import_adt_3dscenes(data: &[u8]) {
+    let Some(source) = text(data) else { return };
+    import_any(source, SourceFormat::Adt3dScenes);
+}
+
+/// TwinMaker scenes through the importer (and the Jexl translator on each statement).
+pub fn import_twinmaker(data: &[u8]) {
+    let Some(source) = text(data) else { return };
+    import_any(source, SourceFormat::TwinMaker);
+    let _ = twinscene_core::import::jexl::translate(source, &|name| Some(format!("PrimaryTwin.{name}")));
+}
+
+/// Format detection: answers or errs, and agrees with import on the format.
+pub fn detect(data: &[u8]) {
+    let Some(source) = text(data) else { return };
+    if let (Ok(format), Ok(imported)) =
+        (twinscene_core::import::detect(source), import(source, &ImportOptions::default()))
+    {
+        assert_eq!(format, imported.format, "detect and import agree");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -174,6 +224,21 @@ mod tests {
     #[test]
     fn twin_import_seeds() {
         run_corpus("twin_import", super::twin_import);
+    }
+
+    #[test]
+    fn import_adt_3dscenes_seeds() {
+        run_corpus("import_adt_3dscenes", super::import_adt_3dscenes);
+    }
+
+    #[test]
+    fn import_twinmaker_seeds() {
+        run_corpus("import_twinmaker", super::import_twinmaker);
+    }
+
+    #[test]
+    fn detect_seeds() {
+        run_corpus("detect", super::detect);
     }
 
     #[test]

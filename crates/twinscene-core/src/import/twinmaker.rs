@@ -301,7 +301,9 @@ pub(super) fn import(root: &Value) -> Result<(Scene, Notes), ImportError> {
                 // a sub-model carries its badge, else a node named like the tag.
                 let mut ancestor = parents[n];
                 let mut found = None;
-                while let Some(a) = ancestor {
+                // Bounded: `children` may form a cycle.
+                for _ in 0..parts.len() {
+                    let Some(a) = ancestor else { break };
                     if let Some(selector) = &parts[a].selector {
                         found = Some(selector.clone());
                         break;
