@@ -72,14 +72,18 @@ fn tick(
     let max_age = runtime.scene().stale_after_seconds.filter(|_| {
         // Staleness is about live data; with none (or before the first snapshot) there is
         // nothing that could have gone quiet.
-        matches!(link.status, LiveStatus::Live | LiveStatus::Offline) && link.sequence.last_applied().is_some()
+        matches!(link.status, LiveStatus::Live | LiveStatus::Offline)
+            && link.sequence.last_applied().is_some()
     });
     let stale: Vec<bool> = match max_age {
         Some(max_age) => runtime
             .elements()
             .iter()
             .map(|element| {
-                runtime.graph().twin(&element.twin).is_some_and(|twin| staleness::twin_is_stale(twin, now, max_age))
+                runtime
+                    .graph()
+                    .twin(&element.twin)
+                    .is_some_and(|twin| staleness::twin_is_stale(twin, now, max_age))
             })
             .collect(),
         None => Vec::new(),

@@ -129,6 +129,13 @@ pub fn start(
     Ok(())
 }
 
+/// Frames the viewer has run (a page's watchdog checks that it grows).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn frame_count() -> u32 {
+    page_bridge::frame_count()
+}
+
 /// Sends the viewer a command from the page, as JSON (see `page_bridge::PageCommand`), e.g.
 /// `{"type": "focus", "element": "room-a101"}`. Errors name what is wrong with the command.
 #[cfg(target_arch = "wasm32")]

@@ -3,6 +3,7 @@
 //! The page's panels call these; they never reach into the app otherwise.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bevy::prelude::*;
 use serde::Deserialize;
@@ -33,6 +34,17 @@ pub enum PageCommand {
     Viewpoint { id: String },
 }
 
+/// Frames the app has run: the page's kiosk watchdog reloads when this stops growing.
+static FRAMES: AtomicU32 = AtomicU32::new(0);
+
+pub fn frame_count() -> u32 {
+    FRAMES.load(Ordering::Relaxed)
+}
+
+fn count_frame() {
+    FRAMES.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Commands the page sent since the last frame. The browser calls in between frames, from
 /// outside the ECS, so they wait here.
 static PENDING: Mutex<Vec<PageCommand>> = Mutex::new(Vec::new());
@@ -60,6 +72,7 @@ pub(super) fn plugin(app: &mut App) {
     app.add_message::<PageCommand>()
         .init_resource::<SearchResults>()
         .add_systems(PreUpdate, drain_pending_commands)
+        .add_systems(Last, count_frame)
         .add_systems(Update, (keyboard_commands, apply_commands).chain().run_if(ready));
 }
 

@@ -117,8 +117,11 @@ fn request_scene_file(mut commands: Commands, config: Res<ViewerConfig>, mut pha
 /// Reads the scene file in any format, then the twin and model files it names (relative to it).
 async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
     let text = read_text(&request.url).await?;
-    let options =
-        ImportOptions { scene: request.scene.as_deref(), mesh: request.mesh.as_deref(), ..Default::default() };
+    let options = ImportOptions {
+        scene: request.scene.as_deref(),
+        mesh: request.mesh.as_deref(),
+        ..Default::default()
+    };
     let Imported { format, mut scene, notes } = import::import(&text, &options).map_err(|e| e.to_string())?;
     if let Some(file) = scene.twins_file.clone() {
         let url = resolve(&request.url, &file)?;
@@ -354,7 +357,10 @@ async fn read_text(url: &str) -> Result<String, String> {
     }
     let length = response.headers().get("content-length").and_then(|l| l.parse::<usize>().ok());
     if let Some(length) = length.filter(|&l| l > import::MAX_SCENE_BYTES) {
-        return Err(format!("{length} bytes is more than the {} bytes a scene file may have", import::MAX_SCENE_BYTES));
+        return Err(format!(
+            "{length} bytes is more than the {} bytes a scene file may have",
+            import::MAX_SCENE_BYTES
+        ));
     }
     response.text().await.map_err(|e| e.to_string())
 }
@@ -364,7 +370,10 @@ async fn read_text(url: &str) -> Result<String, String> {
 async fn read_text(path: &str) -> Result<String, String> {
     let length = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if length > import::MAX_SCENE_BYTES as u64 {
-        return Err(format!("{length} bytes is more than the {} bytes a scene file may have", import::MAX_SCENE_BYTES));
+        return Err(format!(
+            "{length} bytes is more than the {} bytes a scene file may have",
+            import::MAX_SCENE_BYTES
+        ));
     }
     std::fs::read_to_string(path).map_err(|e| e.to_string())
 }

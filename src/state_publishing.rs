@@ -401,7 +401,8 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
             .properties
             .keys()
             .filter_map(|name| {
-                twinscene_core::units::property_unit(models, &twin.model, name).map(|unit| (name.clone(), unit))
+                twinscene_core::units::property_unit(models, &twin.model, name)
+                    .map(|unit| (name.clone(), unit))
             })
             .collect(),
         _ => Default::default(),

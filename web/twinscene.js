@@ -83,6 +83,9 @@ button[aria-pressed="true"] { background: var(--ts-accent, #38bdf8); color: #0b1
 .banner.open { display: block; }
 :host([data-state="failed"]) .banner { display: none; }
 .trend { display: block; width: 100%; height: 22px; }
+:host([kiosk]) .toolbar, :host([kiosk]) .results, :host([kiosk]) .layers, :host([kiosk]) .inspector .close { display: none !important; }
+:host([kiosk]) .banner { top: 50%; transform: translate(-50%, -50%); font-size: 22px; padding: 16px 24px; max-width: 80%; text-align: center; }
+:host([kiosk]) .banner.stale { background: #4c1d95; color: #ede9fe; }
 .trend polyline { fill: none; stroke: var(--ts-accent, #38bdf8); stroke-width: 1.5; }
 @media (max-width: 520px) { .toolbar input { width: 100px; } .legend { display: none; } .inspector { width: min(300px, 60%); } }
 `;
@@ -179,6 +182,10 @@ export class TwinSceneElement extends HTMLElement {
   #failed = false;
 
   static get observedAttributes() { return ['selected', 'camera']; }
+  /** The kiosk controller while the `kiosk` attribute is set (see `Kiosk`). */
+  #kiosk = null;
+  /** The wasm instance's exports: its linear memory and frame counter, for kiosk and soak. */
+  #exports = null;
 
   /** The state the viewer last published (see docs/embedding.md), or undefined while loading. */
   get state() { return this.canvas?.twinscene; }
@@ -206,7 +213,14 @@ export class TwinSceneElement extends HTMLElement {
 
   disconnectedCallback() {
     cancelAnimationFrame(this.#frame);
+    this.#kiosk?.stop();
   }
+
+  /** Bytes of the viewer's wasm linear memory (it only grows; a kiosk's must level off). */
+  get wasmMemoryBytes() { return this.#exports?.memory?.buffer?.byteLength ?? 0; }
+
+  /** Frames the viewer has run; the kiosk watchdog reloads the page when this stops. */
+  get frameCount() { return this.#viewer?.frame_count?.() ?? 0; }
 
   /** Sends a command to the viewer (see docs); returns false before the viewer runs. */
   command(command) {
@@ -248,7 +262,7 @@ export class TwinSceneElement extends HTMLElement {
     const module = await compiledModule;
     // A module instance per viewer: the glue imported under its own URL gets its own memory.
     const viewer = await import(`/pkg/twinscene_viewer.js?instance=${this.instance}`);
-    await viewer.default({ module_or_path: module });
+    this.#exports = await viewer.default({ module_or_path: module });
     this.#viewer = viewer;
     // `mesh` replaces the scene's mesh (a peer file's blob URL this site cannot fetch);
     // `scene-name` picks one scene of a 3D Scenes configuration.
@@ -267,6 +281,10 @@ export class TwinSceneElement extends HTMLElement {
       this.#frame = requestAnimationFrame(render);
     };
     render();
+    if (this.hasAttribute('kiosk')) {
+      this.#kiosk = new Kiosk(this);
+      this.#kiosk.start();
+    }
   }
 
   /** Fetches the wasm bundle, showing the bytes received; returns a Response that still
@@ -498,7 +516,12 @@ export class TwinSceneElement extends HTMLElement {
     const detail = ({ id, element, badge }) => ({ element: id, twin: element.twin, ...badge });
     const before = previous?.ready ? badgesOf(previous) : new Map();
     const now = badgesOf(state);
-    for (const [key, alert] of now) if (!before.has(key)) this.#emit('alert', detail(alert));
+    for (const [key, alert] of now) {
+      if (before.has(key)) continue;
+      this.#emit('alert', detail(alert));
+      // Alerts already there when the scene became ready are not news to a kiosk.
+      if (previous?.ready) this.#kiosk?.onAlert(alert.id);
+    }
     for (const [key, alert] of before) if (!now.has(key)) this.#emit('alert-cleared', detail(alert));
   }
 
@@ -529,7 +552,15 @@ export class TwinSceneElement extends HTMLElement {
   #renderBanner(state) {
     const banner = this.$('banner');
     const offline = state?.state === 'ready' && state.live === 'offline';
-    banner.classList.toggle('open', offline);
+    // A kiosk nobody watches closely says plainly when what it shows is old.
+    const stale = Boolean(this.#kiosk) && state?.state === 'ready' && liveState(state) === 'stale';
+    banner.classList.toggle('open', offline || stale);
+    banner.classList.toggle('stale', stale && !offline);
+    if (stale && !offline) {
+      const text = `Stale data: ${state.staleCount} element${state.staleCount === 1 ? '' : 's'} without updates for more than ${formatSeconds(state.staleAfterSeconds)}`;
+      if (banner.textContent !== text) banner.textContent = text;
+      return;
+    }
     if (!offline) return;
     const left = Math.max(0, (state.liveRetryInMs ?? 0) - (performance.now() - state.publishedAt));
     const text = left > 500 ? `retrying in ${Math.ceil(left / 1000)} s` : 'retrying now…';
@@ -632,5 +663,124 @@ export class TwinSceneElement extends HTMLElement {
     this.#failed = true;
   }
 }
+
+/**
+ * Kiosk mode (`<twin-scene kiosk>`), for displays nobody operates: no controls; a tour through
+ * the scene's viewpoints (`kiosk-dwell` seconds each, default 20); a new alert interrupts it:
+ * the camera flies to the element and holds (`kiosk-hold` seconds, default 30), then the tour
+ * resumes; the screen is kept awake (Screen Wake Lock, re-taken when the page is shown again);
+ * a watchdog reloads the page when the viewer stops producing frames for `kiosk-watchdog`
+ * seconds (default 60) or panics. The live link reconnects forever on its own. The host's
+ * `data-kiosk` says `tour` or `alert`, `data-kiosk-view` the viewpoint shown, and a `kiosk`
+ * event reports every change.
+ */
+class Kiosk {
+  #host;
+  #timer = 0;
+  #watchdog = 0;
+  #wakeLock = null;
+  #viewIndex = -1;
+  #lastFrames = -1;
+  #quietSince = 0;
+  #onVisibility = () => { if (document.visibilityState === 'visible') this.#keepAwake(); };
+  #onConsoleError = null;
+
+  constructor(host) { this.#host = host; }
+
+  #seconds(name, fallback) {
+    const value = Number(this.#host.getAttribute(name));
+    return value > 0 ? value * 1000 : fallback * 1000;
+  }
+
+  start() {
+    this.#keepAwake();
+    document.addEventListener('visibilitychange', this.#onVisibility);
+    this.#watchPanics();
+    this.#watchdog = setInterval(() => this.#checkFrames(), WATCHDOG_TICK_MS);
+    // Ten healthy minutes forgive earlier reloads.
+    setTimeout(() => sessionStorage.removeItem('twinscene-kiosk-reloads'), 10 * 60_000);
+    this.#tour();
+  }
+
+  stop() {
+    clearTimeout(this.#timer);
+    clearInterval(this.#watchdog);
+    document.removeEventListener('visibilitychange', this.#onVisibility);
+    this.#wakeLock?.release?.().catch(() => {});
+    if (this.#onConsoleError) console.error = this.#onConsoleError;
+  }
+
+  #report(mode, detail) {
+    this.#host.dataset.kiosk = mode;
+    if (detail.viewpoint) this.#host.dataset.kioskView = detail.viewpoint;
+    this.#host.dispatchEvent(new CustomEvent('kiosk', { detail: { mode, ...detail }, bubbles: true, composed: true }));
+  }
+
+  /** Shows the next viewpoint now and schedules the one after. */
+  #tour() {
+    clearTimeout(this.#timer);
+    const views = this.#host.state?.viewpoints ?? [];
+    if (this.#host.state?.ready && views.length) {
+      this.#viewIndex = (this.#viewIndex + 1) % views.length;
+      const id = views[this.#viewIndex].id;
+      this.#host.select(null);
+      this.#host.viewpoint(id);
+      this.#report('tour', { viewpoint: id });
+    } else if (this.#host.state?.ready) {
+      this.#report('tour', {});
+    }
+    // Before the scene is ready, try again soon; then every dwell.
+    this.#timer = setTimeout(() => this.#tour(), this.#host.state?.ready ? this.#seconds('kiosk-dwell', 20) : 500);
+  }
+
+  onAlert(element) {
+    clearTimeout(this.#timer);
+    this.#host.focus(element);
+    this.#report('alert', { element });
+    this.#timer = setTimeout(() => this.#tour(), this.#seconds('kiosk-hold', 30));
+  }
+
+  async #keepAwake() {
+    try {
+      this.#wakeLock = await navigator.wakeLock?.request('screen');
+    } catch {
+      // Not allowed (hidden page, no permission) or not supported: the display's own settings apply.
+    }
+  }
+
+  #checkFrames() {
+    // Browsers pause hidden pages' frames on purpose.
+    if (document.visibilityState !== 'visible') { this.#quietSince = 0; return; }
+    const frames = this.#host.frameCount;
+    const now = performance.now();
+    if (frames !== this.#lastFrames) {
+      this.#lastFrames = frames;
+      this.#quietSince = now;
+    } else if (this.#quietSince && now - this.#quietSince > this.#seconds('kiosk-watchdog', 60)) {
+      this.#reload(`no frames for ${Math.round((now - this.#quietSince) / 1000)} s`);
+    }
+  }
+
+  /** A Rust panic reaches the console as "panicked at"; the app is dead after it. */
+  #watchPanics() {
+    const original = console.error;
+    this.#onConsoleError = original;
+    console.error = (...args) => {
+      original.apply(console, args);
+      if (args.some((a) => String(a).includes('panicked at'))) this.#reload('the viewer panicked');
+    };
+  }
+
+  #reload(why) {
+    if (this.#host.dataset.kiosk === 'reloading') return;
+    this.#report('reloading', { reason: why });
+    // Back off when reloads repeat (a scene that panics on load must not spin the CPU).
+    const count = Number(sessionStorage.getItem('twinscene-kiosk-reloads') ?? 0) + 1;
+    sessionStorage.setItem('twinscene-kiosk-reloads', String(count));
+    setTimeout(() => location.reload(), Math.min(5 * 60_000, 2_000 * 2 ** Math.min(count, 8)));
+  }
+}
+
+const WATCHDOG_TICK_MS = 5_000;
 
 customElements.define('twin-scene', TwinSceneElement);

@@ -83,7 +83,7 @@ function indent(text) {
  * @param {{ scene?: string, extraArgs?: string[] }} [options]
  * @returns {Promise<{ url: string, stop: () => Promise<void>, output: () => string, process: import('node:child_process').ChildProcess }>}
  */
-export async function startServer({ scene = 'scenes/demo.json', extraArgs = [] } = {}) {
+export async function startServer({ scene = 'scenes/demo.json', extraArgs = [], port = 0 } = {}) {
   const bin = process.env.TWINSCENE_BIN ?? 'target/debug/twinscene';
   const dist = process.env.TWINSCENE_DIST ?? 'target/web';
   const binPath = path.resolve(REPO_ROOT, bin);
@@ -93,7 +93,9 @@ export async function startServer({ scene = 'scenes/demo.json', extraArgs = [] }
         'or point TWINSCENE_BIN at it',
     );
   }
-  const args = ['serve', '--scene', scene, '--port', '0', '--dist', dist, ...extraArgs];
+  // In memory unless a test asks for a database: every test starts from the scene's twins.
+  const storage = extraArgs.includes('--db') ? [] : ['--memory'];
+  const args = ['serve', '--scene', scene, '--port', String(port), '--dist', dist, ...storage, ...extraArgs];
   const child = spawn(binPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, NO_COLOR: '1' },

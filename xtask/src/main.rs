@@ -23,10 +23,14 @@ struct Cli {
 enum Task {
     /// Build the viewer for the browser (wasm32, release) and run wasm-bindgen into target/web.
     BuildWeb,
-    /// Build the web bundle, then serve the demo scene with simulated live data.
+    /// Build the web bundle, then serve a demo scene with simulated live data.
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// `duplex` (the twinscene demo building) or `water-tank` (an AWS IoT TwinMaker scene,
+        /// served as published, with starting values from scenes/water-tank/twins.json).
+        #[arg(long, default_value = "duplex")]
+        scene: String,
     },
     /// Run the workspace tests and the browser tests.
     Test {
@@ -36,6 +40,18 @@ enum Task {
     },
     /// Check formatting and run clippy with warnings as errors.
     Lint,
+    /// Run the kiosk page in headless Chromium for N minutes against a simulated, periodically
+    /// restarted server; fail if memory or DOM size grows after warm-up (tests/soak/soak.mjs).
+    Soak {
+        #[arg(long, default_value_t = 3.0)]
+        minutes: f64,
+        /// Seconds between server restarts.
+        #[arg(long, default_value_t = 60)]
+        restart_every: u32,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10)]
+        sample_every: u32,
+    },
 }
 
 type TaskResult = Result<(), String>;
@@ -49,9 +65,10 @@ fn main() -> ExitCode {
     }
     let result = match cli.task {
         Task::BuildWeb => build_web(),
-        Task::Demo { port } => demo(port),
+        Task::Demo { port, scene } => demo(port, &scene),
         Task::Test { no_browser } => test(no_browser),
         Task::Lint => lint(),
+        Task::Soak { minutes, restart_every, sample_every } => soak(minutes, restart_every, sample_every),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,24 +135,22 @@ fn build_web() -> TaskResult {
     Ok(())
 }
 
-fn demo(port: u16) -> TaskResult {
+fn demo(port: u16, scene: &str) -> TaskResult {
+    let scene_args: &[&str] = match scene {
+        "duplex" => &["--scene", "scenes/demo.json"],
+        "water-tank" => &[
+            "--scene",
+            "scenes/water-tank/CookieFactoryWaterTank.scene.json",
+            "--twins",
+            "scenes/water-tank/twins.json",
+        ],
+        other => return Err(format!("no demo scene {other:?}; choose duplex or water-tank")),
+    };
     build_web()?;
     let port = port.to_string();
-    run(
-        "cargo",
-        &[
-            "run",
-            "-p",
-            "twinscene-server",
-            "--",
-            "serve",
-            "--scene",
-            "scenes/demo.json",
-            "--simulate",
-            "--port",
-            &port,
-        ],
-    )
+    let mut args = vec!["run", "-p", "twinscene-server", "--", "serve", "--simulate", "--port", &port];
+    args.extend_from_slice(scene_args);
+    run("cargo", &args)
 }
 
 fn test(no_browser: bool) -> TaskResult {
@@ -154,6 +169,29 @@ fn test(no_browser: bool) -> TaskResult {
     run_with_env(
         "node",
         &["--test", "--test-concurrency=1", "tests/e2e/"],
+        &[("TWINSCENE_BIN", "target/debug/twinscene"), ("TWINSCENE_DIST", WEB_DIST)],
+    )
+}
+
+fn soak(minutes: f64, restart_every: u32, sample_every: u32) -> TaskResult {
+    build_web()?;
+    run("cargo", &["build", "-p", "twinscene-server"])?;
+    if !Path::new("node_modules/playwright-core").exists() {
+        run("npm", &["ci", "--no-audit", "--no-fund"])?;
+    }
+    let (minutes, restart_every, sample_every) =
+        (minutes.to_string(), restart_every.to_string(), sample_every.to_string());
+    run_with_env(
+        "node",
+        &[
+            "tests/soak/soak.mjs",
+            "--minutes",
+            &minutes,
+            "--restart-every",
+            &restart_every,
+            "--sample-every",
+            &sample_every,
+        ],
         &[("TWINSCENE_BIN", "target/debug/twinscene"), ("TWINSCENE_DIST", WEB_DIST)],
     )
 }

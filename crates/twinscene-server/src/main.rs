@@ -62,10 +62,21 @@ struct ServeArgs {
     /// The server config file (TOML): tokens, limits, history retention, MQTT bridge.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The SQLite database that keeps twin state and history across restarts. Without it the
-    /// state lives in memory and starts from the scene file on every start.
-    #[arg(long)]
+    /// The SQLite database that keeps twin state and history across restarts (default:
+    /// `twinscene-data/<scene file name>.sqlite` in the working directory). A database that
+    /// already holds state wins over the scene file's twins.
+    #[arg(long, conflicts_with = "memory")]
     db: Option<PathBuf>,
+    /// Keep state in memory only: every start begins from the scene file's twins.
+    #[arg(long)]
+    memory: bool,
+    /// Twins to merge into the scene's (an ADT twin array, query page or ADT Explorer export):
+    /// starting values for a peer scene file that has none.
+    #[arg(long)]
+    twins: Option<PathBuf>,
+    /// DTDL models to merge into the scene's (an array of interfaces or an ADT model page).
+    #[arg(long)]
+    models: Option<PathBuf>,
     /// Random-walk twin temperatures, for a demo without a data source.
     #[arg(long)]
     simulate: bool,
@@ -121,17 +132,35 @@ async fn server_main(command: Command) -> ExitCode {
     }
 }
 
+/// One database per scene file, so that serving another scene never shows the first one's twins.
+fn default_db_path(scene: &std::path::Path) -> PathBuf {
+    let name = scene.file_name().map_or_else(|| "scene".into(), |name| name.to_string_lossy());
+    PathBuf::from("twinscene-data").join(format!("{name}.sqlite"))
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let scene = LoadedScene::load(&args.scene).map_err(|error| error.to_string())?;
+    let mut scene = LoadedScene::load(&args.scene).map_err(|error| error.to_string())?;
+    for (file, is_twins) in [(&args.twins, true), (&args.models, false)] {
+        let Some(file) = file else { continue };
+        let text =
+            std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let merged =
+            if is_twins { scene.scene.merge_twin_file(&text) } else { scene.scene.merge_models_file(&text) };
+        merged.map_err(|e| format!("{}: {e}", file.display()))?;
+    }
     let config = match &args.config {
         Some(path) => ServerConfig::load(path).map_err(|error| error.to_string())?,
         None => ServerConfig::default(),
     };
-    let storage: Arc<dyn Storage> = match &args.db {
-        Some(path) => {
-            Arc::new(SqliteStorage::open(path, config.storage.sync).map_err(|error| error.to_string())?)
+    let storage: Arc<dyn Storage> = if args.memory {
+        Arc::new(SqliteStorage::in_memory().map_err(|error| error.to_string())?)
+    } else {
+        let path = args.db.clone().unwrap_or_else(|| default_db_path(&args.scene));
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        None => Arc::new(SqliteStorage::in_memory().map_err(|error| error.to_string())?),
+        tracing::info!("twin state is kept in {}", path.display());
+        Arc::new(SqliteStorage::open(&path, config.storage.sync).map_err(|error| error.to_string())?)
     };
     let dirs = StaticDirs { dist: args.dist, web: args.web, ..StaticDirs::default() };
     let state = AppState::with_storage(scene, dirs, LiveTimings::default(), config, storage)

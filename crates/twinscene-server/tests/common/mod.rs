@@ -314,9 +314,12 @@ impl Binary {
     /// for its "listening" line.
     pub fn serve(args: &[&str]) -> Self {
         let port: &[&str] = if args.contains(&"--port") { &[] } else { &["--port", "0"] };
+        // Tests that do not name a database keep state in memory (the default is a file).
+        let storage: &[&str] = if args.contains(&"--db") { &[] } else { &["--memory"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_twinscene"))
             .arg("serve")
             .args(port)
+            .args(storage)
             .arg("--scene")
             .arg(demo_scene_path())
             .args(args)

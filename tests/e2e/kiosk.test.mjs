@@ -1,0 +1,65 @@
+// Kiosk mode (web/examples/kiosk.html): no controls, a tour through the scene's viewpoints, and
+// a new alert interrupts the tour: the camera flies to the element and holds, then the tour goes on.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { REPO_ROOT, openViewer, readTwinscene, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+
+const DWELL_SECONDS = 2;
+const HOLD_SECONDS = 3;
+
+let server;
+let viewer;
+const diagnostics = {};
+
+before(async () => {
+  server = await startServer();
+  diagnostics.server = server;
+});
+
+after(async () => {
+  await viewer?.close();
+  await server?.stop();
+});
+
+
+test('a kiosk tours the viewpoints, flies to a new alert, holds, then tours on', { timeout: 240_000 }, () =>
+  withDiagnostics(diagnostics, async () => {
+    viewer = await openViewer(server.url, { path: `/examples/kiosk.html?dwell=${DWELL_SECONDS}&hold=${HOLD_SECONDS}` });
+    diagnostics.viewer = viewer;
+    const { page } = viewer;
+    await waitForReady(page);
+    await waitForState(page, () => window.twinscene.live === 'live');
+    const toolbarShown = await page.evaluate(
+      () => getComputedStyle(document.querySelector("twin-scene").shadowRoot.querySelector(".toolbar")).display !== "none");
+    assert.equal(toolbarShown, false, 'a kiosk shows no controls');
+
+    // The tour visits the scene's viewpoints in order.
+    const viewpoints = await readTwinscene(page, (ts) => ts.viewpoints.map((v) => v.id));
+    assert.ok(viewpoints.length >= 2, 'the demo scene has viewpoints to tour');
+    await waitForState(page, () => Boolean(document.querySelector('twin-scene').dataset.kioskView));
+    const first = await page.evaluate(() => document.querySelector('twin-scene').dataset.kioskView);
+    const next = viewpoints[(viewpoints.indexOf(first) + 1) % viewpoints.length];
+    await waitForState(page, (id) => document.querySelector('twin-scene').dataset.kioskView === id, next, 30_000);
+
+    // A room overheats: the kiosk flies to it and holds.
+    const demo = JSON.parse(await readFile(path.join(REPO_ROOT, 'scenes/demo.json'), 'utf8'));
+    const room = demo.elements.find((e) => e.id.startsWith('room-'));
+    const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(room.twin)}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: JSON.stringify([{ op: 'replace', path: '/temperature', value: 35 }]),
+    });
+    assert.equal(response.status, 204);
+    await waitForState(page, (id) => window.twinscene.elements[id]?.badges.length > 0, room.id);
+    await waitForState(page, () => document.querySelector('twin-scene').dataset.kiosk === 'alert');
+    await waitForState(page, (id) => window.twinscene.selected === id, room.id);
+    // After the hold, the tour resumes and lets go of the alert's element.
+    await waitForState(page, () => document.querySelector('twin-scene').dataset.kiosk === 'tour', undefined, 30_000);
+    await waitForState(page, () => window.twinscene.selected === null);
+    assert.ok((await page.evaluate(() => document.querySelector('twin-scene').frameCount)) > 0, 'the viewer reports its frames');
+    viewer.assertNoPanics();
+  }),
+);
