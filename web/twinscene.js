@@ -680,6 +680,8 @@ class Kiosk {
   #watchdog = 0;
   #wakeLock = null;
   #viewIndex = -1;
+  /** The latest alert that came during a hold. */
+  #waiting = null;
   #lastFrames = -1;
   #quietSince = 0;
   #onVisibility = () => { if (document.visibilityState === 'visible') this.#keepAwake(); };
@@ -733,11 +735,26 @@ class Kiosk {
     this.#timer = setTimeout(() => this.#tour(), this.#host.state?.ready ? this.#seconds('kiosk-dwell', 20) : 500);
   }
 
+  /** A new alert: fly to it and hold. One that comes during a hold waits for the hold to end
+   * (the latest one wins), so a burst of alerts cannot keep the camera jumping. */
   onAlert(element) {
+    if (this.#host.dataset.kiosk === 'alert') {
+      this.#waiting = element;
+      return;
+    }
     clearTimeout(this.#timer);
     this.#host.focus(element);
     this.#report('alert', { element });
-    this.#timer = setTimeout(() => this.#tour(), this.#seconds('kiosk-hold', 30));
+    this.#timer = setTimeout(() => this.#afterHold(), this.#seconds('kiosk-hold', 30));
+  }
+
+  #afterHold() {
+    const next = this.#waiting;
+    this.#waiting = null;
+    const stillAlerting = next && this.#host.state?.elements?.[next]?.badges?.length > 0;
+    this.#host.dataset.kiosk = 'tour';
+    if (stillAlerting) this.onAlert(next);
+    else this.#tour();
   }
 
   async #keepAwake() {

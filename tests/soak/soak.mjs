@@ -34,6 +34,8 @@ const port = Number(options.port);
 /** The share of the run that is warm-up: caches fill, the JIT settles, the first snapshot lands. */
 const WARM_UP_SHARE = 0.25;
 const MAX_GROWTH = 0.05;
+/** A badge (wrapper, button, icon, text) and an alert list entry (button, dot, severity), plus slack. */
+const MAX_NODES_PER_ALERT = 12;
 
 const dbDir = await mkdtemp(path.join(tmpdir(), 'twinscene-soak-'));
 const serverArgs = [
@@ -77,7 +79,12 @@ try {
       return {
         wasmBytes: host.wasmMemoryBytes,
         frames: host.frameCount,
-        domNodes: document.getElementsByTagName('*').length + host.shadowRoot.querySelectorAll('*').length,
+        // Badges and the alert list follow how many alerts are active (the simulator's alarms
+        // come and go); they are counted apart, per active alert, so a leak shows in either.
+        domNodes: document.getElementsByTagName('*').length + host.shadowRoot.querySelectorAll('*').length -
+          host.shadowRoot.querySelectorAll('[data-role="badges"] *, [data-role="alerts"] *').length,
+        alertNodes: host.shadowRoot.querySelectorAll('[data-role="badges"] *, [data-role="alerts"] *').length,
+        activeAlerts: Object.values(window.twinscene?.elements ?? {}).reduce((n, e) => n + e.badges.length, 0),
         live: window.twinscene?.live,
         seq: window.twinscene?.seq,
         kiosk: host.dataset.kiosk,
@@ -109,6 +116,9 @@ for (const key of ['jsHeapBytes', 'wasmBytes', 'domNodes']) {
   const final = median(afterWarmUp.slice(-3).map((s) => s[key]));
   growth[key] = { baseline, final, growth: baseline > 0 ? (final - baseline) / baseline : 0 };
 }
+// Nodes per active alert must stay what they are: a badge and a list entry each.
+const perAlert = afterWarmUp.filter((s) => s.activeAlerts > 0).map((s) => s.alertNodes / s.activeAlerts);
+const maxNodesPerAlert = perAlert.length ? Math.max(...perAlert) : 0;
 const frameGaps = afterWarmUp.slice(1).filter((s, i) => s.frames <= afterWarmUp[i].frames).length;
 const report = {
   machine: 'see the closing note',
@@ -118,6 +128,7 @@ const report = {
   samples,
   growth,
   frameGaps,
+  maxNodesPerAlert,
   kioskEvents: kioskEvents.length,
   reloads: kioskEvents.filter((e) => e.mode === 'reloading').length,
 };
@@ -127,8 +138,10 @@ console.log('soak growth after warm-up:');
 for (const [key, { baseline, final, growth: g }] of Object.entries(growth)) {
   console.log(`  ${key}: ${baseline} -> ${final} (${(g * 100).toFixed(2)} %)`);
 }
+console.log(`  DOM nodes per active alert: at most ${maxNodesPerAlert.toFixed(1)}`);
 console.log(`  restarts ${restarts}, kiosk events ${report.kioskEvents}, reloads ${report.reloads}, frame stalls ${frameGaps}`);
 const failures = Object.entries(growth).filter(([, g]) => g.growth > MAX_GROWTH).map(([key, g]) => `${key} grew ${(g.growth * 100).toFixed(1)} %`);
+if (maxNodesPerAlert > MAX_NODES_PER_ALERT) failures.push(`${maxNodesPerAlert.toFixed(1)} DOM nodes per active alert`);
 if (frameGaps > 0) failures.push(`frames stopped in ${frameGaps} sampling interval(s)`);
 if (report.reloads > 0) failures.push(`the kiosk reloaded ${report.reloads} time(s)`);
 if (failures.length) {
