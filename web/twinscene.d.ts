@@ -32,6 +32,10 @@ export interface TwinsceneState {
   staleCount: number;
   staleAfterSeconds: number | null;
   scene: string | null;
+  /** The scene file's format, told by content. */
+  sourceFormat: 'twinscene' | 'adt-3dscenes' | 'twinmaker' | 'adt-explorer' | null;
+  /** What the scene file has that the viewer does not show (`pointer: message`). */
+  importNotes: string[];
   elements: Record<string, TwinsceneElementState>;
   missingNodes: [string, string][];
   selected: string | null;
@@ -72,6 +76,8 @@ export interface TwinsceneEventMap {
   alert: CustomEvent<TwinsceneAlertDetail>;
   'alert-cleared': CustomEvent<TwinsceneAlertDetail>;
   /** `status` is the global indicator: the link's state, or `stale` while connected with stale elements. */
+  /** Kiosk mode changed: touring, holding on an alert, or reloading after a stall or panic. */
+  kiosk: CustomEvent<{ mode: 'tour' | 'alert' | 'reloading'; viewpoint?: string; element?: string; reason?: string }>;
   'live-status': CustomEvent<{ status: TwinsceneState['live'] | 'stale'; error: string | null; retryInMs: number | null; staleCount: number }>;
   error: CustomEvent<{ message: string }>;
 }
@@ -86,6 +92,10 @@ export declare class TwinSceneElement extends HTMLElement {
   setLayer(layer: string, visible: boolean): boolean;
   viewpoint(id: string): boolean;
   getTwin(id: string): Promise<Record<string, unknown>>;
+  /** Frames the viewer has run (the kiosk watchdog checks that it grows). */
+  readonly frameCount: number;
+  /** Bytes of the viewer's wasm linear memory. */
+  readonly wasmMemoryBytes: number;
   addEventListener<K extends keyof TwinsceneEventMap>(
     type: K,
     listener: (this: TwinSceneElement, event: TwinsceneEventMap[K]) => unknown,
