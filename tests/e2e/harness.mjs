@@ -524,15 +524,15 @@ export function waitForState(page, predicate, arg, timeout = 60_000) {
 
 /**
  * One server and one viewer for all tests of a file: registers node:test `before`/`after`
- * hooks and returns `{ server, viewer, diagnostics }`, filled in once the viewer is ready (and
- * its live link is up, unless `live` is false).
+ * hooks and returns `{ server, viewer, diagnostics }`, filled in once the viewer (on the page at
+ * `path`) is ready (and its live link is up, unless `live` is false).
  */
-export function useViewer({ live = true } = {}) {
+export function useViewer({ live = true, path: pagePath = '/' } = {}) {
   const context = { server: undefined, viewer: undefined, diagnostics: {} };
   before(async () => {
     context.server = await startServer();
     context.diagnostics.server = context.server;
-    context.viewer = await openViewer(context.server.url);
+    context.viewer = await openViewer(context.server.url, { path: pagePath });
     context.diagnostics.viewer = context.viewer;
     await waitForReady(context.viewer.page);
     if (live) await waitForState(context.viewer.page, () => window.twinscene.live === 'live');

@@ -3,35 +3,19 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { REPO_ROOT, openViewer, readTwinscene, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, readTwinscene, useViewer, waitForState, withDiagnostics } from './harness.mjs';
 
 const DWELL_SECONDS = 2;
 const HOLD_SECONDS = 3;
 
-let server;
-let viewer;
-const diagnostics = {};
-
-before(async () => {
-  server = await startServer();
-  diagnostics.server = server;
-});
-
-after(async () => {
-  await viewer?.close();
-  await server?.stop();
-});
-
+const context = useViewer({ path: `/examples/kiosk.html?dwell=${DWELL_SECONDS}&hold=${HOLD_SECONDS}` });
 
 test('a kiosk tours the viewpoints, flies to a new alert, holds, then tours on', { timeout: 240_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    viewer = await openViewer(server.url, { path: `/examples/kiosk.html?dwell=${DWELL_SECONDS}&hold=${HOLD_SECONDS}` });
-    diagnostics.viewer = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { server, viewer } = context;
     const { page } = viewer;
-    await waitForReady(page);
-    await waitForState(page, () => window.twinscene.live === 'live');
     const toolbarShown = await page.evaluate(
       () => getComputedStyle(document.querySelector("twin-scene").shadowRoot.querySelector(".toolbar")).display !== "none");
     assert.equal(toolbarShown, false, 'a kiosk shows no controls');

@@ -3,17 +3,15 @@
 // the FlowMeter's model shader rule "AlwaysOn" paints it #d13212 and "TransparencyOn" makes the
 // SupplyTank translucent; what the file has that twinscene does not show is listed, not dropped.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
   decodePng,
   hexToRgb,
   hueDistance,
   hueOf,
-  openViewer,
   readTwinscene,
-  startServer,
-  waitForReady,
+  useViewer,
   withDiagnostics,
 } from './harness.mjs';
 
@@ -23,26 +21,12 @@ const SAMPLE_RADIUS = 14;
 const MIN_MATCHING_PIXELS = 10;
 const PIXEL_DEADLINE_MS = 20_000;
 
-let server;
-let viewer;
-const diagnostics = {};
-
-before(async () => {
-  server = await startServer();
-  diagnostics.server = server;
-});
-
-after(async () => {
-  await viewer?.close();
-  await server?.stop();
-});
+const context = useViewer({ live: false, path: `/?scene=${encodeURIComponent(TWINMAKER_SCENE)}&live=off` });
 
 test('a TwinMaker scene loads by URL and its rule maps color the model', { timeout: 240_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    viewer = await openViewer(server.url, { path: `/?scene=${encodeURIComponent(TWINMAKER_SCENE)}&live=off` });
-    diagnostics.viewer = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { viewer } = context;
     const { page } = viewer;
-    await waitForReady(page);
     const state = await readTwinscene(page);
     assert.equal(state.sourceFormat, 'twinmaker');
     assert.deepEqual(state.missingNodes, [], 'every SubModelRef selector names a node of the GLB');
