@@ -61,6 +61,8 @@ pub struct StartOptions {
 /// Builds the viewer app; the caller runs it.
 pub fn build_app(config: ViewerConfig) -> App {
     let mut app = App::new();
+    // Before the asset plugin: the in-memory source the web viewer loads fetched GLBs from.
+    scene_loading::register_mesh_source(&mut app);
     app.add_plugins(
         DefaultPlugins
             .set(WindowPlugin {

@@ -56,6 +56,40 @@ pub struct ElementBounds {
     pub scene: (Vec3, Vec3),
 }
 
+/// In the browser, a GLB is fetched by the viewer itself (any origin the server allows, with
+/// byte progress) and handed to Bevy from memory under this asset source; other models load
+/// through Bevy's own reader from the page's site.
+pub const MESH_SOURCE: &str = "twinscene-mesh";
+
+/// The in-memory files behind [`MESH_SOURCE`].
+#[derive(Resource, Clone, Default)]
+pub struct MeshMemory(pub bevy::asset::io::memory::Dir);
+
+/// Bytes of the mesh received and expected (0 when unknown), while it downloads.
+pub static MESH_BYTES: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64) =
+    (std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0));
+
+/// Registers [`MESH_SOURCE`]; must run before the asset plugin is added.
+pub fn register_mesh_source(app: &mut App) {
+    use bevy::asset::AssetApp;
+    use bevy::asset::io::AssetSourceBuilder;
+    use bevy::asset::io::memory::MemoryAssetReader;
+    let memory = MeshMemory::default();
+    let root = memory.0.clone();
+    app.register_asset_source(
+        MESH_SOURCE,
+        AssetSourceBuilder::new(move || Box::new(MemoryAssetReader { root: root.clone() })),
+    );
+    app.insert_resource(memory);
+}
+
+/// The mesh bytes being downloaded (web), delivered by the fetch task.
+#[derive(Resource)]
+struct MeshDownload {
+    url: String,
+    receiver: Receiver<Result<Vec<u8>, String>>,
+}
+
 /// The root entity of the spawned model.
 #[derive(Component)]
 struct ModelRoot;
@@ -96,7 +130,8 @@ pub(super) fn plugin(app: &mut App) {
         Update,
         (
             receive_scene_file.run_if(loading(LoadStage::Scene)),
-            watch_model_load.run_if(loading(LoadStage::Mesh)),
+            receive_mesh_bytes.run_if(resource_exists::<MeshDownload>),
+            watch_model_load.run_if(loading(LoadStage::Mesh).and_then(resource_exists::<PendingModel>)),
             measure_elements.run_if(loading(LoadStage::Layout)),
         ),
     );
@@ -176,11 +211,47 @@ fn receive_scene_file(
         Err(message) => return phase.fail(format!("cannot load mesh of scene {scene_url}: {message}")),
     };
     info!("scene {scene_url}: {} elements, mesh {mesh_url}", runtime.elements().len());
-    let handle = asset_server.load(GltfAssetLabel::Scene(0).from_asset(mesh_url.clone()));
-    commands.spawn((ModelRoot, WorldAssetRoot(handle.clone()))).observe(map_model_to_elements);
-    commands.insert_resource(PendingModel { url: mesh_url, handle });
     commands.insert_resource(TwinRuntime(runtime));
-    *phase = AppPhase::Loading(LoadStage::Mesh);
+    commands.insert_resource(AppPhase::Loading(LoadStage::Mesh));
+    if cfg!(target_arch = "wasm32") && is_glb(&mesh_url) {
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        fetch_bytes(mesh_url.clone(), sender);
+        commands.insert_resource(MeshDownload { url: mesh_url, receiver });
+        return;
+    }
+    spawn_model(&mut commands, &asset_server, mesh_url.clone(), mesh_url);
+}
+
+fn is_glb(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.to_ascii_lowercase().ends_with(".glb")
+}
+
+/// Starts loading the model from `asset_path` (`url` names it in messages).
+fn spawn_model(commands: &mut Commands, asset_server: &AssetServer, asset_path: String, url: String) {
+    let handle = asset_server.load(GltfAssetLabel::Scene(0).from_asset(asset_path));
+    commands.spawn((ModelRoot, WorldAssetRoot(handle.clone()))).observe(map_model_to_elements);
+    commands.insert_resource(PendingModel { url, handle });
+}
+
+fn receive_mesh_bytes(
+    mut commands: Commands,
+    download: Res<MeshDownload>,
+    memory: Res<MeshMemory>,
+    asset_server: Res<AssetServer>,
+    mut phase: ResMut<AppPhase>,
+) {
+    let Ok(result) = download.receiver.try_recv() else { return };
+    commands.remove_resource::<MeshDownload>();
+    match result {
+        Ok(bytes) => {
+            // One file name per scene load: the model is read from memory once.
+            memory.0.insert_asset(std::path::Path::new("model.glb"), bytes);
+            let path = format!("{MESH_SOURCE}://model.glb");
+            spawn_model(&mut commands, &asset_server, path, download.url.clone());
+        }
+        Err(message) => phase.fail(format!("cannot load mesh {}: {message}", download.url)),
+    }
 }
 
 fn watch_model_load(asset_server: Res<AssetServer>, pending: Res<PendingModel>, mut phase: ResMut<AppPhase>) {
@@ -197,7 +268,6 @@ fn map_model_to_elements(
     children: Query<&Children>,
     names: Query<&Name>,
     materials: Query<&MeshMaterial3d<StandardMaterial>>,
-    mut phase: ResMut<AppPhase>,
 ) {
     let mut node_by_name = HashMap::new();
     for entity in children.iter_descendants(ready.entity) {
@@ -238,8 +308,11 @@ fn map_model_to_elements(
     }
     commands.insert_resource(element_meshes);
     commands.remove_resource::<PendingModel>();
-    // Transforms propagate after this observer runs; bounds are measured next frame.
-    *phase = AppPhase::Loading(LoadStage::Layout);
+    // Through commands, so the phase moves on together with `ElementMeshes`: the observer may
+    // run in the middle of a schedule (a model read from memory is ready at once), and the
+    // layout stage must never see the phase without the meshes. Transforms propagate after
+    // this; bounds are measured from the next frame on.
+    commands.insert_resource(AppPhase::Loading(LoadStage::Layout));
 }
 
 fn measure_elements(
@@ -264,7 +337,8 @@ fn measure_elements(
         return phase.fail("the model has no meshes to show");
     };
     commands.insert_resource(ElementBounds { elements, scene });
-    *phase = AppPhase::Ready;
+    // With the bounds, never before them: systems that run once ready read `ElementBounds`.
+    commands.insert_resource(AppPhase::Ready);
 }
 
 fn union(a: (Vec3, Vec3), b: (Vec3, Vec3)) -> (Vec3, Vec3) {
@@ -291,11 +365,17 @@ fn transformed_box(aabb: &Aabb, transform: &GlobalTransform) -> (Vec3, Vec3) {
 #[cfg(target_arch = "wasm32")]
 fn resolve_mesh_url(scene_url: &str, mesh: &str) -> Result<String, String> {
     let url = web_url::join(scene_url, mesh).map_err(|e| format!("mesh URL {mesh:?}: {e}"))?;
+    // A GLB is fetched by the viewer (any origin that allows it); Bevy's own reader, which
+    // loads a .gltf and the files it names, reads from the page's site only.
+    if is_glb(&url) {
+        return Ok(url);
+    }
     let page_origin = web_url::page_origin();
     match url.strip_prefix(&page_origin) {
         Some(path) if path.starts_with('/') => Ok(path.to_owned()),
-        // The asset server reads from the page's own site only.
-        _ => Err(format!("mesh {url} is not on this site ({page_origin}); serve it from the same origin")),
+        _ => Err(format!(
+            "mesh {url} is not on this site ({page_origin}): a .gltf must be served from the same origin (a .glb may come from any origin that allows it)"
+        )),
     }
 }
 
@@ -363,6 +443,65 @@ async fn read_text(url: &str) -> Result<String, String> {
         ));
     }
     response.text().await.map_err(|e| e.to_string())
+}
+
+/// Fetches the mesh (web), counting bytes into [`MESH_BYTES`] for the progress bar.
+#[cfg(target_arch = "wasm32")]
+fn fetch_bytes(url: String, sender: Sender<Result<Vec<u8>, String>>) {
+    use std::sync::atomic::Ordering;
+    use wasm_bindgen::{JsCast, JsValue};
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = async {
+            let response = gloo_net::http::Request::get(&url).send().await.map_err(|e| e.to_string())?;
+            if !response.ok() {
+                return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+            }
+            let total = response.headers().get("content-length").and_then(|l| l.parse::<u64>().ok());
+            MESH_BYTES.1.store(total.unwrap_or(0), Ordering::Relaxed);
+            MESH_BYTES.0.store(0, Ordering::Relaxed);
+            let Some(body) = response.body() else { return Ok(Vec::new()) };
+            // Through Reflect: the stream reader's web-sys bindings are not in the pinned
+            // feature list, and adding them rebuilds the whole engine.
+            let call = |target: &JsValue, method: &str| -> Result<JsValue, String> {
+                let function: js_sys::Function = js_sys::Reflect::get(target, &method.into())
+                    .ok()
+                    .and_then(|f| f.dyn_into().ok())
+                    .ok_or_else(|| format!("the response body has no {method}()"))?;
+                function.call0(target).map_err(|e| format!("{}", js_sys::Error::from(e).message()))
+            };
+            let reader = call(&body.into(), "getReader")?;
+            let mut bytes = Vec::with_capacity(total.unwrap_or(0) as usize);
+            loop {
+                let read: js_sys::Promise =
+                    call(&reader, "read")?.dyn_into().map_err(|_| "read() gave no promise".to_owned())?;
+                let chunk = wasm_bindgen_futures::JsFuture::from(read)
+                    .await
+                    .map_err(|e| format!("{}", js_sys::Error::from(e).message()))?;
+                let done = js_sys::Reflect::get(&chunk, &"done".into())
+                    .ok()
+                    .and_then(|d| d.as_bool())
+                    .unwrap_or(true);
+                if done {
+                    break;
+                }
+                let value =
+                    js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| "no chunk".to_owned())?;
+                let array = js_sys::Uint8Array::new(&value);
+                let start = bytes.len();
+                bytes.resize(start + array.length() as usize, 0);
+                array.copy_to(&mut bytes[start..]);
+                MESH_BYTES.0.store(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Ok(bytes)
+        }
+        .await;
+        let _ = sender.send(result);
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn fetch_bytes(path: String, sender: Sender<Result<Vec<u8>, String>>) {
+    let _ = sender.send(std::fs::read(&path).map_err(|e| e.to_string()));
 }
 
 /// Reads a file from disk (desktop); the error names the failure.

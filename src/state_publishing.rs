@@ -26,6 +26,8 @@ pub struct PublishedState {
     pub state: &'static str,
     /// The loading stage (scene, mesh, layout) while loading.
     pub stage: Option<&'static str>,
+    /// While the mesh downloads: bytes received and expected (0: not told by the server).
+    pub mesh_bytes: Option<[u64; 2]>,
     pub ready: bool,
     pub error: Option<String>,
     /// off | connecting | live | offline
@@ -198,12 +200,19 @@ fn publish_state(
     let layout_changed = layout.as_ref().is_some_and(|(bounds, _)| bounds.is_changed())
         || camera.as_ref().is_some_and(|c| c.0.is_changed() || c.1.is_changed());
     let first = published.state.is_empty();
+    // The download progresses between other changes: publish it as it moves.
+    let mesh_bytes = (*phase == AppPhase::Loading(crate::app_phase::LoadStage::Mesh)).then(|| {
+        use std::sync::atomic::Ordering::Relaxed;
+        [crate::scene_loading::MESH_BYTES.0.load(Relaxed), crate::scene_loading::MESH_BYTES.1.load(Relaxed)]
+    });
+    let download_moved = mesh_bytes.is_some() && mesh_bytes != published.mesh_bytes;
     if !(first
         || phase.is_changed()
         || link.is_changed()
         || interaction.is_changed()
         || twins_changed
-        || layout_changed)
+        || layout_changed
+        || download_moved)
     {
         return;
     }
@@ -216,6 +225,7 @@ fn publish_state(
     let mut next = PublishedState {
         state,
         stage,
+        mesh_bytes,
         ready: *phase == AppPhase::Ready,
         error,
         live: link.status.name(),

@@ -22,6 +22,8 @@ export interface TwinsceneElementState {
 export interface TwinsceneState {
   state: 'booting' | 'loading' | 'ready' | 'failed';
   stage: 'scene' | 'mesh' | 'layout' | null;
+  /** While the mesh downloads: [bytes received, bytes expected (0: unknown)]. */
+  meshBytes: [number, number] | null;
   ready: boolean;
   error: string | null;
   live: 'off' | 'connecting' | 'live' | 'offline';

@@ -143,6 +143,10 @@ function formatSeconds(seconds) {
 const TREND_POINTS = 120;
 const TREND_KEYS = 200;
 
+/** The twinscene server this module was loaded from: where the viewer bundle, the default
+ * scene, live data and the twin API are, also when the page itself is on another site. */
+const SERVER = new URL('/', import.meta.url);
+
 const STAGES = { booting: 0.1, scene: 0.25, mesh: 0.5, layout: 0.85 };
 let instances = 0;
 /** The compiled wasm module, fetched and compiled once per page for every viewer. */
@@ -234,7 +238,7 @@ export class TwinSceneElement extends HTMLElement {
   setLayer(layer, visible) { return this.command({ type: 'setLayer', layer, visible }); }
   /** The twin as the server has it now (ADT JSON). */
   async getTwin(id) {
-    const response = await fetch(`/digitaltwins/${encodeURIComponent(id)}`, { headers: this.#authHeaders() });
+    const response = await fetch(new URL(`/digitaltwins/${encodeURIComponent(id)}`, SERVER), { headers: this.#authHeaders() });
     if (!response.ok) throw new Error(`twin ${id}: HTTP ${response.status}`);
     return response.json();
   }
@@ -246,11 +250,14 @@ export class TwinSceneElement extends HTMLElement {
   focus(element) { return this.command({ type: 'focus', element }); }
 
   async #boot() {
-    const config = await fetch('/api/config').then((r) => (r.ok ? r.json() : {}), () => ({}));
+    const config = await fetch(new URL('/api/config', SERVER)).then((r) => (r.ok ? r.json() : {}), () => ({}));
     const params = new URLSearchParams(location.search);
-    const scene = this.getAttribute('src') ?? params.get('scene') ?? config.scene ?? '/api/scene';
-    const live = this.getAttribute('live') ?? params.get('live') ?? config.live ?? '/live';
-    const liveUrl = live === 'off' ? '' : new URL(live, location.href).href.replace(/^http/, 'ws');
+    // What the page names is relative to the page; the server's defaults to the server.
+    const pageScene = this.getAttribute('src') ?? params.get('scene');
+    const scene = pageScene ? new URL(pageScene, location.href) : new URL(config.scene ?? '/api/scene', SERVER);
+    const pageLive = this.getAttribute('live') ?? params.get('live');
+    const live = pageLive ?? config.live ?? '/live';
+    const liveUrl = live === 'off' ? '' : new URL(live, pageLive ? location.href : SERVER).href.replace(/^http/, 'ws');
     if (this.getAttribute('theme') === null && this.hasAttribute('deep-link') && params.get('theme')) {
       this.setAttribute('theme', params.get('theme'));
     }
@@ -258,10 +265,10 @@ export class TwinSceneElement extends HTMLElement {
       throw new Error('this browser cannot draw 3D: WebGL2 is not available. Turn on hardware acceleration, or use a current Chrome, Edge, Firefox or Safari.');
     }
     this.$('status-text').textContent = 'Loading viewer…';
-    compiledModule ??= WebAssembly.compileStreaming(this.#fetchWithProgress('/pkg/twinscene_viewer_bg.wasm'));
+    compiledModule ??= WebAssembly.compileStreaming(this.#fetchWithProgress(new URL('/pkg/twinscene_viewer_bg.wasm', SERVER)));
     const module = await compiledModule;
     // A module instance per viewer: the glue imported under its own URL gets its own memory.
-    const viewer = await import(`/pkg/twinscene_viewer.js?instance=${this.instance}`);
+    const viewer = await import(new URL(`/pkg/twinscene_viewer.js?instance=${this.instance}`, SERVER).href);
     this.#exports = await viewer.default({ module_or_path: module });
     this.#viewer = viewer;
     // `mesh` replaces the scene's mesh (a peer file's blob URL this site cannot fetch);
@@ -365,7 +372,9 @@ export class TwinSceneElement extends HTMLElement {
       return;
     }
     if (state.state !== 'ready') {
-      this.$('status-text').textContent = `Loading ${state.stage ?? 'viewer'}…`;
+      const [received, total] = state.meshBytes ?? [0, 0];
+      const bytes = received ? ` ${(received / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB` : '';
+      this.$('status-text').textContent = `Loading ${state.stage ?? 'viewer'}${bytes}…`;
       this.$('progress').style.width = `${Math.round((STAGES[state.stage] ?? 0.1) * 100)}%`;
       return;
     }
@@ -619,7 +628,7 @@ export class TwinSceneElement extends HTMLElement {
       // Keep the trends of the most recently inspected properties only (kiosks run for weeks).
       if (this.#trends.size >= TREND_KEYS) this.#trends.delete(this.#trends.keys().next().value);
       this.#trends.set(key, []);
-      fetch(`/digitaltwins/${encodeURIComponent(twin)}/history/${encodeURIComponent(property)}?points=60`)
+      fetch(new URL(`/digitaltwins/${encodeURIComponent(twin)}/history/${encodeURIComponent(property)}?points=60`, SERVER), { headers: this.#authHeaders() })
         .then((r) => (r.ok ? r.json() : null))
         .then((history) => {
           if (!history?.points?.length) return;

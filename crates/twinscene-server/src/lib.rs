@@ -71,8 +71,27 @@ pub fn router(state: AppState) -> Router {
         .merge(static_files::routes(state.static_dirs()))
         .layer(middleware::from_fn_with_state(state.clone(), ingest_rate_limit))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors(&state.config().embedding))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Lets pages on the configured origins load the viewer, its bundle and the twin API from here.
+fn cors(embedding: &server_config::Embedding) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = if embedding.allowed_origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            embedding.allowed_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::PUT, Method::PATCH, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
+        .expose_headers([header::ETAG])
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` completes, with each connection's

@@ -17,6 +17,22 @@ pub struct ServerConfig {
     pub live: LiveBatching,
     pub storage: StorageSettings,
     pub mqtt: Option<MqttConfig>,
+    pub embedding: Embedding,
+}
+
+/// Which other sites may embed the viewer from this server (CORS). Requests carry no cookies
+/// (access is by bearer token), so allowing every origin exposes nothing a token does not.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Embedding {
+    /// Origins such as `"https://intranet.example"`, or `"*"` (the default) for any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Embedding {
+    fn default() -> Self {
+        Self { allowed_origins: vec!["*".into()] }
+    }
 }
 
 /// How the `--db` database commits.

@@ -101,3 +101,37 @@ async fn static_directories_are_served_and_may_be_missing() {
     assert_eq!(get(&format!("{base}/pkg/twinscene_viewer.js")).await.status(), 404);
     assert_eq!(get(&format!("{base}/api/config")).await.status(), 200);
 }
+
+/// A page on another site may load the viewer and the twin API from here (CORS); the config
+/// can name the sites that may, and then others get no permission.
+#[tokio::test]
+async fn other_origins_may_embed_unless_the_config_names_the_allowed_ones() {
+    let scene_from = |base: &str, origin: &'static str| {
+        common::client().get(format!("{base}/api/scene")).header("origin", origin).send()
+    };
+    let open = serve(demo_state()).await;
+    let response = scene_from(&open, "http://intranet.example").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+
+    let restricted = serve(common::demo_state_configured(
+        "[embedding]\nallowed_origins = [\"http://intranet.example\"]\n",
+    ))
+    .await;
+    let allowed = scene_from(&restricted, "http://intranet.example").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://intranet.example");
+    let other = scene_from(&restricted, "http://elsewhere.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A preflight for a write names the headers a page may send.
+    let preflight = common::client()
+        .request(reqwest::Method::OPTIONS, format!("{restricted}/digitaltwins/Room-A101"))
+        .header("origin", "http://intranet.example")
+        .header("access-control-request-method", "PATCH")
+        .header("access-control-request-headers", "authorization, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(headers.contains("authorization") && headers.contains("content-type"), "{headers}");
+}
