@@ -114,9 +114,14 @@ pub(super) fn plugin(app: &mut App) {
     );
 }
 
-/// Opens the link once the scene is known, so that the snapshot has a runtime to land in.
-fn connect(config: Res<ViewerConfig>, mut link: ResMut<LiveLink>) {
-    let Some(url) = config.live_url.clone() else { return };
+/// Opens the link once the scene is known, so that the snapshot has a runtime to land in. The
+/// desktop viewer started without `--live` follows the scene's own `live` endpoint (a full
+/// `ws://` URL); in the browser the page decides (the element's `live` attribute).
+fn connect(config: Res<ViewerConfig>, runtime: Res<TwinRuntime>, mut link: ResMut<LiveLink>) {
+    let scene_live = runtime.scene().live.clone().filter(|url| {
+        !cfg!(target_arch = "wasm32") && (url.starts_with("ws://") || url.starts_with("wss://"))
+    });
+    let Some(url) = config.live_url.clone().or(scene_live) else { return };
     let (events_in, events_out) = crossbeam_channel::unbounded();
     let (commands_in, commands_out) = futures_channel::mpsc::unbounded();
     spawn_connection(url, events_in, commands_out);
