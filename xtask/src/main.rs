@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod facility;
+
 /// The wasm-bindgen CLI must match the `wasm-bindgen` crate version exactly.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -52,6 +54,23 @@ enum Task {
         #[arg(long, default_value_t = 10)]
         sample_every: u32,
     },
+    /// Tile a shared IFC building N×N into a facility GLB with a scene file and twin graph.
+    GenFacility {
+        #[arg(long, default_value_t = 1)]
+        tiles: u32,
+        /// One shared box per element (its bounds) instead of the building's meshes.
+        #[arg(long)]
+        lowpoly: bool,
+        /// office_a, duplex, fzk (from ../shared/data/glb) or a path to a .glb.
+        #[arg(long, default_value = "office_a")]
+        source: String,
+        /// Parent directory; the facility goes to OUT/<source>-<N>x<N>[-lowpoly]/.
+        #[arg(long, default_value = "target/facility")]
+        out: PathBuf,
+        /// Check the result with `twinscene validate` (builds the server when missing).
+        #[arg(long)]
+        validate: bool,
+    },
 }
 
 type TaskResult = Result<(), String>;
@@ -69,6 +88,9 @@ fn main() -> ExitCode {
         Task::Test { no_browser } => test(no_browser),
         Task::Lint => lint(),
         Task::Soak { minutes, restart_every, sample_every } => soak(minutes, restart_every, sample_every),
+        Task::GenFacility { tiles, lowpoly, source, out, validate } => {
+            gen_facility(&facility::Options { tiles, lowpoly, source, out }, validate)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -195,6 +217,33 @@ fn soak(minutes: f64, restart_every: u32, sample_every: u32) -> TaskResult {
         &[("TWINSCENE_BIN", "target/debug/twinscene"), ("TWINSCENE_DIST", WEB_DIST)],
     )
 }
+
+fn gen_facility(options: &facility::Options, validate: bool) -> TaskResult {
+    let started = std::time::Instant::now();
+    let generated = facility::generate(options)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+    eprintln!(
+        "xtask: {} elements on {} floors per building in {:.1} s: {} ({:.1} MB), {} ({:.1} MB)",
+        generated.elements,
+        generated.floors,
+        started.elapsed().as_secs_f64(),
+        generated.glb.display(),
+        size(&generated.glb),
+        generated.scene.display(),
+        size(&generated.scene),
+    );
+    if validate {
+        if !Path::new(SERVER_BIN).exists() {
+            run("cargo", &["build", "-p", "twinscene-server"])?;
+        }
+        let scene = generated.scene.to_string_lossy();
+        run(SERVER_BIN, &["validate", &scene])?;
+    }
+    Ok(())
+}
+
+/// The server binary `cargo build -p twinscene-server` writes.
+const SERVER_BIN: &str = "target/debug/twinscene";
 
 fn lint() -> TaskResult {
     run("cargo", &["fmt", "--all", "--check"])?;
