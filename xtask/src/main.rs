@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_render;
 mod facility;
 
 /// The wasm-bindgen CLI must match the `wasm-bindgen` crate version exactly.
@@ -71,6 +72,17 @@ enum Task {
         #[arg(long)]
         validate: bool,
     },
+    /// Benchmarks (see docs/performance.md).
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// twinscene against a Babylon.js baseline on generated facilities, in headless Chromium.
+    Render(bench_render::Args),
 }
 
 type TaskResult = Result<(), String>;
@@ -91,6 +103,7 @@ fn main() -> ExitCode {
         Task::GenFacility { tiles, lowpoly, source, out, validate } => {
             gen_facility(&facility::Options { tiles, lowpoly, source, out }, validate)
         }
+        Task::Bench { what: Bench::Render(args) } => bench_render::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,493 @@
+// Rendering benchmark: twinscene against a Babylon.js baseline, on the same generated facility
+// files, served by the same `twinscene serve`, in headless Chromium (SwiftShader, the flags and
+// 400x300 viewport of tests/e2e/harness.mjs). Run through `cargo xtask bench render`, which
+// generates the facilities and passes --scenes; docs/performance.md explains every figure.
+//
+//   node tests/bench/render.mjs --scenes target/facility/office_a-1x1/scene.json[,...] \
+//        [--seconds 10] [--out target/bench]
+//
+// Per facility and viewer: time to first frame, fps idle and while 1 % and 10 % of the elements
+// change per second (CloudEvents ingest), time to apply an update of 10k elements (or all),
+// WebGL draw calls per frame (counted by wrapping the context's draw functions), JS heap, wasm
+// memory, renderer and GPU process RSS, and pick latency (pointer release → selection known).
+
+import { cp, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+import { CHROMIUM_ARGS, CHROMIUM_PATH, REPO_ROOT, VIEWPORT, startServer } from '../e2e/harness.mjs';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith('--') ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
+);
+const SCENES = (args.scenes ?? 'target/facility/office_a-1x1/scene.json').split(',');
+const SECONDS = Number(args.seconds ?? 10);
+const OUT = path.resolve(REPO_ROOT, args.out ?? 'target/bench');
+const SITE = path.join(OUT, 'site');
+const CONFIG = path.join(OUT, 'bench-server.toml');
+const VIEWERS = ['twinscene', 'babylon'];
+const BIG_UPDATE = 10_000;
+const REPEATS = 3;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values) => {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : NaN;
+};
+const log = (message) => process.stderr.write(`bench: ${message}\n`);
+
+/** Runs in every page before its scripts: draw-call counter, first-frame clock, helpers. */
+function instrument() {
+  const b = (window.__bench = { draws: 0 });
+  for (const proto of [window.WebGL2RenderingContext?.prototype, window.WebGLRenderingContext?.prototype]) {
+    if (!proto) continue;
+    for (const name of ['drawArrays', 'drawElements', 'drawArraysInstanced', 'drawElementsInstanced', 'drawRangeElements']) {
+      const original = proto[name];
+      if (typeof original !== 'function') continue;
+      proto[name] = function () {
+        b.draws += 1;
+        return original.apply(this, arguments);
+      };
+    }
+  }
+  const ready = () => window.twinscene?.ready === true || window.babylonBench?.ready === true;
+  const tick = () => {
+    if (b.readyAt === undefined) {
+      if (ready()) b.readyAt = performance.now();
+    } else if (b.firstFrameAt === undefined) {
+      b.firstFrameAt = performance.now();
+    }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  b.frames = () => (window.benchFrames ? window.benchFrames() : document.querySelector('twin-scene')?.frameCount ?? 0);
+  b.seq = () => window.twinscene?.seq ?? window.babylonBench?.seq ?? 0;
+  b.selected = () => window.twinscene?.selected ?? window.babylonBench?.selected ?? null;
+  b.sample = () => ({ frames: b.frames(), at: performance.now(), draws: b.draws, seq: b.seq() });
+  b.waitSeq = (target) =>
+    new Promise((resolve) => {
+      const poll = () => (b.seq() >= target ? resolve(Date.now()) : requestAnimationFrame(poll));
+      poll();
+    });
+}
+
+async function prepareSite() {
+  await rm(SITE, { recursive: true, force: true });
+  await cp(path.join(REPO_ROOT, 'web'), SITE, { recursive: true });
+  await copyFile(path.join(REPO_ROOT, 'tests/bench/babylon.html'), path.join(SITE, 'babylon.html'));
+  await mkdir(path.join(SITE, 'vendor'), { recursive: true });
+  await copyFile(path.join(REPO_ROOT, 'node_modules/babylonjs/babylon.js'), path.join(SITE, 'vendor/babylon.js'));
+  await copyFile(
+    path.join(REPO_ROOT, 'node_modules/babylonjs-loaders/babylonjs.loaders.min.js'),
+    path.join(SITE, 'vendor/babylonjs.loaders.min.js'),
+  );
+  // Big update batches in one request, no write-rate limit, short history.
+  await writeFile(
+    CONFIG,
+    '[limits]\nmax_body_bytes = 67108864\ningest_requests_per_second = 100000\n\n[history]\nmax_points_per_property = 16\n',
+  );
+}
+
+/** RSS (bytes) of this browser's renderer and GPU processes, found by its profile directory. */
+async function processMemory(userDataDir) {
+  const out = { renderer: 0, gpu: 0 };
+  for (const pid of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue;
+    let cmdline;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(userDataDir)) continue;
+    const kind = cmdline.includes('--type=renderer') ? 'renderer' : cmdline.includes('--type=gpu-process') ? 'gpu' : null;
+    if (!kind) continue;
+    const status = await readFile(`/proc/${pid}/status`, 'latin1').catch(() => '');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    out[kind] += kb * 1024;
+  }
+  return out;
+}
+
+/** The element twins of a scene file and their starting temperatures. */
+async function sceneTwins(scenePath) {
+  const scene = JSON.parse(await readFile(scenePath, 'utf8'));
+  const temperature = new Map(scene.twins.map((t) => [t.$dtId, t.temperature]));
+  const twins = scene.elements.map((e) => e.twin);
+  return { twins, temperature, name: scene.name };
+}
+
+let eventCounter = 0;
+function cloudEvent(twin, value) {
+  eventCounter += 1;
+  return {
+    specversion: '1.0',
+    id: `bench-${process.pid}-${eventCounter}`,
+    source: 'twinscene-bench',
+    type: 'Microsoft.DigitalTwins.Twin.Update',
+    subject: twin,
+    data: { patch: [{ op: 'replace', path: '/temperature', value }] },
+  };
+}
+
+async function ingest(url, events) {
+  const response = await fetch(`${url}/ingest/cloudevents`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/cloudevents-batch+json' },
+    body: JSON.stringify(events),
+  });
+  if (!response.ok) throw new Error(`ingest: HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
+  const answer = await response.json();
+  if (answer.rejected) throw new Error(`ingest rejected ${answer.rejected} events`);
+  return Math.max(0, ...answer.results.map((r) => r.seq ?? 0));
+}
+
+/** Sends `perSecond` random temperature changes per second (batches every 100 ms) until stopped. */
+function startLoad(url, state, perSecond) {
+  let stopped = false;
+  let lastSeq = 0;
+  let sent = 0;
+  const done = (async () => {
+    let carry = 0;
+    while (!stopped) {
+      const started = Date.now();
+      carry += perSecond / 10;
+      const count = Math.floor(carry);
+      carry -= count;
+      if (count > 0) {
+        const events = [];
+        for (let i = 0; i < count; i++) {
+          const twin = state.twins[Math.floor(Math.random() * state.twins.length)];
+          const value = Math.round((16 + Math.random() * 14) * 10) / 10;
+          state.temperature.set(twin, value);
+          events.push(cloudEvent(twin, value));
+        }
+        lastSeq = Math.max(lastSeq, await ingest(url, events));
+        sent += count;
+      }
+      await sleep(Math.max(0, 100 - (Date.now() - started)));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await done;
+    return { lastSeq, sent };
+  };
+}
+
+async function steady(page, seconds, load) {
+  const start = await page.evaluate(() => window.__bench.sample());
+  const stop = load?.();
+  await sleep(seconds * 1000);
+  const end = await page.evaluate(() => window.__bench.sample());
+  const result = {
+    fps: (end.frames - start.frames) / ((end.at - start.at) / 1000),
+    drawsPerFrame: end.frames > start.frames ? (end.draws - start.draws) / (end.frames - start.frames) : NaN,
+  };
+  if (stop) {
+    const { lastSeq, sent } = await stop();
+    const stoppedAt = Date.now();
+    const caughtUpAt = await page.evaluate((target) => window.__bench.waitSeq(target), lastSeq);
+    result.catchUpMs = caughtUpAt - stoppedAt;
+    result.sent = sent;
+  }
+  return result;
+}
+
+async function bigUpdate(page, url, state) {
+  const count = Math.min(BIG_UPDATE, state.twins.length);
+  const chosen = [...state.twins].sort(() => Math.random() - 0.5).slice(0, count);
+  // Every chosen element changes color: green/blue → amber, amber/red → green; no alerts.
+  const events = chosen.map((twin) => {
+    const value = (state.temperature.get(twin) ?? 20) < 22 ? 24 : 19;
+    state.temperature.set(twin, value);
+    return cloudEvent(twin, value);
+  });
+  const started = Date.now();
+  const target = await ingest(url, events);
+  const acked = Date.now();
+  const applied = await page.evaluate((seq) => window.__bench.waitSeq(seq), target);
+  return { count, totalMs: applied - started, ingestMs: acked - started };
+}
+
+async function pickLatency(page, kind) {
+  const target = await page.evaluate((kind) => {
+    const clear = (x, y) => x > 30 && y > 50 && x < 370 && y < 250 && document.elementFromPoint(x, y)?.tagName === 'CANVAS';
+    if (kind === 'twinscene') {
+      for (const [id, e] of Object.entries(window.twinscene.elements)) {
+        if (e.onTop && e.screen && clear(e.screen[0], e.screen[1])) return { id, x: e.screen[0], y: e.screen[1] };
+      }
+      return null;
+    }
+    for (let y = 150; y < 250; y += 10) {
+      for (let x = 200, d = 0; d < 170; d += 10) {
+        for (const px of [x - d, x + d]) {
+          const id = window.babylonBench.pickAt(px, y);
+          if (id && clear(px, y)) return { id, x: px, y };
+        }
+      }
+    }
+    return null;
+  }, kind);
+  if (!target) return { ms: NaN, note: 'no element on screen to click' };
+  const times = [];
+  for (let i = 0; i < REPEATS; i++) {
+    await page.mouse.move(target.x + 1, target.y + 1);
+    await sleep(300);
+    await page.evaluate(() => {
+      const b = window.__bench;
+      b.pickStart = undefined;
+      b.pickEnd = undefined;
+      window.addEventListener(
+        'pointerup',
+        () => {
+          b.pickStart = performance.now();
+          const poll = () => (b.selected() ? (b.pickEnd = performance.now()) : requestAnimationFrame(poll));
+          requestAnimationFrame(poll);
+        },
+        { capture: true, once: true },
+      );
+    });
+    await page.mouse.click(target.x, target.y);
+    await page.waitForFunction(() => window.__bench.pickEnd !== undefined, null, { timeout: 30_000, polling: 50 });
+    times.push(await page.evaluate(() => window.__bench.pickEnd - window.__bench.pickStart));
+    // Clear the selection for the next round.
+    if (kind === 'twinscene') {
+      await page.keyboard.press('Escape');
+      await page.waitForFunction(() => window.twinscene.selected === null, null, { timeout: 30_000 });
+    } else {
+      await page.evaluate(() => (window.babylonBench.selected = null));
+    }
+  }
+  return { ms: median(times), all: times };
+}
+
+async function measure(scenePath, kind) {
+  const state = await sceneTwins(scenePath);
+  const server = await startServer({ scene: scenePath, extraArgs: ['--web', SITE, '--config', CONFIG] });
+  const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'twinscene-bench-chromium-'));
+  let context;
+  const errors = [];
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: VIEWPORT,
+      deviceScaleFactor: 1,
+    });
+    await context.addInitScript(instrument);
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    await page.goto(`${server.url}/${kind === 'twinscene' ? '' : 'babylon.html'}`, { waitUntil: 'load', timeout: 120_000 });
+    await page.waitForFunction(
+      () =>
+        window.__bench.firstFrameAt !== undefined || window.babylonBench?.error || window.twinscene?.state === 'failed',
+      null,
+      { timeout: 600_000, polling: 200 },
+    );
+    const boot = await page.evaluate(() => ({
+      firstFrameMs: window.__bench.firstFrameAt,
+      error: window.babylonBench?.error ?? window.twinscene?.error ?? null,
+    }));
+    if (boot.firstFrameMs === undefined) throw new Error(`${kind} failed to start: ${boot.error}`);
+    await page.waitForFunction(() => window.twinscene?.live === 'live' || window.babylonBench?.live === true, null, {
+      timeout: 120_000,
+    });
+    await sleep(2000);
+    const elements = state.twins.length;
+    log(`${kind} ${path.basename(path.dirname(scenePath))}: first frame ${Math.round(boot.firstFrameMs)} ms`);
+    const idle = await steady(page, SECONDS);
+    const load1 = await steady(page, SECONDS, () => startLoad(server.url, state, Math.max(1, elements * 0.01)));
+    const load10 = await steady(page, SECONDS, () => startLoad(server.url, state, Math.max(1, elements * 0.1)));
+    const updates = [];
+    for (let i = 0; i < REPEATS; i++) {
+      updates.push(await bigUpdate(page, server.url, state));
+      await sleep(1000);
+    }
+    const pick = await pickLatency(page, kind);
+    await cdp.send('HeapProfiler.collectGarbage').catch(() => {});
+    const metrics = Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+    const wasmBytes = await page.evaluate(() => document.querySelector('twin-scene')?.wasmMemoryBytes ?? 0);
+    const rss = await processMemory(userDataDir);
+    const result = {
+      kind,
+      elements,
+      firstFrameMs: boot.firstFrameMs,
+      fpsIdle: idle.fps,
+      drawsPerFrame: idle.drawsPerFrame,
+      fps1: load1.fps,
+      catchUp1Ms: load1.catchUpMs,
+      sent1: load1.sent,
+      fps10: load10.fps,
+      catchUp10Ms: load10.catchUpMs,
+      sent10: load10.sent,
+      updateCount: updates[0].count,
+      updateMs: median(updates.map((u) => u.totalMs)),
+      updateIngestMs: median(updates.map((u) => u.ingestMs)),
+      pickMs: pick.ms,
+      pickNote: pick.note,
+      jsHeapBytes: metrics.JSHeapUsedSize,
+      wasmBytes,
+      rendererRssBytes: rss.renderer,
+      gpuRssBytes: rss.gpu,
+      pageErrors: errors.slice(0, 5),
+    };
+    log(`${kind}: ${JSON.stringify(result)}`);
+    return result;
+  } finally {
+    await context?.close().catch(() => {});
+    await rm(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+    await server.stop();
+  }
+}
+
+// ---- report -------------------------------------------------------------------------------
+
+const ROWS = [
+  ['Time to first frame (ms)', 'firstFrameMs', 0, 'lower'],
+  ['fps, idle', 'fpsIdle', 1, 'higher'],
+  ['fps, 1 % of elements/s changing', 'fps1', 1, 'higher'],
+  ['fps, 10 % of elements/s changing', 'fps10', 1, 'higher'],
+  ['Catch-up after the 10 %/s load (ms)', 'catchUp10Ms', 0, 'lower'],
+  ['Apply an update of N elements (ms)', 'updateMs', 0, 'lower'],
+  ['WebGL draw calls per frame', 'drawsPerFrame', 0, 'lower'],
+  ['JS heap used (MB)', 'jsHeapBytes', 1, 'lower', 1e6],
+  ['wasm memory (MB)', 'wasmBytes', 1, 'lower', 1e6],
+  ['Renderer process RSS (MB)', 'rendererRssBytes', 0, 'lower', 1e6],
+  ['GPU process RSS (MB)', 'gpuRssBytes', 0, 'lower', 1e6],
+  ['Pick latency (ms)', 'pickMs', 0, 'lower'],
+];
+
+function format(value, digits, scale = 1) {
+  if (value === undefined || value === null || !Number.isFinite(value)) return 'n/a';
+  return (value / scale).toFixed(digits);
+}
+
+function ratio(a, b) {
+  return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : NaN;
+}
+
+function markdown(runs, machine) {
+  const lines = [];
+  lines.push(`Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGB} GB RAM, ${machine.browser} with SwiftShader (software WebGL2), 400×300 viewport. Load average ${machine.loadBefore} before, ${machine.loadAfter} after. ${machine.note}`);
+  lines.push('');
+  for (const run of runs) {
+    const [t, b] = [run.results.twinscene, run.results.babylon];
+    lines.push(`### ${run.label}: ${t.elements} elements (update of N = ${t.updateCount})`);
+    lines.push('');
+    lines.push('| metric | twinscene | Babylon.js | twinscene / Babylon |');
+    lines.push('|---|---:|---:|---:|');
+    for (const [name, key, digits, better, scale] of ROWS) {
+      const r = ratio(t[key], b[key]);
+      const ratioText = key === 'wasmBytes' ? 'n/a (no wasm)' : Number.isFinite(r) ? `${r.toFixed(2)} (${better} is better)` : 'n/a';
+      lines.push(`| ${name} | ${format(t[key], digits, scale)} | ${format(b[key], digits, scale)} | ${ratioText} |`);
+    }
+    lines.push('');
+    const errors = [...(t.pageErrors ?? []).map((e) => `twinscene: ${e}`), ...(b.pageErrors ?? []).map((e) => `Babylon: ${e}`)];
+    if (errors.length) lines.push(`Page errors: ${errors.map((e) => `\`${e.slice(0, 160)}\``).join('; ')}`, '');
+  }
+  return lines.join('\n');
+}
+
+/** Ratios twinscene/Babylon per metric and size, as horizontal bars on a log2 axis. */
+function svgPlot(runs, machine) {
+  const metrics = ROWS.filter(([, key]) => key !== 'wasmBytes');
+  const rowH = 16;
+  const left = 260;
+  const width = 760;
+  const axis = (r) => left + ((Math.log2(r) + 4) / 8) * (width - left - 20); // 1/16 .. 16
+  const colors = ['#2563eb', '#f59e0b', '#16a34a', '#dc2626'];
+  let y = 50;
+  const parts = [];
+  for (const [name, key, , better] of metrics) {
+    parts.push(`<text x="8" y="${y + 12}" font-size="12">${name} (${better})</text>`);
+    runs.forEach((run, i) => {
+      const r = ratio(run.results.twinscene[key], run.results.babylon[key]);
+      if (Number.isFinite(r) && r > 0) {
+        const clamped = Math.min(16, Math.max(1 / 16, r));
+        const [x0, x1] = [axis(1), axis(clamped)].sort((a, b) => a - b);
+        parts.push(`<rect x="${x0}" y="${y + i * rowH / runs.length + 2}" width="${Math.max(1, x1 - x0)}" height="${rowH / runs.length - 1}" fill="${colors[i % colors.length]}"/>`);
+        parts.push(`<text x="${axis(clamped) + (r >= 1 ? 3 : -3)}" y="${y + (i + 1) * rowH / runs.length}" font-size="9" text-anchor="${r >= 1 ? 'start' : 'end'}">${r.toFixed(2)}</text>`);
+      }
+    });
+    y += rowH + 6;
+  }
+  const ticks = [1 / 16, 1 / 4, 1, 4, 16]
+    .map((t) => `<line x1="${axis(t)}" y1="40" x2="${axis(t)}" y2="${y}" stroke="${t === 1 ? '#000' : '#ccc'}"/><text x="${axis(t)}" y="${y + 14}" font-size="10" text-anchor="middle">${t >= 1 ? t : `1/${1 / t}`}</text>`)
+    .join('');
+  const legend = runs
+    .map((run, i) => `<rect x="${left + i * 170}" y="${y + 24}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${left + i * 170 + 14}" y="${y + 33}" font-size="11">${run.label} (${run.results.twinscene.elements} el.)</text>`)
+    .join('');
+  const height = y + 50;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="8" y="18" font-size="14" font-weight="bold">twinscene / Babylon.js (log scale; 1 = equal)</text>
+<text x="8" y="34" font-size="10">${machine.cpus} cores, SwiftShader, ${machine.note.replace(/&/g, '&amp;')}</text>
+${ticks}${parts.join('')}${legend}
+</svg>`;
+}
+
+async function renderPng(svg, file) {
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 760, height: 400 }, deviceScaleFactor: 2 });
+    await page.setContent(`<html><body style="margin:0">${svg}</body></html>`);
+    await page.locator('svg').screenshot({ path: file });
+  } finally {
+    await browser.close();
+  }
+}
+
+async function main() {
+  for (const scene of SCENES) {
+    if (!existsSync(path.resolve(REPO_ROOT, scene))) throw new Error(`no scene ${scene}: run cargo xtask gen-facility first`);
+  }
+  await mkdir(OUT, { recursive: true });
+  await prepareSite();
+  const browserVersion = await (async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+    const version = browser.version();
+    await browser.close();
+    return version;
+  })();
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown CPU',
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    browser: `Chromium ${browserVersion}`,
+    loadBefore: os.loadavg()[0].toFixed(1),
+    note: process.env.TWINSCENE_BENCH_NOTE ?? '',
+    date: new Date().toISOString(),
+  };
+  const started = Date.now();
+  const runs = [];
+  for (const scene of SCENES) {
+    const label = path.basename(path.dirname(scene));
+    const results = {};
+    for (const kind of VIEWERS) results[kind] = await measure(path.resolve(REPO_ROOT, scene), kind);
+    runs.push({ label, scene, results });
+  }
+  machine.loadAfter = os.loadavg()[0].toFixed(1);
+  machine.minutes = ((Date.now() - started) / 60_000).toFixed(1);
+  const md = markdown(runs, machine);
+  await writeFile(path.join(OUT, 'render.json'), JSON.stringify({ machine, runs }, null, 2));
+  await writeFile(path.join(OUT, 'render.md'), `${md}\n`);
+  const svg = svgPlot(runs, machine);
+  await writeFile(path.join(OUT, 'render.svg'), svg);
+  await renderPng(svg, path.join(OUT, 'render.png'));
+  process.stdout.write(`${md}\nWritten: ${path.join(OUT, 'render.md')}, render.json, render.svg, render.png (${machine.minutes} min)\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`bench: ${error?.stack ?? error}\n`);
+    process.exit(1);
+  },
+);

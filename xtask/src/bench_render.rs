@@ -1,0 +1,83 @@
+//! `cargo xtask bench render`: twinscene against a Babylon.js baseline on generated
+//! facilities, in headless Chromium (tests/bench/render.mjs does the measuring).
+
+use std::path::Path;
+
+use crate::facility;
+
+/// The bench's own copies of the server and the web bundle, so that rebuilds during a run do
+/// not change what is measured.
+const BENCH_DIR: &str = "target/bench";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Facility sizes: tiles per side, comma-separated (N×N copies of the building each).
+    #[arg(long, default_value = "1,3", value_delimiter = ',')]
+    tiles: Vec<u32>,
+    /// Seconds of each steady-state measurement (idle, 1 %/s and 10 %/s changes).
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// The building to tile (see gen-facility).
+    #[arg(long, default_value = "office_a")]
+    source: String,
+    /// Bounding boxes instead of the building's meshes.
+    #[arg(long)]
+    lowpoly: bool,
+    /// The web bundle to measure (copied to target/bench/web on first use when not given).
+    #[arg(long)]
+    dist: Option<String>,
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let mut scenes = Vec::new();
+    for &tiles in &args.tiles {
+        let options = facility::Options {
+            tiles,
+            lowpoly: args.lowpoly,
+            source: args.source.clone(),
+            out: "target/facility".into(),
+        };
+        let generated = facility::generate(&options)?;
+        eprintln!("xtask: facility {} ({} elements)", generated.scene.display(), generated.elements);
+        scenes.push(generated.scene.to_string_lossy().into_owned());
+    }
+    std::fs::create_dir_all(BENCH_DIR).map_err(|e| format!("cannot create {BENCH_DIR}: {e}"))?;
+    let server = format!("{BENCH_DIR}/twinscene");
+    if !Path::new(&server).exists() {
+        crate::run("cargo", &["build", "-p", "twinscene-server"])?;
+        std::fs::copy(crate::SERVER_BIN, &server).map_err(|e| format!("cannot copy the server: {e}"))?;
+    }
+    let dist = match &args.dist {
+        Some(dist) => dist.clone(),
+        None => {
+            let dist = format!("{BENCH_DIR}/web");
+            if !Path::new(&dist).join("twinscene_viewer_bg.wasm").exists() {
+                let built = Path::new(crate::WEB_DIST);
+                if !built.join("twinscene_viewer_bg.wasm").exists() {
+                    return Err(format!(
+                        "no web bundle in {}: run `cargo xtask build-web` first",
+                        crate::WEB_DIST
+                    ));
+                }
+                std::fs::create_dir_all(&dist).map_err(|e| format!("cannot create {dist}: {e}"))?;
+                for file in ["twinscene_viewer.js", "twinscene_viewer_bg.wasm"] {
+                    std::fs::copy(built.join(file), Path::new(&dist).join(file))
+                        .map_err(|e| format!("cannot copy {file}: {e}"))?;
+                }
+            }
+            dist
+        }
+    };
+    if !Path::new("node_modules/babylonjs-loaders").exists()
+        || !Path::new("node_modules/playwright-core").exists()
+    {
+        crate::run("npm", &["ci", "--no-audit", "--no-fund"])?;
+    }
+    let scenes = scenes.join(",");
+    let seconds = args.seconds.to_string();
+    crate::run_with_env(
+        "node",
+        &["tests/bench/render.mjs", "--scenes", &scenes, "--seconds", &seconds, "--out", BENCH_DIR],
+        &[("TWINSCENE_BIN", &server), ("TWINSCENE_DIST", &dist)],
+    )
+}
