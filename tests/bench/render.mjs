@@ -251,12 +251,17 @@ async function pickLatency(page, kind) {
       );
     });
     await page.mouse.click(target.x, target.y);
-    await page.waitForFunction(() => window.__bench.pickEnd !== undefined, null, { timeout: 30_000, polling: 50 });
+    try {
+      await page.waitForFunction(() => window.__bench.pickEnd !== undefined, null, { timeout: 45_000, polling: 50 });
+    } catch {
+      // At a fraction of a frame per second the selection may take longer than we wait.
+      return { ms: median(times), note: `no selection within 45 s after ${times.length} pick(s)` };
+    }
     times.push(await page.evaluate(() => window.__bench.pickEnd - window.__bench.pickStart));
     // Clear the selection for the next round.
     if (kind === 'twinscene') {
       await page.keyboard.press('Escape');
-      await page.waitForFunction(() => window.twinscene.selected === null, null, { timeout: 30_000 });
+      await page.waitForFunction(() => window.twinscene.selected === null, null, { timeout: 45_000 }).catch(() => {});
     } else {
       await page.evaluate(() => (window.babylonBench.selected = null));
     }
