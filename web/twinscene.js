@@ -414,7 +414,9 @@ export class TwinSceneElement extends HTMLElement {
 
   #renderAlerts(state) {
     const alerts = this.#alertsOf(state);
-    // Badges follow the camera: re-placed on every publish.
+    // Badges follow the camera: placed anew on every publish, but the nodes stay (keyed by
+    // element) unless their content changes, so a badge can be clicked while the view moves
+    // and a kiosk does not churn the DOM.
     const layer = this.$('badges');
     const { width, height } = layer.getBoundingClientRect();
     const byElement = new Map();
@@ -422,21 +424,45 @@ export class TwinSceneElement extends HTMLElement {
       if (!byElement.has(alert.id)) byElement.set(alert.id, []);
       byElement.get(alert.id).push(alert);
     }
-    layer.innerHTML = [...byElement.entries()].map(([id, list]) => {
+    const wanted = new Map();
+    for (const [id, list] of byElement) {
       const screen = list[0].element.screen;
-      if (!screen) return '';
+      if (!screen) continue;
       const inside = screen[0] >= 0 && screen[1] >= 0 && screen[0] <= width && screen[1] <= height;
       const x = Math.min(Math.max(screen[0], EDGE_INSET), width - EDGE_INSET);
       const y = Math.min(Math.max(screen[1], EDGE_INSET * 2), height - EDGE_INSET);
-      const buttons = list.map(({ badge }) => `<button type="button" data-element="${escapeHtml(id)}" title="${escapeHtml(badge.label ?? badge.icon)}"
+      const html = list.map(({ badge }) => `<button type="button" data-element="${escapeHtml(id)}" title="${escapeHtml(badge.label ?? badge.icon)}"
           style="--badge-color:${escapeHtml(badgeColor(badge))}"><span class="icon">${escapeHtml(ICONS[badge.icon] ?? '!')}</span>
           <span class="text">${escapeHtml(badge.label ?? badge.icon)}</span></button>`).join('');
-      return `<div class="badge${inside ? '' : ' edge'}" data-alert-element="${escapeHtml(id)}" style="left:${x}px;top:${y}px">${buttons}</div>`;
-    }).join('') + Object.entries(state.elements).filter(([, e]) => e.stale && e.visible && e.screen).map(([id, e]) => {
+      wanted.set(`alert:${id}`, { id, html, x, y, className: `badge${inside ? '' : ' edge'}`, attribute: 'data-alert-element' });
+    }
+    for (const [id, e] of Object.entries(state.elements)) {
+      if (!(e.stale && e.visible && e.screen)) continue;
       const [x, y] = e.screen;
-      if (x < 0 || y < 0 || x > width || y > height) return '';
-      return `<div class="stale-marker" data-stale-element="${escapeHtml(id)}" style="left:${x}px;top:${y}px">stale</div>`;
-    }).join('');
+      if (x < 0 || y < 0 || x > width || y > height) continue;
+      wanted.set(`stale:${id}`, { id, html: 'stale', x, y, className: 'stale-marker', attribute: 'data-stale-element' });
+    }
+    const existing = new Map();
+    for (const node of [...layer.children]) {
+      if (wanted.has(node.dataset.key)) existing.set(node.dataset.key, node);
+      else node.remove();
+    }
+    for (const [key, item] of wanted) {
+      let node = existing.get(key);
+      if (!node) {
+        node = document.createElement('div');
+        node.dataset.key = key;
+        node.setAttribute(item.attribute, item.id);
+        layer.append(node);
+      }
+      if (node.className !== item.className) node.className = item.className;
+      if (node.twinsceneHtml !== item.html) {
+        node.innerHTML = item.html;
+        node.twinsceneHtml = item.html;
+      }
+      node.style.left = `${item.x}px`;
+      node.style.top = `${item.y}px`;
+    }
     const key = JSON.stringify(alerts.map((a) => [a.id, a.badge]));
     if (key === this.#lastAlerts) return;
     this.#lastAlerts = key;
