@@ -195,6 +195,8 @@ pub struct SceneRuntime {
     computed: ComputedPlan,
     now_millis: Option<f64>,
     styles: Vec<ElementStyle>,
+    /// Scratch list of computed values changed by one update (kept to not allocate per update).
+    computed_changes: Vec<(TwinIndex, usize)>,
     /// Generation stamps that de-duplicate re-evaluations within one update.
     marks: Vec<u32>,
     generation: u32,
@@ -311,6 +313,7 @@ impl SceneRuntime {
             element_readers: Vec::new(),
             computed_rules,
             computed,
+            computed_changes: Vec::new(),
             now_millis: None,
         };
         runtime.bind();
@@ -386,19 +389,27 @@ impl SceneRuntime {
         timestamp: &str,
     ) -> Result<Vec<StyleChange>, UpdateError> {
         let index = self.graph.twin_index(twin).ok_or_else(|| UpdateError::UnknownTwin(twin.to_owned()))?;
-        let touched = self.graph.apply_patch_at(index, patch, timestamp)?;
-        let computed_changes =
-            self.computed.propagate(&mut self.graph, index, Some(&touched), self.now_millis);
+        let touched = self.graph.apply_patch_borrowed(index, patch, timestamp)?;
+        let mut computed_changes = std::mem::take(&mut self.computed_changes);
+        computed_changes.clear();
+        self.computed.propagate_into(
+            &mut self.graph,
+            index,
+            |rule| touched.iter().any(|name| rule.reads(name)),
+            self.now_millis,
+            &mut computed_changes,
+        );
         let mut changes = Vec::new();
         self.next_generation();
         if touched.iter().any(|name| self.element_reads(name)) {
             self.reevaluate_readers(index, &mut changes);
         }
-        for (twin, rule) in computed_changes {
+        for &(twin, rule) in &computed_changes {
             if self.element_reads(self.computed.property_of_rule(rule)) {
                 self.reevaluate_readers(twin, &mut changes);
             }
         }
+        self.computed_changes = computed_changes;
         Ok(changes)
     }
 
