@@ -51,12 +51,20 @@ pub(crate) enum TouchedNames<'p> {
 }
 
 impl TouchedNames<'_> {
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        let (one, many) = match self {
-            Self::One(name) => (Some(*name), &[][..]),
-            Self::Many(names) => (None, names.as_slice()),
-        };
-        one.into_iter().chain(many.iter().map(String::as_str))
+    /// Whether `f` holds for some touched name.
+    pub(crate) fn any(&self, mut f: impl FnMut(&str) -> bool) -> bool {
+        match self {
+            Self::One(name) => f(name),
+            Self::Many(names) => names.iter().any(|name| f(name)),
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Touched {
+        match self {
+            Self::One(name) => vec![(*name).to_owned()],
+            Self::Many(names) => names.clone(),
+        }
     }
 }
 
@@ -312,8 +320,8 @@ mod tests {
                 let (mut fast, mut general) = (room(), room());
                 fast.last_update_time.insert("temperature".into(), "old".into());
                 general.last_update_time.insert("temperature".into(), "old".into());
-                let fast_result = apply_to_twin_borrowed(&mut fast, &patch, "t", models)
-                    .map(|touched| touched.iter().map(str::to_owned).collect::<Vec<_>>());
+                let fast_result =
+                    apply_to_twin_borrowed(&mut fast, &patch, "t", models).map(|touched| touched.to_vec());
                 let general_result = apply_general_to_twin(&mut general, &patch, "t", models);
                 assert_eq!(fast, general, "{ops} with models: {}", models.is_some());
                 match (fast_result, general_result) {

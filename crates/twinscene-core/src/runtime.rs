@@ -395,13 +395,13 @@ impl SceneRuntime {
         self.computed.propagate_into(
             &mut self.graph,
             index,
-            |rule| touched.iter().any(|name| rule.reads(name)),
+            |rule| touched.any(|name| rule.reads(name)),
             self.now_millis,
             &mut computed_changes,
         );
         let mut changes = Vec::new();
         self.next_generation();
-        if touched.iter().any(|name| self.element_reads(name)) {
+        if touched.any(|name| self.element_reads(name)) {
             self.reevaluate_readers(index, &mut changes);
         }
         for &(twin, rule) in &computed_changes {
