@@ -1,7 +1,8 @@
 //! The benchmark workload for instruction counting: builds one runtime, then applies the
 //! prepared updates a number of times. Under `valgrind --tool=callgrind
-//! --toggle-collect='*workload::apply*'` the count covers the updates alone, so instructions
-//! per update do not depend on the machine's load.
+//! --toggle-collect='*workload*apply*'` the count covers the updates alone, so instructions
+//! per update do not depend on the machine's load. The first pass also creates the rooms'
+//! update times; the difference between 5 passes and 1, over 40 000, is the steady state.
 //! `cargo run --release -p twinscene-core --example update_profile -- [twins] [floor-average] [passes]`
 
 use std::hint::black_box;
