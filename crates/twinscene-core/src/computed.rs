@@ -14,9 +14,7 @@ use petgraph::graph::DiGraph;
 use serde_json::Value;
 
 use crate::expression::{Dependencies, Expression, ExpressionError, Scope};
-use crate::graph::{FxHasher, TwinGraph, TwinIndex};
-
-type FastHashSet<T> = HashSet<T, std::hash::BuildHasherDefault<FxHasher>>;
+use crate::graph::{TwinGraph, TwinIndex};
 use crate::scene::ComputedProperty;
 
 /// A compiled computed-property rule.
@@ -39,6 +37,8 @@ pub struct ComputedPlan {
     readers: Vec<Vec<u32>>,
     /// A description of the cycle that was left out, if any.
     cycle: Option<String>,
+    /// Scratch queue of [`Self::propagate_into`], kept to not allocate per update.
+    queue: BinaryHeap<Reverse<u32>>,
 }
 
 /// Twins an expression rooted at `start` may read: the start and everything reachable within
@@ -204,7 +204,7 @@ impl ComputedPlan {
             }
             readers[slot].push(position);
         }
-        Self { rules, instances: ordered, readers, cycle }
+        Self { rules, instances: ordered, readers, cycle, queue: BinaryHeap::new() }
     }
 
     pub fn rules(&self) -> &[ComputedRule] {
@@ -250,40 +250,65 @@ impl ComputedPlan {
         touched: Option<&[String]>,
         now_millis: Option<f64>,
     ) -> Vec<(TwinIndex, usize)> {
+        let mut changed = Vec::new();
         if self.instances.is_empty() {
-            return Vec::new();
+            return changed;
         }
         let mut queue = BinaryHeap::new();
-        let mut queued = FastHashSet::default();
         self.enqueue_readers(
             twin,
             |rule| touched.is_none_or(|names| names.iter().any(|n| rule.reads(n))),
             &mut queue,
-            &mut queued,
         );
-        self.run_queue(queue, queued, graph, now_millis)
+        self.run_queue(&mut queue, graph, now_millis, &mut changed);
+        changed
     }
 
-    /// Runs the queued instances in order; each that changes its twin's value queues the
-    /// instances that read it. Returns the changed twins with the rule that changed them.
+    /// [`Self::propagate`] for the touched properties `touched` says yes to, appending to
+    /// `changed` and reusing the plan's queue (no allocation on the live update path).
+    pub(crate) fn propagate_into(
+        &mut self,
+        graph: &mut TwinGraph,
+        twin: TwinIndex,
+        touched: impl Fn(&ComputedRule) -> bool,
+        now_millis: Option<f64>,
+        changed: &mut Vec<(TwinIndex, usize)>,
+    ) {
+        if self.instances.is_empty() {
+            return;
+        }
+        let mut queue = std::mem::take(&mut self.queue);
+        queue.clear();
+        self.enqueue_readers(twin, touched, &mut queue);
+        self.run_queue(&mut queue, graph, now_millis, changed);
+        self.queue = queue;
+    }
+
+    /// Runs the queued instances in order, each once; each that changes its twin's value
+    /// queues the instances that read it. Appends the changed twins with the rule that changed
+    /// them. Readers come later in the order than what they read, so positions pop in
+    /// increasing order and a repeat is a duplicate.
     fn run_queue(
         &self,
-        mut queue: BinaryHeap<Reverse<u32>>,
-        mut queued: FastHashSet<u32>,
+        queue: &mut BinaryHeap<Reverse<u32>>,
         graph: &mut TwinGraph,
         now_millis: Option<f64>,
-    ) -> Vec<(TwinIndex, usize)> {
-        let mut changed = Vec::new();
+        changed: &mut Vec<(TwinIndex, usize)>,
+    ) {
+        let mut last: Option<u32> = None;
         while let Some(Reverse(position)) = queue.pop() {
+            if last.is_some_and(|last| position <= last) {
+                continue;
+            }
+            last = Some(position);
             let Some(changed_twin) = self.evaluate_instance(position as usize, graph, now_millis) else {
                 continue;
             };
             let rule = self.instances[position as usize].0 as usize;
             changed.push((changed_twin, rule));
             let property = &self.rules[rule].property;
-            self.enqueue_readers(changed_twin, |reader| reader.reads(property), &mut queue, &mut queued);
+            self.enqueue_readers(changed_twin, |reader| reader.reads(property), queue);
         }
-        changed
     }
 
     /// Re-computes the instances that use the clock; returns the twins whose values changed.
@@ -293,13 +318,14 @@ impl ComputedPlan {
         now_millis: Option<f64>,
     ) -> Vec<(TwinIndex, usize)> {
         let mut queue = BinaryHeap::new();
-        let mut queued = FastHashSet::default();
         for (position, &(rule, _)) in self.instances.iter().enumerate() {
-            if self.rules[rule as usize].expression.dependencies().clock && queued.insert(position as u32) {
+            if self.rules[rule as usize].expression.dependencies().clock {
                 queue.push(Reverse(position as u32));
             }
         }
-        self.run_queue(queue, queued, graph, now_millis)
+        let mut changed = Vec::new();
+        self.run_queue(&mut queue, graph, now_millis, &mut changed);
+        changed
     }
 
     pub fn property_of_rule(&self, rule: usize) -> &str {
@@ -311,11 +337,10 @@ impl ComputedPlan {
         twin: TwinIndex,
         relevant: impl Fn(&ComputedRule) -> bool,
         queue: &mut BinaryHeap<Reverse<u32>>,
-        queued: &mut FastHashSet<u32>,
     ) {
         for &position in self.readers.get(twin.index()).into_iter().flatten() {
             let rule = &self.rules[self.instances[position as usize].0 as usize];
-            if relevant(rule) && queued.insert(position) {
+            if relevant(rule) {
                 queue.push(Reverse(position));
             }
         }
@@ -342,7 +367,7 @@ impl ComputedPlan {
 }
 
 impl ComputedRule {
-    fn reads(&self, property: &str) -> bool {
+    pub(crate) fn reads(&self, property: &str) -> bool {
         self.expression.dependencies().reads_property(property)
     }
 }

@@ -11,7 +11,7 @@ use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 
 use crate::dtdl::ModelSet;
-use crate::patch::{PatchRejection, apply_to_twin};
+use crate::patch::{PatchRejection, TouchedNames, apply_to_twin, apply_to_twin_borrowed};
 use crate::twin::{Relationship, Twin};
 
 /// A twin's place in the graph. Stable while the twin exists (removing other twins keeps it).
@@ -341,6 +341,20 @@ impl TwinGraph {
         let twin =
             self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
         apply_to_twin(twin, patch, timestamp, models)
+            .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })
+    }
+
+    /// [`Self::apply_patch_at`] without copying the touched names out of the patch.
+    pub(crate) fn apply_patch_borrowed<'p>(
+        &mut self,
+        index: TwinIndex,
+        patch: &'p [PatchOperation],
+        timestamp: &str,
+    ) -> Result<TouchedNames<'p>, UpdateError> {
+        let models = self.models.as_deref();
+        let twin =
+            self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
+        apply_to_twin_borrowed(twin, patch, timestamp, models)
             .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })
     }
 

@@ -38,6 +38,103 @@ pub fn apply_to_twin(
     timestamp: &str,
     models: Option<&ModelSet>,
 ) -> Result<Touched, PatchRejection> {
+    match apply_single(twin, patch, timestamp, models) {
+        Some(result) => result.map(|name| vec![name.to_owned()]),
+        None => apply_general_to_twin(twin, patch, timestamp, models),
+    }
+}
+
+/// The top-level properties a patch wrote, borrowed from the patch for the common single write.
+pub(crate) enum TouchedNames<'p> {
+    One(&'p str),
+    Many(Touched),
+}
+
+impl TouchedNames<'_> {
+    /// Whether `f` holds for some touched name.
+    pub(crate) fn any(&self, mut f: impl FnMut(&str) -> bool) -> bool {
+        match self {
+            Self::One(name) => f(name),
+            Self::Many(names) => names.iter().any(|name| f(name)),
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Touched {
+        match self {
+            Self::One(name) => vec![(*name).to_owned()],
+            Self::Many(names) => names.clone(),
+        }
+    }
+}
+
+/// [`apply_to_twin`] without copying the touched names out of the patch.
+pub(crate) fn apply_to_twin_borrowed<'p>(
+    twin: &mut Twin,
+    patch: &'p [PatchOperation],
+    timestamp: &str,
+    models: Option<&ModelSet>,
+) -> Result<TouchedNames<'p>, PatchRejection> {
+    match apply_single(twin, patch, timestamp, models) {
+        Some(result) => result.map(TouchedNames::One),
+        None => apply_general_to_twin(twin, patch, timestamp, models).map(TouchedNames::Many),
+    }
+}
+
+/// The common live update, one `replace` or `add` of a top-level property whose pointer needs
+/// no unescaping (`/temperature`), written in place: no pointer parsing, no allocation once the
+/// property has a time. `None` when the patch is not of that shape (or a `replace` targets a
+/// missing property, which the general path refuses); the twin is then unchanged.
+fn apply_single<'p>(
+    twin: &mut Twin,
+    patch: &'p [PatchOperation],
+    timestamp: &str,
+    models: Option<&ModelSet>,
+) -> Option<Result<&'p str, PatchRejection>> {
+    let [op] = patch else { return None };
+    let (path, value, must_exist) = match op {
+        PatchOperation::Replace(replace) => (&replace.path, &replace.value, true),
+        PatchOperation::Add(add) => (&add.path, &add.value, false),
+        _ => return None,
+    };
+    let name = path.as_str().strip_prefix('/')?;
+    if name.starts_with('$') || name.bytes().any(|b| b == b'/' || b == b'~') {
+        return None;
+    }
+    if let Some(models) = models
+        && let Err(message) = models.check_property(&twin.model, name, Some(value))
+    {
+        return Some(Err(wrong_type(twin, name, message)));
+    }
+    match twin.properties.get_mut(name) {
+        Some(slot) => slot.clone_from(value),
+        None if must_exist => return None,
+        None => {
+            twin.properties.insert(name.to_owned(), value.clone());
+        }
+    }
+    match twin.last_update_time.get_mut(name) {
+        // Reuses the string's buffer: live updates write the same properties over and over.
+        Some(time) => {
+            if time != timestamp {
+                time.clear();
+                time.push_str(timestamp);
+            }
+        }
+        None => {
+            twin.last_update_time.insert(name.to_owned(), timestamp.to_owned());
+        }
+    }
+    twin.bump_etag();
+    Some(Ok(name))
+}
+
+fn apply_general_to_twin(
+    twin: &mut Twin,
+    patch: &[PatchOperation],
+    timestamp: &str,
+    models: Option<&ModelSet>,
+) -> Result<Touched, PatchRejection> {
     if patch.is_empty() {
         return Err(PatchRejection::Empty);
     }
@@ -200,6 +297,40 @@ mod tests {
         assert_eq!(twin.property("temperature"), Some(&json!(25.5)));
         assert_eq!(twin.last_update_time["temperature"], "2026-01-01T00:00:01Z");
         assert_ne!(twin.etag, etag);
+    }
+
+    #[test]
+    fn single_writes_match_the_general_path() {
+        let models = models();
+        for ops in [
+            json!([{"op": "replace", "path": "/temperature", "value": 25.5}]),
+            json!([{"op": "replace", "path": "/temperature", "value": "hot"}]),
+            json!([{"op": "replace", "path": "/humidity", "value": 40}]),
+            json!([{"op": "add", "path": "/humidity", "value": 40}]),
+            json!([{"op": "add", "path": "/temperature", "value": {"x": 1}}]),
+            json!([{"op": "add", "path": "/", "value": 1}]),
+            json!([{"op": "add", "path": "/a~1b", "value": 1}]),
+            json!([{"op": "add", "path": "/a~0b", "value": 1}]),
+            json!([{"op": "replace", "path": "/$dtId", "value": "x"}]),
+            json!([{"op": "replace", "path": "", "value": {}}]),
+            json!([{"op": "replace", "path": "/hvac/mode", "value": "cool"}]),
+        ] {
+            for models in [None, Some(&models)] {
+                let patch = patch(ops.clone());
+                let (mut fast, mut general) = (room(), room());
+                fast.last_update_time.insert("temperature".into(), "old".into());
+                general.last_update_time.insert("temperature".into(), "old".into());
+                let fast_result =
+                    apply_to_twin_borrowed(&mut fast, &patch, "t", models).map(|touched| touched.to_vec());
+                let general_result = apply_general_to_twin(&mut general, &patch, "t", models);
+                assert_eq!(fast, general, "{ops} with models: {}", models.is_some());
+                match (fast_result, general_result) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{ops}"),
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{ops}"),
+                    (a, b) => panic!("{ops}: {a:?} but the general path gives {b:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -180,24 +180,53 @@ pub struct SceneRuntime {
     /// Per behavior: `None` applies to all elements, else the sorted element indexes. Bound to
     /// the current graph (selections by model or query depend on the twins).
     selections: Vec<Option<Vec<u32>>>,
-    /// Per element: the sorted layer ids of the behaviors that apply to it.
-    element_layers: Vec<Arc<[String]>>,
+    /// Per element: its primary twin, layers and generation mark, together so that a
+    /// re-evaluation reads one cache line of them.
+    element_slots: Vec<ElementSlot>,
     visuals: Vec<CompiledVisual>,
     reads: ElementReads,
     element_by_id: HashMap<String, usize>,
     /// Layers switched off by the user; a behavior whose layers are all off applies nowhere.
     hidden_layers: HashSet<String>,
-    /// Bound to the current graph: each element's primary twin.
-    element_twins: Vec<Option<TwinIndex>>,
     /// Bound to the current graph: per twin index, the elements that may read it.
-    element_readers: Vec<Vec<u32>>,
+    element_readers: Vec<Readers>,
     computed_rules: Vec<ComputedRule>,
     computed: ComputedPlan,
     now_millis: Option<f64>,
     styles: Vec<ElementStyle>,
-    /// Generation stamps that de-duplicate re-evaluations within one update.
-    marks: Vec<u32>,
+    /// Scratch list of computed values changed by one update (kept to not allocate per update).
+    computed_changes: Vec<(TwinIndex, usize)>,
+    /// The generation of [`ElementSlot::mark`]s that de-duplicates re-evaluations in one update.
     generation: u32,
+}
+
+/// What re-evaluating an element reads besides its style.
+#[derive(Clone)]
+struct ElementSlot {
+    /// Bound to the current graph: the element's primary twin.
+    twin: Option<TwinIndex>,
+    /// Generation stamp: the element was re-evaluated in this generation.
+    mark: u32,
+    /// The element has twin aliases (then they are read from the scene).
+    has_aliases: bool,
+    /// The sorted layer ids of the behaviors that apply to the element.
+    layers: Arc<[String]>,
+}
+
+/// The elements that may read a twin; one without an allocation (the common case).
+#[derive(Clone)]
+enum Readers {
+    One(u32),
+    Many(Box<[u32]>),
+}
+
+impl Readers {
+    fn get(&self, i: usize) -> Option<u32> {
+        match self {
+            Self::One(element) => (i == 0).then_some(*element),
+            Self::Many(elements) => elements.get(i).copied(),
+        }
+    }
 }
 
 fn invalid(pointer: String, message: String) -> SceneError {
@@ -295,10 +324,18 @@ impl SceneRuntime {
             .map_err(|cycle| invalid("/computed".into(), cycle))?;
         let mut runtime = Self {
             styles: vec![ElementStyle::default(); scene.elements.len()],
-            element_layers: vec![Arc::from([]); scene.elements.len()],
+            element_slots: scene
+                .elements
+                .iter()
+                .map(|element| ElementSlot {
+                    twin: None,
+                    mark: 0,
+                    has_aliases: !element.aliases.is_empty(),
+                    layers: Arc::from([]),
+                })
+                .collect(),
             selections: Vec::new(),
             selection_rules,
-            marks: vec![0; scene.elements.len()],
             generation: 0,
             scene,
             graph,
@@ -307,10 +344,10 @@ impl SceneRuntime {
             reads,
             element_by_id,
             hidden_layers: HashSet::new(),
-            element_twins: Vec::new(),
             element_readers: Vec::new(),
             computed_rules,
             computed,
+            computed_changes: Vec::new(),
             now_millis: None,
         };
         runtime.bind();
@@ -386,19 +423,27 @@ impl SceneRuntime {
         timestamp: &str,
     ) -> Result<Vec<StyleChange>, UpdateError> {
         let index = self.graph.twin_index(twin).ok_or_else(|| UpdateError::UnknownTwin(twin.to_owned()))?;
-        let touched = self.graph.apply_patch_at(index, patch, timestamp)?;
-        let computed_changes =
-            self.computed.propagate(&mut self.graph, index, Some(&touched), self.now_millis);
+        let touched = self.graph.apply_patch_borrowed(index, patch, timestamp)?;
+        let mut computed_changes = std::mem::take(&mut self.computed_changes);
+        computed_changes.clear();
+        self.computed.propagate_into(
+            &mut self.graph,
+            index,
+            |rule| touched.any(|name| rule.reads(name)),
+            self.now_millis,
+            &mut computed_changes,
+        );
         let mut changes = Vec::new();
         self.next_generation();
-        if touched.iter().any(|name| self.element_reads(name)) {
+        if touched.any(|name| self.element_reads(name)) {
             self.reevaluate_readers(index, &mut changes);
         }
-        for (twin, rule) in computed_changes {
+        for &(twin, rule) in &computed_changes {
             if self.element_reads(self.computed.property_of_rule(rule)) {
                 self.reevaluate_readers(twin, &mut changes);
             }
         }
+        self.computed_changes = computed_changes;
         Ok(changes)
     }
 
@@ -477,8 +522,9 @@ impl SceneRuntime {
     /// Resolves elements to twins, evaluates selections by model and query, and builds the
     /// per-twin reader lists.
     fn bind(&mut self) {
-        self.element_twins =
-            self.scene.elements.iter().map(|element| self.graph.twin_index(&element.twin)).collect();
+        for (slot, element) in self.element_slots.iter_mut().zip(&self.scene.elements) {
+            slot.twin = self.graph.twin_index(&element.twin);
+        }
         self.select();
         let mut readers: Vec<Vec<u32>> = Vec::new();
         let mut add = |twin: TwinIndex, element: usize| {
@@ -492,7 +538,8 @@ impl SceneRuntime {
         };
         let mut reached = Vec::new();
         for (element, definition) in self.scene.elements.iter().enumerate() {
-            let roots = self.element_twins[element]
+            let roots = self.element_slots[element]
+                .twin
                 .into_iter()
                 .chain(definition.aliases.values().filter_map(|id| self.graph.twin_index(id)));
             for root in roots {
@@ -503,11 +550,17 @@ impl SceneRuntime {
                 }
             }
         }
-        self.element_readers = readers;
+        self.element_readers = readers
+            .into_iter()
+            .map(|elements| match elements[..] {
+                [element] => Readers::One(element),
+                _ => Readers::Many(elements.into()),
+            })
+            .collect();
     }
 
     /// Binds each behavior's selection to the current twins, and each element's layers to the
-    /// behaviors that apply to it. Needs `element_twins`.
+    /// behaviors that apply to it. Needs the elements' twins bound.
     fn select(&mut self) {
         let mut selections = Vec::with_capacity(self.selection_rules.len());
         for rule in &self.selection_rules {
@@ -517,15 +570,16 @@ impl SceneRuntime {
                 SelectionRule::Model(model) => Some(
                     (0..self.scene.elements.len())
                         .filter(|&element| {
-                            self.element_twins[element].and_then(|twin| self.graph.twin_at(twin)).is_some_and(
-                                |twin| {
+                            self.element_slots[element]
+                                .twin
+                                .and_then(|twin| self.graph.twin_at(twin))
+                                .is_some_and(|twin| {
                                     twin.model == *model
                                         || self
                                             .models
                                             .as_ref()
                                             .is_some_and(|models| models.is_a(&twin.model, model))
-                                },
-                            )
+                                })
                         })
                         .map(|element| element as u32)
                         .collect(),
@@ -543,7 +597,6 @@ impl SceneRuntime {
             });
         }
         self.selections = selections;
-        let mut element_layers = Vec::with_capacity(self.scene.elements.len());
         for element in 0..self.scene.elements.len() {
             let mut layers: Vec<&String> = self
                 .scene
@@ -555,42 +608,40 @@ impl SceneRuntime {
                 .collect();
             layers.sort_unstable();
             layers.dedup();
-            let same = self.element_layers.get(element).is_some_and(|current| {
-                current.len() == layers.len() && current.iter().zip(&layers).all(|(a, b)| a == *b)
-            });
-            element_layers.push(match self.element_layers.get(element) {
-                Some(current) if same => current.clone(),
-                _ => layers.into_iter().cloned().collect::<Vec<_>>().into(),
-            });
+            let current = &self.element_slots[element].layers;
+            let same = current.len() == layers.len() && current.iter().zip(&layers).all(|(a, b)| a == *b);
+            if !same {
+                let layers = layers.into_iter().cloned().collect::<Vec<_>>().into();
+                self.element_slots[element].layers = layers;
+            }
         }
-        self.element_layers = element_layers;
     }
 
     fn next_generation(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
-            self.marks.iter_mut().for_each(|mark| *mark = 0);
+            self.element_slots.iter_mut().for_each(|slot| slot.mark = 0);
             self.generation = 1;
         }
     }
 
     fn reevaluate_readers(&mut self, twin: TwinIndex, changes: &mut Vec<StyleChange>) {
-        let Some(readers) = self.element_readers.get(twin.index()) else { return };
-        // Indexes are copied out because evaluation borrows `self`.
-        for i in 0..readers.len() {
-            let element = self.element_readers[twin.index()][i] as usize;
-            self.reevaluate_once(element, changes);
+        // Indexes are copied out one by one because evaluation borrows `self`.
+        let mut i = 0;
+        while let Some(element) = self.element_readers.get(twin.index()).and_then(|readers| readers.get(i)) {
+            self.reevaluate_once(element as usize, changes);
+            i += 1;
         }
     }
 
     fn reevaluate_once(&mut self, element: usize, changes: &mut Vec<StyleChange>) {
-        if self.marks[element] == self.generation {
+        if self.element_slots[element].mark == self.generation {
             return;
         }
-        self.marks[element] = self.generation;
+        self.element_slots[element].mark = self.generation;
         let look = self.evaluate(element);
         let current = &mut self.styles[element];
-        let layers = &self.element_layers[element];
+        let layers = &self.element_slots[element].layers;
         let same = current.color == look.color
             && current.twin_found == look.twin_found
             && current.visible == look.visible
@@ -623,11 +674,11 @@ impl SceneRuntime {
     /// The expression scope of an element: its primary twin and aliases. `None` while the
     /// primary twin is not in the graph.
     fn element_scope(&self, element: usize) -> Option<Scope<'_>> {
-        let primary = self.element_twins[element]?;
-        let aliases = &self.scene.elements[element].aliases;
+        let slot = &self.element_slots[element];
+        let primary = slot.twin?;
         Some(Scope {
             primary: Some(primary),
-            aliases: (!aliases.is_empty()).then_some(aliases),
+            aliases: slot.has_aliases.then(|| &self.scene.elements[element].aliases),
             now_millis: self.now_millis,
             ..Scope::new(&self.graph)
         })

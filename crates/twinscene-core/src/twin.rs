@@ -94,6 +94,9 @@ impl Twin {
     /// Gives the twin a new etag after a write. ETags are opaque to clients; a counter is
     /// enough to make every write observable.
     pub(crate) fn bump_etag(&mut self) {
+        if increment_etag_in_place(&mut self.etag) {
+            return;
+        }
         let version = self
             .etag
             .strip_prefix("W/\"")
@@ -104,6 +107,46 @@ impl Twin {
         self.etag.clear();
         let _ = write!(self.etag, "W/\"{}\"", version + 1);
     }
+}
+
+/// Adds one to a canonical `W/"<n>"` etag by editing its digits, without formatting; false
+/// (etag unchanged) for any other shape, which [`Twin::bump_etag`] handles in full.
+fn increment_etag_in_place(etag: &mut String) -> bool {
+    let Some(digits) = etag.strip_prefix("W/\"").and_then(|rest| rest.strip_suffix('"')) else {
+        return false;
+    };
+    // Canonical (what `parse::<u64>` then `{}` would give back) and far from overflow.
+    let canonical = !digits.is_empty()
+        && digits.len() < 20
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'));
+    if !canonical {
+        return false;
+    }
+    // The trailing nines become zeros and the digit before them goes up (a new leading 1 when
+    // all are nines). Within the old buffer except when a digit is added.
+    let nines = digits.bytes().rev().take_while(|&b| b == b'9').count();
+    if nines == 0 {
+        // The usual case: only the last digit changes.
+        let last = digits.as_bytes()[digits.len() - 1];
+        etag.truncate(etag.len() - 2);
+        etag.push(char::from(last + 1));
+        etag.push('"');
+        return true;
+    }
+    let all_nines = nines == digits.len();
+    etag.truncate(etag.len() - 1 - nines);
+    match etag.pop() {
+        Some(digit) if !all_nines => etag.push(char::from(digit as u8 + 1)),
+        Some(quote) => {
+            etag.push(quote);
+            etag.push('1');
+        }
+        None => return false,
+    }
+    etag.extend(std::iter::repeat_n('0', nines));
+    etag.push('"');
+    true
 }
 
 fn initial_etag() -> String {
@@ -169,6 +212,27 @@ mod tests {
             Err(TwinFormatError::MissingModel { id: "x".into() })
         );
         assert_eq!(Twin::from_adt_json(&json!([1])), Err(TwinFormatError::NotAnObject));
+    }
+
+    #[test]
+    fn etag_counts_up_in_place_and_resets_when_foreign() {
+        let bumped = |etag: &str| {
+            let mut twin = Twin::new("a", "m");
+            twin.etag = etag.to_owned();
+            twin.bump_etag();
+            twin.etag
+        };
+        assert_eq!(bumped("W/\"1\""), "W/\"2\"");
+        assert_eq!(bumped("W/\"0\""), "W/\"1\"");
+        assert_eq!(bumped("W/\"129\""), "W/\"130\"");
+        assert_eq!(bumped("W/\"999\""), "W/\"1000\"");
+        assert_eq!(bumped("W/\"9999999999999999999\""), "W/\"10000000000000000000\"");
+        assert_eq!(bumped("W/\"007\""), "W/\"8\"");
+        assert_eq!(bumped("W/\"+7\""), "W/\"8\"");
+        assert_eq!(bumped("W/\"abc\""), "W/\"1\"");
+        assert_eq!(bumped("W/\"\""), "W/\"1\"");
+        assert_eq!(bumped("\"5\""), "W/\"1\"");
+        assert_eq!(bumped("W/\"١\""), "W/\"1\"");
     }
 
     #[test]

@@ -216,6 +216,14 @@ impl<'a> Evaluator<'_, 'a> {
                 self.twin(index)?
             }
             Node::Member { object, name, optional } => {
+                // The common `PrimaryTwin.name`, read without going through a twin value.
+                if let Node::Primary = self.node(*object)? {
+                    let index = self.scope.primary.ok_or(Failure)?;
+                    let graph: &'a TwinGraph = self.scope.graph;
+                    let twin = graph.twin_at(index).ok_or(Failure)?;
+                    self.note_read(index);
+                    return Ok(twin_property(twin, name));
+                }
                 let value = self.eval(*object)?;
                 self.member(value, name, *optional)?
             }
@@ -299,11 +307,7 @@ impl<'a> Evaluator<'_, 'a> {
             EvalValue::Undefined | EvalValue::Null => return Err(Failure),
             EvalValue::Twin(index, twin) => {
                 self.note_read(index);
-                match name {
-                    "$dtId" => EvalValue::Str(Cow::Borrowed(&twin.id)),
-                    "$etag" => EvalValue::Str(Cow::Borrowed(&twin.etag)),
-                    _ => twin.properties.get(name).map_or(EvalValue::Undefined, EvalValue::from_json),
-                }
+                twin_property(twin, name)
             }
             EvalValue::Json(Value::Object(map)) => {
                 map.get(name).map_or(EvalValue::Undefined, EvalValue::from_json)
@@ -453,12 +457,12 @@ impl<'a> Evaluator<'_, 'a> {
             if let Some(read) = read.as_deref_mut() {
                 read.push(target);
             }
-            let value = match name.as_ref() {
-                "$dtId" => EvalValue::Str(Cow::Borrowed(&twin.id)),
-                "$etag" => EvalValue::Str(Cow::Borrowed(&twin.etag)),
-                _ => twin.properties.get(name.as_ref()).map_or(EvalValue::Undefined, EvalValue::from_json),
-            };
-            failed |= totals.add(&value).is_err();
+            failed |= match name.as_ref() {
+                "$dtId" => totals.add(&EvalValue::Str(Cow::Borrowed(&twin.id))),
+                "$etag" => totals.add(&EvalValue::Str(Cow::Borrowed(&twin.etag))),
+                name => totals.add_json(twin.properties.get(name)),
+            }
+            .is_err();
         });
         if failed {
             return Ok(None);
@@ -517,7 +521,7 @@ impl<'a> Evaluator<'_, 'a> {
 
 /// Running aggregates over the items of a projection, as `collect_numbers` + `aggregate`,
 /// `count`, `any` and `all` would compute them from a list.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Totals {
     items: usize,
     present: usize,
@@ -528,7 +532,47 @@ struct Totals {
     max: f64,
 }
 
+/// A property of a twin (`$dtId` and `$etag` are its id and etag).
+fn twin_property<'a>(twin: &'a Twin, name: &str) -> EvalValue<'a> {
+    match name {
+        "$dtId" => EvalValue::Str(Cow::Borrowed(&twin.id)),
+        "$etag" => EvalValue::Str(Cow::Borrowed(&twin.etag)),
+        _ => twin.properties.get(name).map_or(EvalValue::Undefined, EvalValue::from_json),
+    }
+}
+
 impl Totals {
+    /// [`Self::add`] of a property value as read from a twin (`None`: absent), without making
+    /// an [`EvalValue`] of it.
+    fn add_json(&mut self, value: Option<&Value>) -> Result<(), ()> {
+        let (present, truthy, number) = match value {
+            None | Some(Value::Null) => (false, false, None),
+            Some(Value::Bool(b)) => (true, *b, Some(f64::from(u8::from(*b)))),
+            // A number JSON cannot give as f64 reads as undefined.
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(n) => (true, n != 0.0 && !n.is_nan(), Some(n).filter(|n| !n.is_nan())),
+                None => (false, false, None),
+            },
+            Some(Value::String(s)) => (true, !s.is_empty(), None),
+            Some(Value::Array(_)) => return Err(()),
+            Some(Value::Object(_)) => (true, true, None),
+        };
+        if self.numbers == 0 {
+            self.min = f64::INFINITY;
+            self.max = f64::NEG_INFINITY;
+        }
+        self.items += 1;
+        self.present += usize::from(present);
+        self.truthy += usize::from(truthy);
+        if let Some(number) = number {
+            self.numbers += 1;
+            self.sum += number;
+            self.min = self.min.min(number);
+            self.max = self.max.max(number);
+        }
+        Ok(())
+    }
+
     /// Arrays inside an item are left to the general path (`Err`).
     fn add(&mut self, value: &EvalValue<'_>) -> Result<(), ()> {
         if self.numbers == 0 {
@@ -860,5 +904,38 @@ fn list_method<'a>(items: &[EvalValue<'a>], method: Method, args: &[EvalValue<'a
             })
         }
         _ => Err(Failure),
+    }
+}
+
+#[cfg(test)]
+mod totals_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn adding_json_equals_adding_its_value() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-2.5),
+            json!(7),
+            json!(""),
+            json!("x"),
+            json!({"a": 1}),
+            json!({}),
+        ];
+        let mut by_value = Totals::default();
+        let mut by_json = Totals::default();
+        for value in &values {
+            assert!(by_value.add(&EvalValue::from_json(value)).is_ok());
+            assert!(by_json.add_json(Some(value)).is_ok());
+            assert_eq!(by_value, by_json, "after {value}");
+        }
+        assert!(by_value.add(&EvalValue::Undefined).is_ok());
+        assert!(by_json.add_json(None).is_ok());
+        assert_eq!(by_value, by_json, "after an absent value");
+        assert!(Totals::default().add_json(Some(&json!([1]))).is_err());
     }
 }
