@@ -195,7 +195,10 @@ fn receive_scene_file(
     commands.remove_resource::<SceneFetch>();
     let scene_url = &config.scene_url;
     let loaded = result.and_then(|files| {
-        let runtime = SceneRuntime::new(files.scene).map_err(|e| e.to_string())?;
+        let mut runtime = SceneRuntime::new(files.scene).map_err(|e| e.to_string())?;
+        // Live writes come from the server, which has accepted them: the viewer must apply
+        // them, not re-judge them against the scene's models (kept for units and selections).
+        runtime.trust_writes();
         Ok((runtime, SceneSource { format: files.format, notes: files.notes }))
     });
     let (runtime, source) = match loaded {

@@ -89,6 +89,9 @@ pub struct TwinGraph {
     dangling: Vec<Relationship>,
     /// When set, property writes are type-checked against the twin's model.
     models: Option<Arc<ModelSet>>,
+    /// Writes come from an authority that checked them already (a viewer applying a server's
+    /// deltas): models stay known, but writes are not checked again.
+    writes_trusted: bool,
 }
 
 /// Why an update was not applied. The graph is unchanged whenever one is returned.
@@ -156,6 +159,18 @@ impl TwinGraph {
 
     pub fn models(&self) -> Option<&ModelSet> {
         self.models.as_deref()
+    }
+
+    /// Stops type-checking writes (the models stay known): for a copy of state whose writes
+    /// another party has accepted already. A viewer must not refuse what its server applied,
+    /// or its copy would diverge.
+    pub fn trust_writes(&mut self) {
+        self.writes_trusted = true;
+    }
+
+    /// The models writes are checked against, if any.
+    fn write_models(&self) -> Option<&ModelSet> {
+        self.models.as_deref().filter(|_| !self.writes_trusted)
     }
 
     pub fn twin(&self, id: &str) -> Option<&Twin> {
@@ -337,7 +352,8 @@ impl TwinGraph {
         patch: &[PatchOperation],
         timestamp: &str,
     ) -> Result<crate::patch::Touched, UpdateError> {
-        let models = self.models.as_deref();
+        // Field by field: the models are read while the twin is written.
+        let models = self.models.as_deref().filter(|_| !self.writes_trusted);
         let twin =
             self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
         apply_to_twin(twin, patch, timestamp, models)
@@ -351,7 +367,8 @@ impl TwinGraph {
         patch: &'p [PatchOperation],
         timestamp: &str,
     ) -> Result<TouchedNames<'p>, UpdateError> {
-        let models = self.models.as_deref();
+        // Field by field: the models are read while the twin is written.
+        let models = self.models.as_deref().filter(|_| !self.writes_trusted);
         let twin =
             self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
         apply_to_twin_borrowed(twin, patch, timestamp, models)
@@ -375,7 +392,7 @@ impl TwinGraph {
     }
 
     fn check_twin(&self, twin: &Twin) -> Result<(), GraphError> {
-        let Some(models) = &self.models else { return Ok(()) };
+        let Some(models) = self.write_models() else { return Ok(()) };
         models
             .check_twin(twin)
             .map_err(|message| GraphError::ModelMismatch { twin: twin.id.clone(), message })

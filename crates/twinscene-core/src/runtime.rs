@@ -175,6 +175,8 @@ pub struct SceneRuntime {
     scene: Scene,
     graph: TwinGraph,
     models: Option<Arc<ModelSet>>,
+    /// Writes are applied without type checks (see [`SceneRuntime::trust_writes`]).
+    writes_trusted: bool,
     /// Per behavior: which elements it applies to, as written.
     selection_rules: Vec<SelectionRule>,
     /// Per behavior: `None` applies to all elements, else the sorted element indexes. Bound to
@@ -340,6 +342,7 @@ impl SceneRuntime {
             scene,
             graph,
             models,
+            writes_trusted: false,
             visuals,
             reads,
             element_by_id,
@@ -385,11 +388,23 @@ impl SceneRuntime {
         self.computed.cycle()
     }
 
+    /// Applies writes without type-checking them against the models, which stay known (units,
+    /// selections by model). For a viewer: its server has accepted every write it forwards, and
+    /// refusing one would only make the viewer's copy diverge.
+    pub fn trust_writes(&mut self) {
+        self.writes_trusted = true;
+        self.graph.trust_writes();
+    }
+
     /// Replaces all twin state (a live snapshot) and returns the styles that changed.
     pub fn replace_twins(&mut self, twins: Vec<Twin>, relationships: Vec<Relationship>) -> Vec<StyleChange> {
+        let trusted = self.writes_trusted;
         self.graph = TwinGraph::new(twins, relationships);
         if let Some(models) = &self.models {
             self.graph.set_models(models.clone());
+        }
+        if trusted {
+            self.graph.trust_writes();
         }
         self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
         self.bind();

@@ -570,3 +570,29 @@ fn new_fields_are_checked_by_pointer() {
     );
     assert!(unknown.is_err(), "a misspelt selection is an error, not \"all\"");
 }
+
+#[test]
+fn trusted_writes_skip_model_checks_but_keep_the_models() {
+    let scene = Scene::from_json_str(
+        r##"{"version": 1, "mesh": "m.glb",
+        "models": [{"@id": "dtmi:t:Room;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3",
+          "contents": [{"@type": "Property", "name": "temperature", "schema": "double", "unit": "degreeCelsius"}]}],
+        "twins": [{"$dtId": "r", "$metadata": {"$model": "dtmi:t:Room;1"}, "temperature": 20}],
+        "elements": [{"id": "e", "twin": "r", "nodes": ["n"]}]}"##,
+    )
+    .unwrap();
+    let undeclared: json_patch::Patch =
+        serde_json::from_str(r#"[{"op": "add", "path": "/occupied", "value": true}]"#).unwrap();
+    let mut checked = SceneRuntime::new(scene.clone()).unwrap();
+    assert!(checked.apply_patch("r", &undeclared.0, "2026-01-01T00:00:00Z").is_err(), "checked by default");
+
+    let mut viewer = SceneRuntime::new(scene).unwrap();
+    viewer.trust_writes();
+    viewer.apply_patch("r", &undeclared.0, "2026-01-01T00:00:00Z").unwrap();
+    assert_eq!(viewer.graph().twin("r").unwrap().properties["occupied"], true);
+    // A snapshot keeps the trust; the models are still there for units and selections.
+    let twins = viewer.graph().twins().cloned().collect();
+    viewer.replace_twins(twins, Vec::new());
+    viewer.apply_patch("r", &undeclared.0, "2026-01-01T00:00:01Z").unwrap();
+    assert!(viewer.graph().models().is_some());
+}
