@@ -139,6 +139,29 @@ impl ServerChild {
     }
 
     /// Peak resident memory in MiB.
+    /// Bytes the server caused to be written to storage so far (`/proc/PID/io`).
+    fn disk_write_bytes(&self) -> f64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
+        io.lines()
+            .find_map(|line| line.strip_prefix("write_bytes:"))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Storage commits so far and the seconds they took, from `/metrics`.
+    async fn commits(&self, client: &reqwest::Client) -> (f64, f64) {
+        let page = match client.get(format!("{}/metrics", self.base)).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let value = |name: &str| {
+            page.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        (value("twinscene_storage_commit_seconds_count"), value("twinscene_storage_commit_seconds_sum"))
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let kib = status
@@ -181,6 +204,11 @@ struct Outcome {
     /// The server's own view (accepted → sent), from its histogram: the bucket holding p99.
     server_p99_ms: f64,
     generator_cpu_percent: f64,
+    /// Storage commits (each one log sync with `--sync full`) per second, and their mean duration.
+    commits_per_s: f64,
+    commit_mean_ms: f64,
+    /// What the server wrote to disk, MiB/s.
+    disk_mib_per_s: f64,
 }
 
 async fn run_all(args: Args) -> Result<(), String> {
@@ -198,16 +226,16 @@ async fn run_all(args: Args) -> Result<(), String> {
     );
     println!();
     println!(
-        "| updates/s sent | delivered/s (all viewers) | per viewer/s | p50 ms | p99 ms | max ms | server p99 ≤ ms | server CPU % | server RSS MiB | load generator CPU % | resyncs |"
+        "| updates/s sent | delivered/s (all viewers) | per viewer/s | p50 ms | p99 ms | max ms | server p99 ≤ ms | server CPU % | server RSS MiB | load generator CPU % | resyncs | commits/s | commit mean ms | disk MiB/s |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for rate in rates {
         if !(1.0..=200_000.0).contains(&rate) {
             return Err(format!("rate {rate} is outside 1..=200000"));
         }
         let outcome = run_once(&args, &scene, rate).await?;
         println!(
-            "| {:.0} (target {:.0}) | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {:.0} (target {:.0}) | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.1} |",
             outcome.sent_per_s,
             outcome.rate,
             outcome.delivered_per_s,
@@ -220,6 +248,9 @@ async fn run_all(args: Args) -> Result<(), String> {
             outcome.rss_mib,
             outcome.generator_cpu_percent,
             outcome.resyncs,
+            outcome.commits_per_s,
+            outcome.commit_mean_ms,
+            outcome.disk_mib_per_s,
         );
     }
     Ok(())
@@ -334,6 +365,7 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut cpu_start = None;
+    let mut storage_start = (0.0, 0.0, 0.0);
     let mut in_flight = Vec::new();
     while Instant::now() < deadline {
         ticks.tick().await;
@@ -345,6 +377,8 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
                 cpu_seconds_of("self"),
                 sent.load(Ordering::Relaxed),
             ));
+            let (commits, seconds) = server.commits(&client).await;
+            storage_start = (commits, seconds, server.disk_write_bytes());
         }
         let now = now_micros();
         let events: Vec<Value> = (0..args.batch)
@@ -382,6 +416,9 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
     let cpu = server.cpu_seconds() - cpu_before;
     let own_cpu = cpu_seconds_of("self") - own_cpu_before;
     let sent_total = sent.load(Ordering::Relaxed) - sent_before;
+    let (commits, commit_seconds) = server.commits(&client).await;
+    let (commits, commit_seconds) = (commits - storage_start.0, commit_seconds - storage_start.1);
+    let disk_bytes = server.disk_write_bytes() - storage_start.2;
     // Let the last updates arrive, then stop the viewers.
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -414,6 +451,9 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
         cpu_percent: cpu / measured * 100.0,
         rss_mib: server.peak_rss_mib(),
         resyncs: resyncs.load(Ordering::Relaxed),
+        commits_per_s: commits / measured,
+        commit_mean_ms: if commits > 0.0 { commit_seconds / commits * 1000.0 } else { 0.0 },
+        disk_mib_per_s: disk_bytes / measured / (1024.0 * 1024.0),
     })
 }
 
