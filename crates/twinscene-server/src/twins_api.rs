@@ -252,7 +252,10 @@ pub async fn history(
     let millis = |time: SystemTime| {
         time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
     };
-    let (from_ms, to_ms) = (millis(from), millis(to));
+    // Without `to` the range ends now, inclusive: a write stamped in this very millisecond is
+    // part of the history (the storage query's end is exclusive).
+    let to_ms = if range.to.is_some() { millis(to) } else { millis(to) + 1 };
+    let from_ms = millis(from);
     if to_ms <= from_ms {
         return Err(ApiError::BadRequest("`from` must be before `to`".into()));
     }
