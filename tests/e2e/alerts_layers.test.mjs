@@ -4,18 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { readTwinscene, useViewer, waitForState, withDiagnostics } from './harness.mjs';
+import { readTwinscene, setTemperature, useViewer, waitForState, withDiagnostics } from './harness.mjs';
 
 const context = useViewer();
 
-async function patchTemperature(twin, value) {
-  const response = await fetch(`${context.server.url}/digitaltwins/${encodeURIComponent(twin)}`, {
-    method: 'PATCH',
-    headers: { 'content-type': 'application/json-patch+json' },
-    body: JSON.stringify([{ op: 'replace', path: '/temperature', value }]),
-  });
-  assert.equal(response.status, 204, await response.text());
-}
+const patchTemperature = (twin, value) => setTemperature(context.server.url, twin, value);
 
 const badgeShown = (id) =>
   Boolean(document.querySelector('twin-scene').shadowRoot.querySelector(`[data-alert-element="${id}"]`));

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { openViewer, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+import { openViewer, setTemperature, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
 
 let site;
 let twins;
@@ -45,12 +45,7 @@ test('a page on another origin embeds the viewer with one script tag and follows
 
     const target = await page.evaluate(() => Object.entries(window.twinscene.elements).find(([id]) => id.startsWith('room-')));
     const before = target[1].color;
-    const response = await fetch(`${twins.url}/digitaltwins/${encodeURIComponent(target[1].twin)}`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json-patch+json' },
-      body: JSON.stringify([{ op: 'replace', path: '/temperature', value: before === '#dc2626' ? 10 : 35 }]),
-    });
-    assert.equal(response.status, 204);
+    await setTemperature(twins.url, target[1].twin, before === '#dc2626' ? 10 : 35);
     await waitForState(page, ([id, color]) => window.twinscene.elements[id].color !== color, [target[0], before]);
     viewer.assertNoPanics();
   }),

@@ -3,7 +3,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { openViewer, startServer, waitForState, withDiagnostics } from './harness.mjs';
+import { openViewer, setTemperature, startServer, waitForState, withDiagnostics } from './harness.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -18,14 +18,7 @@ async function setUp(pagePath) {
   return { server, viewer, page: viewer.page };
 }
 
-async function patchTemperature(server, twin, value) {
-  const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(twin)}`, {
-    method: 'PATCH',
-    headers: { 'content-type': 'application/json-patch+json' },
-    body: JSON.stringify([{ op: 'replace', path: '/temperature', value }]),
-  });
-  assert.equal(response.status, 204, await response.text());
-}
+const patchTemperature = (server, twin, value) => setTemperature(server.url, twin, value);
 
 const stateOf = (id) => `document.getElementById(${JSON.stringify(id)}).state`;
 

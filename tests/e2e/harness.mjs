@@ -8,6 +8,7 @@
 // - A Rust panic in the wasm app reaches the console as a message containing `panicked at`
 //   (console_error_panic_hook does this).
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -542,6 +543,17 @@ export function useViewer({ live = true, path: pagePath = '/' } = {}) {
     await context.server?.stop();
   });
   return context;
+}
+
+/** Sets a twin's `temperature` through the server's REST API (a JSON Patch `replace`), as a
+ * data source would, and asserts the server took it. */
+export async function setTemperature(serverUrl, twin, value) {
+  const response = await fetch(`${serverUrl}/digitaltwins/${encodeURIComponent(twin)}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json-patch+json' },
+    body: JSON.stringify([{ op: 'replace', path: '/temperature', value }]),
+  });
+  assert.equal(response.status, 204, `PATCH ${twin} temperature=${value}: ${await response.text()}`);
 }
 
 /** Text of a panel (by `data-role`) in the <twin-scene> element's shadow root. */

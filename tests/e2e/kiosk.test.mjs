@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { REPO_ROOT, readTwinscene, useViewer, waitForState, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, readTwinscene, setTemperature, useViewer, waitForState, withDiagnostics } from './harness.mjs';
 
 const DWELL_SECONDS = 2;
 const HOLD_SECONDS = 3;
@@ -31,12 +31,7 @@ test('a kiosk tours the viewpoints, flies to a new alert, holds, then tours on',
     // A room overheats: the kiosk flies to it and holds.
     const demo = JSON.parse(await readFile(path.join(REPO_ROOT, 'scenes/demo.json'), 'utf8'));
     const room = demo.elements.find((e) => e.id.startsWith('room-'));
-    const response = await fetch(`${server.url}/digitaltwins/${encodeURIComponent(room.twin)}`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json-patch+json' },
-      body: JSON.stringify([{ op: 'replace', path: '/temperature', value: 35 }]),
-    });
-    assert.equal(response.status, 204);
+    await setTemperature(server.url, room.twin, 35);
     await waitForState(page, (id) => window.twinscene.elements[id]?.badges.length > 0, room.id);
     await waitForState(page, () => document.querySelector('twin-scene').dataset.kiosk === 'alert');
     await waitForState(page, (id) => window.twinscene.selected === id, room.id);

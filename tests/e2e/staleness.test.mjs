@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { REPO_ROOT, openViewer, readTwinscene, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, openViewer, readTwinscene, setTemperature, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
 
 const STALE_AFTER_SECONDS = 3;
 
@@ -22,15 +22,6 @@ after(async () => {
   await server?.stop();
   if (sceneDir) await rm(sceneDir, { recursive: true, force: true });
 });
-
-async function patchTemperature(baseUrl, twin, value) {
-  const response = await fetch(`${baseUrl}/digitaltwins/${encodeURIComponent(twin)}`, {
-    method: 'PATCH',
-    headers: { 'content-type': 'application/json-patch+json' },
-    body: JSON.stringify([{ op: 'add', path: '/temperature', value }]),
-  });
-  assert.ok(response.ok, `PATCH ${twin}: HTTP ${response.status} ${await response.text()}`);
-}
 
 test('a twin that goes quiet is shown stale, and fresh again after its next write', { timeout: 240_000 }, () =>
   withDiagnostics(diagnostics, async () => {
@@ -53,7 +44,7 @@ test('a twin that goes quiet is shown stale, and fresh again after its next writ
     await waitForState(page, () => window.twinscene.live === 'live');
     assert.equal(await readTwinscene(page, (ts) => ts.staleAfterSeconds), STALE_AFTER_SECONDS);
 
-    await patchTemperature(server.url, room.twin, 21.5);
+    await setTemperature(server.url, room.twin, 21.5);
     // Written just now: fresh, then stale once the configured age has passed.
     await waitForState(page, (id) => window.twinscene.elements[id]?.stale === true, room.id, 60_000);
     const stale = await readTwinscene(page, (ts) =>
@@ -69,7 +60,7 @@ test('a twin that goes quiet is shown stale, and fresh again after its next writ
     await waitForState(page, () =>
       Boolean(document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="stale"]')));
 
-    await patchTemperature(server.url, room.twin, 22.5);
+    await setTemperature(server.url, room.twin, 22.5);
     await waitForState(page, (id) => window.twinscene.elements[id]?.stale === false, room.id, 30_000);
     await waitForState(page, () => document.querySelector('twin-scene').dataset.live === 'live');
     assert.equal(await readTwinscene(page, (ts) => ts.staleCount), 0);
