@@ -112,11 +112,26 @@ impl Feed {
         self.inner().pending.push_back(Pending::Structural(seq));
     }
 
-    /// Everything up to `seq` is durable (or will never be: the commit failed and the server
-    /// reports itself unhealthy; the stream still has to move on).
+    /// Everything up to `seq` is durable: it may be published.
     pub fn mark_durable(&self, seq: u64) {
         self.durable.fetch_max(seq, Ordering::AcqRel);
         self.wake.notify_one();
+    }
+
+    /// A commit failed: every pending change beyond the durable seq will never be durable, so
+    /// it is dropped instead of published. Changes up to the durable seq still go out, and a
+    /// change queued later under a reused seq (the live state went back to the durable one) is
+    /// published once durable. Returns how many changes were dropped.
+    pub fn mark_failed(&self) -> usize {
+        let durable = self.durable.load(Ordering::Acquire);
+        let mut inner = self.inner();
+        // Pending changes are in seq order: the undurable ones are the tail.
+        let keep = inner.pending.iter().take_while(|pending| pending.seq() <= durable).count();
+        let dropped = inner.pending.len() - keep;
+        inner.pending.truncate(keep);
+        drop(inner);
+        self.wake.notify_one();
+        dropped
     }
 
     /// A receiver that changes whenever a batch is published; its value is the newest seq.
@@ -392,6 +407,53 @@ mod tests {
             twinscene_core::live::ServerMessage::Delta { seq: 5, changes: changes.to_vec(), base: None }
         );
         assert!(delta_text(2, 5, changes.iter()).as_str().ends_with(r#""base":2}"#));
+    }
+
+    fn feed_change(seq: u64, value: i64) -> FeedChange {
+        FeedChange {
+            seq,
+            model: "m".into(),
+            change: change("a", json!([{"op": "replace", "path": "/t", "value": value}]), "ts"),
+        }
+    }
+
+    fn published_seqs(feed: &Feed, after: u64) -> Vec<u64> {
+        match feed.pull(after) {
+            Pull::Batches(batches) => {
+                batches.iter().flat_map(|batch| batch.changes.iter().map(|change| change.seq)).collect()
+            }
+            Pull::TooOld => panic!("the ring should reach back to {after}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_of_a_failed_commit_are_dropped_and_the_stream_moves_on() {
+        let feed = Feed::new(10, LiveBatching::default());
+        let mut published = feed.subscribe();
+        for seq in 11..=14 {
+            feed.push(feed_change(seq, seq as i64));
+        }
+        feed.push_structural(15);
+        feed.mark_durable(12);
+        // 13 to 15 were in the commit that failed.
+        assert_eq!(feed.mark_failed(), 3);
+        tokio::time::timeout(std::time::Duration::from_secs(10), published.wait_for(|seq| *seq >= 12))
+            .await
+            .expect("the durable changes are published")
+            .unwrap();
+        assert_eq!(published_seqs(&feed, 10), [11, 12]);
+
+        // The live state went back to seq 12; the next write is 13 again, and goes out.
+        feed.push(feed_change(13, 99));
+        feed.mark_durable(13);
+        tokio::time::timeout(std::time::Duration::from_secs(10), published.wait_for(|seq| *seq >= 13))
+            .await
+            .expect("a later durable change is published")
+            .unwrap();
+        assert_eq!(published_seqs(&feed, 12), [13]);
+        let Pull::Batches(batches) = feed.pull(12) else { panic!("the ring should reach back to 12") };
+        assert!(batches[0].text.as_str().contains("99"), "{}", batches[0].text.as_str());
+        assert!(!batches.iter().any(|batch| batch.structural), "the failed structural change is gone");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
@@ -18,7 +18,7 @@ use crate::auth::{Grant, Tokens};
 use crate::config::{LiveTimings, LoadedScene, MeshSource, StaticDirs};
 use crate::feed::{Feed, FeedChange};
 use crate::server_config::ServerConfig;
-use crate::storage::{Committer, SqliteStorage, Storage, StorageError, StoredWrite, now_ms};
+use crate::storage::{Committer, SqliteStorage, Storage, StorageError, StoredState, StoredWrite, now_ms};
 
 /// Everything the handlers share; cheap to clone.
 #[derive(Clone)]
@@ -38,7 +38,7 @@ struct Shared {
     feed: Arc<Feed>,
     storage: Arc<dyn Storage>,
     committer: Committer,
-    storage_failed: Arc<AtomicBool>,
+    storage_failed: AtomicBool,
     connections: AtomicUsize,
     recent_events: Mutex<RecentEvents>,
     ingest_buckets: Mutex<BTreeMap<String, RateBucket>>,
@@ -69,6 +69,20 @@ struct LiveState {
     models: BTreeMap<String, Value>,
     /// The seq of the last accepted write.
     seq: u64,
+    /// Set by every write queued for storage, cleared by a restore (after a failed commit): a
+    /// restore that finds it clear has nothing to undo.
+    unrestored_writes: bool,
+}
+
+impl LiveState {
+    fn from_stored(stored: StoredState) -> Self {
+        Self {
+            graph: TwinGraph::new(stored.twins, stored.relationships),
+            models: models_by_id(stored.models),
+            seq: stored.seq,
+            unrestored_writes: false,
+        }
+    }
 }
 
 /// What a successful twin write tells the writer.
@@ -124,25 +138,28 @@ impl AppState {
         crate::metrics::handle();
         let LoadedScene { mut scene, mesh, id: scene_id } = loaded;
         let scene_twins = std::mem::take(&mut scene.twins);
-        let (graph, models, stored_seq) = match storage.load()? {
-            Some(stored) => {
-                let models =
-                    stored.models.into_iter().filter_map(|model| Some((model_id(&model)?, model))).collect();
-                (TwinGraph::new(stored.twins, stored.relationships), models, stored.seq)
-            }
+        let mut live = match storage.load()? {
+            Some(stored) => LiveState::from_stored(stored),
             None => {
                 let mut seed: Vec<StoredWrite> = scene_twins.iter().cloned().map(StoredWrite::Twin).collect();
                 seed.extend(scene.relationships.iter().cloned().map(StoredWrite::Relationship));
                 seed.push(StoredWrite::Seq(0));
                 storage.commit(&seed)?;
-                (TwinGraph::new(scene_twins, scene.relationships.clone()), BTreeMap::new(), 0)
+                let stored = StoredState {
+                    twins: scene_twins,
+                    relationships: scene.relationships.clone(),
+                    models: Vec::new(),
+                    seq: 0,
+                };
+                LiveState::from_stored(stored)
             }
         };
         // Each run numbers its writes from its start time in microseconds (or on from the
         // stored seq if that is higher), so that a viewer's `since_seq` from another run can
         // never be mistaken for a position in this one.
-        let origin = now_micros().max(stored_seq + 1);
+        let origin = now_micros().max(live.seq + 1);
         storage.commit(&[StoredWrite::Seq(origin)])?;
+        live.seq = origin;
         if let MeshSource::File { name, .. } = &mesh {
             scene.mesh = format!("/api/scene/mesh/{}", encode_path_segment(name));
         }
@@ -156,11 +173,11 @@ impl AppState {
             static_dirs,
             timings,
             tokens,
-            live: Mutex::new(LiveState { graph, models, seq: origin }),
+            live: Mutex::new(live),
             feed,
             storage,
             committer,
-            storage_failed: Arc::new(AtomicBool::new(false)),
+            storage_failed: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             recent_events: Mutex::new(RecentEvents::default()),
             ingest_buckets: Mutex::new(BTreeMap::new()),
@@ -202,7 +219,7 @@ impl AppState {
 
     /// False once a commit failed: the server then refuses writes and `/healthz` says so.
     pub fn storage_healthy(&self) -> bool {
-        !self.0.storage_failed.load(Ordering::Relaxed)
+        !self.0.storage_failed.load(Ordering::SeqCst)
     }
 
     pub fn connections(&self) -> &AtomicUsize {
@@ -325,8 +342,9 @@ impl AppState {
                 })
                 .collect();
             let durable = (!stored.is_empty()).then(|| {
-                stored.push(StoredWrite::Seq(live.seq));
-                self.submit(stored, live.seq)
+                let seq = live.seq;
+                stored.push(StoredWrite::Seq(seq));
+                self.submit(&mut live, stored, Some(seq))
             });
             (durable, results)
         };
@@ -612,9 +630,9 @@ impl AppState {
                     live.models.insert(id.clone(), model.clone());
                 }
             }
-            self.0.committer.submit(writes, None)
+            self.submit(&mut live, writes, None)
         };
-        wait_durable(durable).await?;
+        durable.await?;
         Ok(models)
     }
 
@@ -628,9 +646,9 @@ impl AppState {
             if live.models.remove(id).is_none() {
                 return Err(ApiError::ModelNotFound(format!("no model has id {id:?}")));
             }
-            self.0.committer.submit(vec![StoredWrite::DeleteModel(id.to_owned())], None)
+            self.submit(&mut live, vec![StoredWrite::DeleteModel(id.to_owned())], None)
         };
-        wait_durable(durable).await
+        durable.await
     }
 
     /// A snapshot for `grant` and its seq. Taken under the writers' lock, so it is exactly the
@@ -688,25 +706,30 @@ impl AppState {
             let seq = live.seq;
             writes.push(StoredWrite::Seq(seq));
             self.0.feed.push_structural(seq);
-            self.submit(writes, seq)
+            self.submit(&mut live, writes, Some(seq))
         };
         durable.await
     }
 
-    /// Queues writes for the storage thread; must be called under the live lock so that the
-    /// queue is in seq order. Resolves once they are durable.
+    /// Queues writes already applied to `live` for the storage thread; takes the live lock's
+    /// guard so that the queue is in seq order. Once they are durable, the feed may publish
+    /// changes up to `seq`; if their commit fails, the live state goes back to the durable one
+    /// (`Shared::commit_failed`). Resolves once they are durable.
     fn submit(
         &self,
+        live: &mut LiveState,
         writes: Vec<StoredWrite>,
-        seq: u64,
+        seq: Option<u64>,
     ) -> impl Future<Output = Result<(), ApiError>> + use<> {
-        let feed = self.0.feed.clone();
-        let failed = self.0.storage_failed.clone();
+        live.unrestored_writes = true;
+        let shared: Weak<Shared> = Arc::downgrade(&self.0);
         let after = Box::new(move |ok: bool| {
-            if !ok {
-                failed.store(true, Ordering::Relaxed);
+            let Some(shared) = shared.upgrade() else { return };
+            match (ok, seq) {
+                (true, Some(seq)) => shared.feed.mark_durable(seq),
+                (true, None) => {}
+                (false, _) => shared.commit_failed(),
             }
-            feed.mark_durable(seq);
         });
         wait_durable(self.0.committer.submit(writes, Some(after)))
     }
@@ -720,9 +743,58 @@ impl AppState {
     }
 
     fn live(&self) -> MutexGuard<'_, LiveState> {
+        self.0.live()
+    }
+}
+
+impl Shared {
+    fn live(&self) -> MutexGuard<'_, LiveState> {
         // A panic while the lock was held cannot leave the graph half-patched (patches apply
         // atomically), so the state is still good to use.
-        self.0.live.lock().unwrap_or_else(PoisonError::into_inner)
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A commit failed (on the storage thread, once for each job of the failed group and of
+    /// every later one: the committer fails them all). Writes are refused from now on, the
+    /// failed changes are never published, and the live state goes back to exactly what
+    /// storage holds, so that reads and snapshots show durable data only.
+    ///
+    /// A writer that passed `check_storage` before the flag was set may still apply a write
+    /// after a restore; its job fails too and restores again, so restores are idempotent and
+    /// only reload when a write came in since the last one.
+    ///
+    /// When the state cannot be reloaded (the load fails, or the storage keeps no twin state:
+    /// a memory-only server), the error is logged and writes stay refused, but reads and new
+    /// snapshots may show the in-memory state, failed writes included, until the restart.
+    /// Viewers are still never sent the failed changes.
+    fn commit_failed(&self) {
+        self.storage_failed.store(true, Ordering::SeqCst);
+        let mut live = self.live();
+        if live.unrestored_writes {
+            live.unrestored_writes = false;
+            match self.storage.load() {
+                Ok(Some(stored)) => {
+                    tracing::warn!(
+                        "a commit failed: the live state goes back to the last durable state, seq {}",
+                        stored.seq
+                    );
+                    *live = LiveState::from_stored(stored);
+                }
+                Ok(None) => tracing::error!(
+                    "a commit failed and the storage keeps no twin state to go back to: reads may \
+                     show writes that were not made durable until the server restarts"
+                ),
+                Err(error) => tracing::error!(
+                    "a commit failed and the durable state cannot be reloaded ({error}): reads may \
+                     show writes that were not made durable until the server restarts"
+                ),
+            }
+        }
+        // Under the live lock: no writer can queue a change between the restore and this.
+        let dropped = self.feed.mark_failed();
+        if dropped > 0 {
+            tracing::warn!("{dropped} changes whose commit failed are not sent to viewers");
+        }
     }
 }
 
@@ -835,6 +907,10 @@ fn next_etag(etag: &str) -> String {
 
 fn model_id(model: &Value) -> Option<String> {
     model.get("@id").and_then(Value::as_str).map(str::to_owned)
+}
+
+fn models_by_id(models: Vec<Value>) -> BTreeMap<String, Value> {
+    models.into_iter().filter_map(|model| Some((model_id(&model)?, model))).collect()
 }
 
 /// The patch that turns `old` properties into `new`: `add` sets a top-level property whether
@@ -981,7 +1057,99 @@ fn encode_path_segment(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_config::HistoryRetention;
+    use crate::storage::{HistoryBucket, SyncMode};
     use serde_json::json;
+
+    /// SQLite in a file, whose commits fail while `broken` is set.
+    struct Breakable {
+        inner: SqliteStorage,
+        broken: AtomicBool,
+    }
+
+    impl Storage for Breakable {
+        fn load(&self) -> Result<Option<StoredState>, StorageError> {
+            self.inner.load()
+        }
+        fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(StorageError::new("disk full"));
+            }
+            self.inner.commit(writes)
+        }
+        fn history(
+            &self,
+            t: &str,
+            p: &str,
+            from: i64,
+            to: i64,
+            n: u32,
+        ) -> Result<Vec<HistoryBucket>, StorageError> {
+            self.inner.history(t, p, from, to, n)
+        }
+        fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError> {
+            self.inner.prune(retention, now_ms)
+        }
+    }
+
+    fn set_temperature(value: f64) -> Patch {
+        serde_json::from_value(json!([{"op": "replace", "path": "/temperature", "value": value}])).unwrap()
+    }
+
+    fn temperature(state: &AppState, id: &str) -> Value {
+        state.twin(&Grant::open(), id).unwrap().properties["temperature"].clone()
+    }
+
+    #[tokio::test]
+    async fn writes_that_raced_past_a_failure_are_rolled_back_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = SqliteStorage::open(&dir.path().join("state.sqlite"), SyncMode::Normal).unwrap();
+        let storage = Arc::new(Breakable { inner, broken: AtomicBool::new(false) });
+        let scene_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenes/demo.json");
+        let loaded = LoadedScene::load(&scene_path).unwrap();
+        let state = AppState::with_storage(
+            loaded,
+            StaticDirs::default(),
+            LiveTimings::default(),
+            ServerConfig::default(),
+            storage.clone(),
+        )
+        .unwrap();
+        let grant = Grant::open();
+        let a102 = temperature(&state, "Room-A102");
+        let durable =
+            state.patch_twin(&grant, "Room-A101", set_temperature(25.0), None, Source::Rest).await.unwrap();
+
+        storage.broken.store(true, Ordering::SeqCst);
+        let failed = state.patch_twin(&grant, "Room-A101", set_temperature(99.0), None, Source::Rest).await;
+        assert!(matches!(failed, Err(ApiError::Unavailable(_))));
+        assert!(!state.storage_healthy());
+        assert_eq!((temperature(&state, "Room-A101"), state.seq()), (json!(25.0), durable.seq));
+
+        // Writers that checked the flag before it was set apply their writes after the restore;
+        // the storage works again, but their commits fail all the same and are undone.
+        storage.broken.store(false, Ordering::SeqCst);
+        for _ in 0..2 {
+            state.0.storage_failed.store(false, Ordering::SeqCst);
+            let raced =
+                state.patch_twin(&grant, "Room-A102", set_temperature(50.0), None, Source::Rest).await;
+            assert!(
+                matches!(&raced, Err(ApiError::Unavailable(message)) if message.contains("earlier commit failed"))
+            );
+            state.0.storage_failed.store(false, Ordering::SeqCst);
+            let created =
+                state.put_twin(&grant, "Room-New", Twin::new("Room-New", "dtmi:x;1"), None, None).await;
+            assert!(matches!(created, Err(ApiError::Unavailable(_))));
+            assert!(!state.storage_healthy());
+            assert_eq!(temperature(&state, "Room-A102"), a102);
+            assert!(state.twin(&grant, "Room-New").is_err());
+            assert_eq!(state.seq(), durable.seq);
+        }
+        let stored = storage.load().unwrap().unwrap();
+        assert_eq!(stored.seq, durable.seq);
+        assert!(stored.twins.iter().all(|twin| twin.id != "Room-New"));
+        assert_eq!(temperature(&state, "Room-A101"), 25.0);
+    }
 
     #[test]
     fn file_names_become_safe_path_segments() {

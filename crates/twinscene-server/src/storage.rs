@@ -369,7 +369,10 @@ struct Job {
 }
 
 /// Group commit: one thread takes every job queued meanwhile, commits them in one transaction
-/// and only then acknowledges them, so many writers share one disk sync.
+/// and only then acknowledges them, so many writers share one disk sync. After a failed commit
+/// the committer is poisoned: every later job fails at once, without touching storage, so that
+/// no later commit can make a failed write's effects durable (a twin is stored whole, with
+/// every patch it had in memory).
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::Sender<Job>,
@@ -391,7 +394,8 @@ impl Committer {
     }
 
     /// Queues writes; the receiver resolves once they are durable. `after` runs on the storage
-    /// thread right after the commit (with whether it succeeded), in queue order.
+    /// thread right after the commit (with whether it succeeded), in queue order, before the
+    /// receiver resolves.
     pub fn submit(
         &self,
         writes: Vec<StoredWrite>,
@@ -406,11 +410,15 @@ impl Committer {
 
 fn run_committer(storage: &dyn Storage, retention: &HistoryRetention, queue: &mpsc::Receiver<Job>) {
     let mut last_prune = Instant::now();
+    // The error of the first failed commit; from then on nothing is committed.
+    let mut poisoned: Option<String> = None;
     loop {
         let first = match queue.recv_timeout(PRUNE_EVERY) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                prune(storage, retention, &mut last_prune);
+                if poisoned.is_none() {
+                    prune(storage, retention, &mut last_prune);
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -422,14 +430,23 @@ fn run_committer(storage: &dyn Storage, retention: &HistoryRetention, queue: &mp
                 Err(_) => break,
             }
         }
-        let writes: Vec<StoredWrite> =
-            group.iter_mut().flat_map(|job| std::mem::take(&mut job.writes)).collect();
-        let started = Instant::now();
-        let result = storage.commit(&writes).map_err(|error| error.to_string());
-        metrics::histogram!(crate::metrics::COMMIT).record(started.elapsed().as_secs_f64());
-        if let Err(error) = &result {
-            tracing::error!("{error}");
-        }
+        let result = match &poisoned {
+            Some(error) => Err(format!(
+                "an earlier commit failed ({error}); writes are refused until the server restarts"
+            )),
+            None => {
+                let writes: Vec<StoredWrite> =
+                    group.iter_mut().flat_map(|job| std::mem::take(&mut job.writes)).collect();
+                let started = Instant::now();
+                let result = storage.commit(&writes).map_err(|error| error.to_string());
+                metrics::histogram!(crate::metrics::COMMIT).record(started.elapsed().as_secs_f64());
+                if let Err(error) = &result {
+                    tracing::error!("{error}; no further commit is attempted until the server restarts");
+                    poisoned = Some(error.clone());
+                }
+                result
+            }
+        };
         for job in group {
             if let Some(after) = job.after {
                 after(result.is_ok());
@@ -438,7 +455,7 @@ fn run_committer(storage: &dyn Storage, retention: &HistoryRetention, queue: &mp
                 let _ = done.send(result.clone());
             }
         }
-        if last_prune.elapsed() >= PRUNE_EVERY {
+        if poisoned.is_none() && last_prune.elapsed() >= PRUNE_EVERY {
             prune(storage, retention, &mut last_prune);
         }
     }
@@ -529,6 +546,65 @@ mod tests {
             [("back".to_owned(), json!(3)), ("kept".to_owned(), json!(2)), ("new".to_owned(), json!(4))]
         );
         assert_eq!(loaded.seq, 2);
+    }
+
+    /// In-memory SQLite whose commits fail once `broken` is set; counts the commits it is asked for.
+    #[derive(Default)]
+    struct Failing {
+        broken: std::sync::atomic::AtomicBool,
+        commits: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Storage for Failing {
+        fn load(&self) -> Result<Option<StoredState>, StorageError> {
+            Ok(None)
+        }
+        fn commit(&self, _: &[StoredWrite]) -> Result<(), StorageError> {
+            self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StorageError::new("disk full"));
+            }
+            Ok(())
+        }
+        fn history(
+            &self,
+            _: &str,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u32,
+        ) -> Result<Vec<HistoryBucket>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn prune(&self, _: &HistoryRetention, _: i64) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_failed_commit_every_job_fails_without_touching_storage() {
+        let storage = Arc::new(Failing::default());
+        let committer = Committer::start(storage.clone(), HistoryRetention::default()).unwrap();
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let job = || -> Option<Box<dyn FnOnce(bool) + Send>> {
+            let outcomes = outcomes.clone();
+            Some(Box::new(move |ok| outcomes.lock().unwrap().push(ok)))
+        };
+        assert_eq!(committer.submit(vec![StoredWrite::Seq(1)], job()).blocking_recv().unwrap(), Ok(()));
+        storage.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        let failed = committer.submit(vec![StoredWrite::Seq(2)], job()).blocking_recv().unwrap();
+        assert_eq!(failed, Err("storage: disk full".to_owned()));
+        assert_eq!(storage.commits.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // Storage works again, but nothing more is committed until a restart.
+        storage.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        for seq in 3..6 {
+            let error = committer.submit(vec![StoredWrite::Seq(seq)], job()).blocking_recv().unwrap();
+            let error = error.expect_err("a poisoned committer fails every job");
+            assert!(error.contains("an earlier commit failed (storage: disk full)"), "{error}");
+        }
+        assert_eq!(storage.commits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(*outcomes.lock().unwrap(), [true, false, false, false, false]);
     }
 
     #[test]

@@ -1,22 +1,36 @@
 //! A storage that stops committing: writes are refused with 503, nothing unacknowledged is
-//! reported as done, and `/healthz` says the server is unhealthy.
+//! reported as done, published or kept, and `/healthz` says the server is unhealthy.
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use common::{demo_scene_path, error_body, get, patch, serve};
+use common::{Viewer, client, demo_scene_path, error_body, get, get_json, patch, send, serve};
+use serde_json::{Value, json};
+use twinscene_core::live::ServerMessage;
+use twinscene_server::auth::Grant;
+use twinscene_server::feed::Pull;
 use twinscene_server::server_config::HistoryRetention;
 use twinscene_server::storage::{
-    HistoryBucket, SqliteStorage, Storage, StorageError, StoredState, StoredWrite,
+    HistoryBucket, SqliteStorage, Storage, StorageError, StoredState, StoredWrite, SyncMode,
 };
 use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs};
 
-/// SQLite in memory, until `broken` is set: then every commit fails (a full disk, say).
+/// Real SQLite until `broken` is set: then every commit fails (a full disk, say). Counts the
+/// commits it is asked for.
 struct Breakable {
     inner: SqliteStorage,
     broken: Arc<AtomicBool>,
+    commits: Arc<AtomicUsize>,
+}
+
+impl Breakable {
+    fn new(inner: SqliteStorage) -> Self {
+        Self { inner, broken: Arc::default(), commits: Arc::default() }
+    }
 }
 
 impl Storage for Breakable {
@@ -24,6 +38,7 @@ impl Storage for Breakable {
         self.inner.load()
     }
     fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
         if self.broken.load(Ordering::SeqCst) {
             return Err(StorageError::new("disk full"));
         }
@@ -44,29 +59,154 @@ impl Storage for Breakable {
     }
 }
 
+/// The demo scene's state over `storage`, with heartbeats every 200 ms.
+fn state_over(storage: Arc<dyn Storage>) -> AppState {
+    let scene = LoadedScene::load(&demo_scene_path()).unwrap();
+    let timings = LiveTimings { heartbeat: Duration::from_millis(200), ..LiveTimings::default() };
+    AppState::with_storage(scene, StaticDirs::default(), timings, ServerConfig::default(), storage).unwrap()
+}
+
+/// SQLite in a file: unlike in-memory SQLite it keeps the twin state, which a failed commit
+/// rolls the server back to.
+fn sqlite_file(path: &Path) -> SqliteStorage {
+    SqliteStorage::open(path, SyncMode::Normal).unwrap()
+}
+
+fn set(value: f64) -> String {
+    json!([{"op": "replace", "path": "/temperature", "value": value}]).to_string()
+}
+
+fn room_temperature(message: &ServerMessage, id: &str) -> Value {
+    let ServerMessage::Snapshot { twins, .. } = message else { panic!("not a snapshot: {message:?}") };
+    let twin = twins.iter().find(|twin| twin.id == id).expect("twin in snapshot");
+    twin.properties["temperature"].clone()
+}
+
 #[tokio::test]
 async fn a_failed_commit_is_reported_and_stops_writes() {
-    let broken = Arc::new(AtomicBool::new(false));
-    let storage = Breakable { inner: SqliteStorage::in_memory().unwrap(), broken: broken.clone() };
-    let scene = LoadedScene::load(&demo_scene_path()).unwrap();
-    let state = AppState::with_storage(
-        scene,
-        StaticDirs::default(),
-        LiveTimings::default(),
-        ServerConfig::default(),
-        Arc::new(storage),
-    )
-    .unwrap();
-    let base = serve(state).await;
-    let body = r#"[{"op":"replace","path":"/temperature","value":25}]"#;
-    assert_eq!(patch(&base, "Room-A101", body).await.status(), 204);
+    let storage = Breakable::new(SqliteStorage::in_memory().unwrap());
+    let broken = storage.broken.clone();
+    let base = serve(state_over(Arc::new(storage))).await;
+    assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
 
     broken.store(true, Ordering::SeqCst);
-    let (status, code, message) = error_body(patch(&base, "Room-A101", body).await).await;
+    let (status, code, message) = error_body(patch(&base, "Room-A101", &set(26.0)).await).await;
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"), "{message}");
     assert!(message.contains("disk full"), "{message}");
     assert_eq!(get(&format!("{base}/healthz")).await.status(), 503);
-    let (status, _, message) = error_body(patch(&base, "Room-A102", body).await).await;
+    let (status, _, message) = error_body(patch(&base, "Room-A102", &set(26.0)).await).await;
     assert_eq!(status, 503);
     assert!(message.contains("storage failed"), "{message}");
+}
+
+#[tokio::test]
+async fn a_write_whose_commit_failed_is_rolled_back_and_never_sent_to_viewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let storage = Breakable::new(sqlite_file(&path));
+    let broken = storage.broken.clone();
+    let state = state_over(Arc::new(storage));
+    let base = serve(state.clone()).await;
+    let mut viewer = Viewer::connect(&base).await;
+    let start = viewer.hello().await["seq"].as_u64().unwrap();
+
+    // A write before the failure: acknowledged, durable, sent.
+    let response = patch(&base, "Room-A101", &set(25.0)).await;
+    assert_eq!(response.status(), 204);
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let delta = viewer.next_change().await;
+    assert_eq!((delta["type"].as_str(), delta["seq"].as_u64()), (Some("delta"), Some(start + 1)));
+
+    broken.store(true, Ordering::SeqCst);
+    let (status, code, message) = error_body(patch(&base, "Room-A101", &set(99.0)).await).await;
+    assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"), "{message}");
+
+    // Reads, snapshots and the seq are back at the last durable write.
+    let room = get_json(&format!("{base}/digitaltwins/Room-A101")).await;
+    assert_eq!(room["temperature"], 25.0);
+    assert_eq!(room["$etag"], etag.as_str());
+    let response = get(&format!("{base}/digitaltwins/Room-A101")).await;
+    assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
+    let (snapshot, seq) = state.snapshot(&Grant::open());
+    assert_eq!(seq, start + 1);
+    assert_eq!(room_temperature(&snapshot, "Room-A101"), 25.0);
+    assert_eq!(state.seq(), start + 1);
+
+    // The viewer only hears heartbeats (the publisher had many ticks to send the failed
+    // write), and nothing after the durable write was published.
+    for _ in 0..3 {
+        let message = viewer.next().await;
+        assert_eq!(message, json!({"type": "heartbeat", "seq": start + 1}), "sent after the failure");
+    }
+    match state.feed().pull(start + 1) {
+        Pull::Batches(batches) => assert!(batches.is_empty(), "published after the failure: {batches:?}"),
+        Pull::TooOld => panic!("the ring should reach back to {}", start + 1),
+    }
+
+    // A viewer that connects now gets the durable state.
+    let mut late = Viewer::connect(&base).await;
+    let snapshot = late.hello().await;
+    assert_eq!(snapshot["seq"], start + 1);
+    let twins = snapshot["twins"].as_array().unwrap();
+    let room = twins.iter().find(|twin| twin["$dtId"] == "Room-A101").unwrap();
+    assert_eq!(room["temperature"], 25.0);
+
+    // The write before the failure is durable; the failed one is not.
+    drop(state);
+    let stored = sqlite_file(&path).load().unwrap().unwrap();
+    let room = stored.twins.iter().find(|twin| twin.id == "Room-A101").unwrap();
+    assert_eq!(room.properties["temperature"], 25.0);
+    assert_eq!(room.etag, etag);
+}
+
+#[tokio::test]
+async fn after_a_failed_commit_writes_are_refused_and_storage_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Breakable::new(sqlite_file(&dir.path().join("state.sqlite")));
+    let (broken, commits) = (storage.broken.clone(), storage.commits.clone());
+    let base = serve(state_over(Arc::new(storage))).await;
+    assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
+    let pump = json!({"@id": "dtmi:example:Pump;1", "@type": "Interface"});
+    assert_eq!(send(client().post(format!("{base}/models")).json(&json!([pump]))).await.status(), 201);
+
+    broken.store(true, Ordering::SeqCst);
+    assert_eq!(patch(&base, "Room-A101", &set(99.0)).await.status(), 503);
+    let attempted = commits.load(Ordering::SeqCst);
+
+    // Even with the disk back, nothing is written until a restart.
+    broken.store(false, Ordering::SeqCst);
+    let (status, _, message) = error_body(patch(&base, "Room-A102", &set(30.0)).await).await;
+    assert_eq!(status, 503);
+    assert!(message.contains("storage failed"), "{message}");
+    let twin = json!({"$metadata": {"$model": "dtmi:twinscene:demo:Room;1"}, "temperature": 1.0});
+    let put = send(client().put(format!("{base}/digitaltwins/Room-New")).json(&twin)).await;
+    assert_eq!(put.status(), 503);
+    let valve = json!([{"@id": "dtmi:example:Valve;1", "@type": "Interface"}]);
+    assert_eq!(send(client().post(format!("{base}/models")).json(&valve)).await.status(), 503);
+    let delete = send(client().delete(format!("{base}/models/dtmi:example:Pump;1"))).await;
+    assert_eq!(delete.status(), 503);
+    assert_eq!(get(&format!("{base}/healthz")).await.status(), 503);
+    assert_eq!(commits.load(Ordering::SeqCst), attempted, "storage was asked to commit again");
+
+    // What was acknowledged before the failure is all still there; nothing refused is.
+    assert_eq!(get_json(&format!("{base}/digitaltwins/Room-A101")).await["temperature"], 25.0);
+    assert_eq!(get_json(&format!("{base}/models/dtmi:example:Pump;1")).await, pump);
+    assert_eq!(get(&format!("{base}/digitaltwins/Room-New")).await.status(), 404);
+    assert_eq!(get(&format!("{base}/models/dtmi:example:Valve;1")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_failed_model_write_is_rolled_back_and_marks_storage_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Breakable::new(sqlite_file(&dir.path().join("state.sqlite")));
+    let broken = storage.broken.clone();
+    let base = serve(state_over(Arc::new(storage))).await;
+    let before = get_json(&format!("{base}/models")).await;
+
+    broken.store(true, Ordering::SeqCst);
+    let model = json!([{"@id": "dtmi:example:Pump;1", "@type": "Interface"}]);
+    assert_eq!(send(client().post(format!("{base}/models")).json(&model)).await.status(), 503);
+    assert_eq!(get(&format!("{base}/models/dtmi:example:Pump;1")).await.status(), 404);
+    assert_eq!(get_json(&format!("{base}/models")).await, before);
+    assert_eq!(get(&format!("{base}/healthz")).await.status(), 503);
 }
