@@ -126,8 +126,9 @@ impl AppState {
             .unwrap_or_else(|error| panic!("in-memory SQLite: {error}"))
     }
 
-    /// Starts from what `storage` holds, or seeds it from the scene's twins when it is empty.
-    /// Must be called within a tokio runtime (the feed's publisher is a task).
+    /// Starts from what `storage` holds, or seeds it from the scene's twins, relationships and
+    /// models when it is empty. Must be called within a tokio runtime (the feed's publisher is
+    /// a task).
     pub fn with_storage(
         loaded: LoadedScene,
         static_dirs: StaticDirs,
@@ -138,27 +139,53 @@ impl AppState {
         crate::metrics::handle();
         let LoadedScene { mut scene, mesh, id: scene_id } = loaded;
         let scene_twins = std::mem::take(&mut scene.twins);
-        let mut live = match storage.load()? {
-            Some(stored) => LiveState::from_stored(stored),
+        let scene_models: Vec<(String, Value)> = scene
+            .models
+            .iter()
+            .filter_map(|model| {
+                let id = model_id(model);
+                if id.is_none() {
+                    tracing::warn!("a model of the scene has no \"@id\" string; it is not served");
+                }
+                Some((id?, model.clone()))
+            })
+            .collect();
+        let model_write = |(id, model): (String, Value)| StoredWrite::Model { id, model };
+        let (mut live, mut writes) = match storage.load()? {
+            Some(stored) => {
+                let mut live = LiveState::from_stored(stored);
+                // The twins are state: after the first start only storage has them. Models are
+                // definitions the scene file carries: one the scene has and storage lacks (a
+                // database from before scene models were stored, a model added to the scene or
+                // given with `--models` since) is added, and stored with the seq below; one
+                // storage has is kept as stored. A scene model deleted through the API therefore
+                // comes back at the next start for as long as the scene has it.
+                let added: Vec<(String, Value)> =
+                    scene_models.into_iter().filter(|(id, _)| !live.models.contains_key(id)).collect();
+                live.models.extend(added.iter().cloned());
+                (live, added.into_iter().map(model_write).collect())
+            }
             None => {
                 let mut seed: Vec<StoredWrite> = scene_twins.iter().cloned().map(StoredWrite::Twin).collect();
                 seed.extend(scene.relationships.iter().cloned().map(StoredWrite::Relationship));
+                seed.extend(scene_models.iter().cloned().map(model_write));
                 seed.push(StoredWrite::Seq(0));
                 storage.commit(&seed)?;
                 let stored = StoredState {
                     twins: scene_twins,
                     relationships: scene.relationships.clone(),
-                    models: Vec::new(),
+                    models: scene_models.into_iter().map(|(_, model)| model).collect(),
                     seq: 0,
                 };
-                LiveState::from_stored(stored)
+                (LiveState::from_stored(stored), Vec::new())
             }
         };
         // Each run numbers its writes from its start time in microseconds (or on from the
         // stored seq if that is higher), so that a viewer's `since_seq` from another run can
         // never be mistaken for a position in this one.
         let origin = now_micros().max(live.seq + 1);
-        storage.commit(&[StoredWrite::Seq(origin)])?;
+        writes.push(StoredWrite::Seq(origin));
+        storage.commit(&writes)?;
         live.seq = origin;
         if let MeshSource::File { name, .. } = &mesh {
             scene.mesh = format!("/api/scene/mesh/{}", encode_path_segment(name));

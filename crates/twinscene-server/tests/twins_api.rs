@@ -3,10 +3,15 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{
-    Mirror, client, demo_state, error_body, get, get_json, patch, send, serve, server_twins, set_temperature,
+    Mirror, client, demo_scene_path, demo_state, error_body, get, get_json, patch, send, serve, server_twins,
+    set_temperature,
 };
 use serde_json::{Value, json};
+use twinscene_server::storage::{SqliteStorage, Storage, SyncMode};
+use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs};
 
 #[tokio::test]
 async fn patch_changes_the_twin_and_its_etag() {
@@ -228,6 +233,25 @@ async fn twins_are_queried_by_model_and_relationship() {
     assert_eq!(ids(&containers), ["Duplex"]);
 }
 
+/// The `@id`s of `GET /models`, in the order listed.
+async fn model_ids(base: &str) -> Vec<String> {
+    let models = get_json(&format!("{base}/models")).await;
+    models["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|model| model["@id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn demo_model_ids() -> Vec<String> {
+    let scene = LoadedScene::load(&demo_scene_path()).unwrap().scene;
+    let mut ids: Vec<String> =
+        scene.models.iter().map(|model| model["@id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test]
 async fn models_are_added_listed_and_deleted() {
     let base = serve(demo_state()).await;
@@ -238,10 +262,81 @@ async fn models_are_added_listed_and_deleted() {
     let (status, code, _) =
         error_body(send(client().post(format!("{base}/models")).json(&json!([model]))).await).await;
     assert_eq!((status, code.as_str()), (409, "ModelIdAlreadyExists"));
-    assert_eq!(get_json(&format!("{base}/models")).await["value"], json!([model]));
+    let mut expected = demo_model_ids();
+    expected.push("dtmi:example:Pump;1".to_owned());
+    expected.sort();
+    assert_eq!(model_ids(&base).await, expected);
     assert_eq!(get_json(&format!("{base}/models/dtmi:example:Pump;1")).await, model);
     assert_eq!(send(client().delete(format!("{base}/models/dtmi:example:Pump;1"))).await.status(), 204);
     assert_eq!(get(&format!("{base}/models/dtmi:example:Pump;1")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn the_scene_models_are_served_and_stored_on_the_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let scene = LoadedScene::load(&demo_scene_path()).unwrap();
+    let expected: Vec<Value> = {
+        let mut models = scene.scene.models.clone();
+        models.sort_by_key(|model| model["@id"].as_str().unwrap().to_owned());
+        models
+    };
+    assert!(!expected.is_empty(), "the demo scene has models");
+    let storage = Arc::new(SqliteStorage::open(&path, SyncMode::Normal).unwrap());
+    let state = AppState::with_storage(
+        scene,
+        StaticDirs::default(),
+        LiveTimings::default(),
+        ServerConfig::default(),
+        storage,
+    )
+    .unwrap();
+    let base = serve(state).await;
+    assert_eq!(get_json(&format!("{base}/models")).await["value"], json!(expected));
+    let room = get_json(&format!("{base}/models/dtmi:twinscene:demo:Room;1")).await;
+    assert_eq!(&room, expected.iter().find(|model| model["@id"] == "dtmi:twinscene:demo:Room;1").unwrap());
+    // Durable with the seed: a new server on the database finds them without the scene's.
+    let stored = SqliteStorage::open(&path, SyncMode::Normal).unwrap().load().unwrap().unwrap();
+    assert_eq!(stored.models, expected);
+
+    // In memory, every start seeds them.
+    assert_eq!(model_ids(&serve(demo_state()).await).await, demo_model_ids());
+}
+
+#[tokio::test]
+async fn a_later_start_adds_the_scene_models_storage_lacks_and_keeps_the_stored_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let start = |models: Option<Vec<Value>>| {
+        let mut scene = LoadedScene::load(&demo_scene_path()).unwrap();
+        if let Some(models) = models {
+            scene.scene.models = models;
+        }
+        let storage = Arc::new(SqliteStorage::open(&path, SyncMode::Normal).unwrap());
+        AppState::with_storage(
+            scene,
+            StaticDirs::default(),
+            LiveTimings::default(),
+            ServerConfig::default(),
+            storage,
+        )
+        .unwrap()
+    };
+    // A database whose first start knew one model, in another version than the scene's now.
+    let stored_room =
+        json!({"@id": "dtmi:twinscene:demo:Room;1", "@type": "Interface", "displayName": "Stored"});
+    let first = start(Some(vec![stored_room.clone()]));
+    assert_eq!(first.models(), std::slice::from_ref(&stored_room));
+    drop(first);
+
+    let base = serve(start(None)).await;
+    assert_eq!(model_ids(&base).await, demo_model_ids());
+    assert_eq!(get_json(&format!("{base}/models/dtmi:twinscene:demo:Room;1")).await, stored_room);
+    // The added ones are durable: a start from a scene without models still has them.
+    let again = start(Some(Vec::new()));
+    let ids: Vec<String> =
+        again.models().iter().map(|model| model["@id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, demo_model_ids());
 }
 
 #[tokio::test]
