@@ -2,12 +2,17 @@
 //! model material, emphasis) pair, never one per element. "No color" restores the model's own
 //! material; hover, selection and ghosting derive variants from whichever base applies. A style
 //! opacity (e.g. TwinMaker's `opacity` rule targets) makes a translucent variant of the base.
+//! Once the model is batched (batched_geometry.rs), the same look is written to the element's
+//! texels in the state texture instead; only meshes left out of batching still swap materials.
 
 use std::collections::{BTreeSet, HashMap};
 
 use bevy::prelude::*;
 use twinscene_core::color::{Color as StyleColor, Opacity};
 
+use crate::batched_geometry::{
+    BatchMaterial, Batched, ElementStates, SlotLook, StateFlags, UNBOUND_SLOT, slot_of,
+};
 use crate::scene_loading::{ElementMesh, ElementMeshes};
 use crate::selection::Selection;
 use crate::twin_state::{ElementStyleChanged, TwinRuntime};
@@ -39,6 +44,7 @@ pub struct StyleMaterials {
 }
 
 /// Highlight of unstyled elements: a cool tint that no temperature or alert color uses.
+// Both are mirrored in batched_geometry.wgsl.
 const HIGHLIGHT: LinearRgba = LinearRgba::rgb(0.1, 0.55, 1.0);
 const GHOST_ALPHA: f32 = 0.12;
 
@@ -122,7 +128,11 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<StyleMaterials>().init_resource::<Ghosting>().add_systems(
         Update,
         (
-            paint_all.run_if(resource_added::<ElementMeshes>.or_else(resource_changed::<Ghosting>)),
+            paint_all.run_if(
+                resource_added::<ElementMeshes>
+                    .or_else(resource_changed::<Ghosting>)
+                    .or_else(resource_added::<ElementStates>),
+            ),
             paint_changed,
         )
             .chain()
@@ -142,6 +152,7 @@ fn paint_all(
         painter.paint(element, &runtime, &element_meshes);
     }
     painter.paint_unbound(&element_meshes);
+    painter.finish();
 }
 
 fn paint_changed(
@@ -165,6 +176,7 @@ fn paint_changed(
     for element in dirty {
         painter.paint(element, &runtime, &element_meshes);
     }
+    painter.finish();
 }
 
 #[derive(bevy::ecs::system::SystemParam)]
@@ -175,6 +187,10 @@ struct ElementPainter<'w, 's> {
     ghosting: Res<'w, Ghosting>,
     mesh_materials: Query<'w, 's, &'static mut MeshMaterial3d<StandardMaterial>>,
     visibilities: Query<'w, 's, &'static mut Visibility>,
+    batched: Query<'w, 's, (), With<Batched>>,
+    states: Option<ResMut<'w, ElementStates>>,
+    images: ResMut<'w, Assets<Image>>,
+    batch_materials: ResMut<'w, Assets<BatchMaterial>>,
 }
 
 impl ElementPainter<'_, '_> {
@@ -197,18 +213,50 @@ impl ElementPainter<'_, '_> {
         let visibility = if style.visible { Visibility::Inherited } else { Visibility::Hidden };
         let look = Look { color: style.color, opacity: style.opacity };
         for mesh in element_meshes.meshes_of(element) {
+            if self.batched.contains(mesh.entity) {
+                continue;
+            }
             self.set(mesh, look, emphasis);
             if let Ok(mut shown) = self.visibilities.get_mut(mesh.entity) {
                 shown.set_if_neq(visibility);
             }
+        }
+        let hidden = if style.visible { 0 } else { StateFlags::HIDDEN };
+        self.write_slot(slot_of(element), look, emphasis, hidden);
+    }
+
+    /// The look of a slot of batched geometry, as the batch shader reads it.
+    fn write_slot(&mut self, slot: u32, look: Look, emphasis: Emphasis, extra_flags: u8) {
+        let Some(states) = self.states.as_mut() else { return };
+        let emphasis_flag = match emphasis {
+            Emphasis::Normal => 0,
+            Emphasis::Hovered => StateFlags::HOVERED,
+            Emphasis::Selected => StateFlags::SELECTED,
+            Emphasis::Ghosted => StateFlags::GHOSTED,
+        };
+        let slot_look = SlotLook {
+            color: look.color,
+            opacity: look.opacity.unwrap_or(Opacity::OPAQUE),
+            flags: emphasis_flag | extra_flags,
+        };
+        states.write(&mut self.images, slot, slot_look);
+    }
+
+    /// Batches blend while anything in them is translucent.
+    fn finish(&mut self) {
+        if let Some(states) = self.states.as_mut() {
+            states.update_blending(&mut self.batch_materials);
         }
     }
 
     fn paint_unbound(&mut self, element_meshes: &ElementMeshes) {
         let emphasis = if self.ghosting.0 { Emphasis::Ghosted } else { Emphasis::Normal };
         for mesh in &element_meshes.unbound {
-            self.set(mesh, Look::default(), emphasis);
+            if !self.batched.contains(mesh.entity) {
+                self.set(mesh, Look::default(), emphasis);
+            }
         }
+        self.write_slot(UNBOUND_SLOT, Look::default(), emphasis, 0);
     }
 
     fn set(&mut self, mesh: &ElementMesh, look: Look, emphasis: Emphasis) {

@@ -6,7 +6,9 @@
 //! - [`app_phase`]: the phase the viewer is in (loading stages, ready, failed).
 //! - [`scene_loading`]: fetch the scene file, spawn the glTF, map mesh nodes to elements.
 //! - [`twin_state`]: the twin runtime (core's `SceneRuntime`) and the style changes it emits.
-//! - [`element_styles`]: materials shared per style, applied to elements' meshes.
+//! - [`batched_geometry`]: the model merged per source material, element looks in a texture.
+//! - [`element_styles`]: element looks: state texture texels, or shared materials per style.
+//! - [`element_picking`]: the picking backend: which element (not just mesh) a pointer is on.
 //! - [`camera`]: orbit camera, lights, framing the scene once it is loaded, flying to elements.
 //! - [`selection`]: hover and click picking, the selected element.
 //! - [`page_bridge`]: commands from the page (select, focus, search, ghosting, reset view).
@@ -19,7 +21,9 @@ use bevy::prelude::*;
 use bevy::window::WindowResolution;
 
 pub mod app_phase;
+pub mod batched_geometry;
 pub mod camera;
+pub mod element_picking;
 pub mod element_styles;
 pub mod freshness;
 pub mod live_link;
@@ -28,6 +32,8 @@ pub mod scene_loading;
 pub mod selection;
 pub mod state_publishing;
 pub mod twin_state;
+#[cfg(target_arch = "wasm32")]
+mod web_logging;
 
 /// What the viewer shows and where it gets live data; given by the page or the command line.
 #[derive(Resource, Clone, Debug)]
@@ -63,35 +69,42 @@ pub fn build_app(config: ViewerConfig) -> App {
     let mut app = App::new();
     // Before the asset plugin: the in-memory source the web viewer loads fetched GLBs from.
     scene_loading::register_mesh_source(&mut app);
-    app.add_plugins(
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: Some(Window {
-                    title: "twinscene".into(),
-                    canvas: config.canvas.clone(),
-                    fit_canvas_to_parent: true,
-                    // Let the embedding page keep its keyboard shortcuts and scrolling.
-                    prevent_default_event_handling: false,
-                    resolution: WindowResolution::new(1280, 720),
-                    ..default()
-                }),
-                ..default()
-            })
-            .set(AssetPlugin {
-                // Scene files name their mesh by URL or path; the scene loader resolves it to an
-                // absolute path, so the asset root itself is the site (web) or the filesystem.
-                file_path: String::new(),
-                meta_check: AssetMetaCheck::Never,
-                unapproved_path_mode: UnapprovedPathMode::Allow,
+    let plugins = DefaultPlugins
+        .set(WindowPlugin {
+            primary_window: Some(Window {
+                title: "twinscene".into(),
+                canvas: config.canvas.clone(),
+                fit_canvas_to_parent: true,
+                // Let the embedding page keep its keyboard shortcuts and scrolling.
+                prevent_default_event_handling: false,
+                resolution: WindowResolution::new(1280, 720),
                 ..default()
             }),
-    );
+            ..default()
+        })
+        .set(AssetPlugin {
+            // Scene files name their mesh by URL or path; the scene loader resolves it to an
+            // absolute path, so the asset root itself is the site (web) or the filesystem.
+            file_path: String::new(),
+            meta_check: AssetMetaCheck::Never,
+            unapproved_path_mode: UnapprovedPathMode::Allow,
+            ..default()
+        });
+    // In the browser the viewer installs its own console logger (see web_logging.rs).
+    #[cfg(target_arch = "wasm32")]
+    let plugins = {
+        web_logging::install();
+        plugins.disable::<bevy::log::LogPlugin>()
+    };
+    app.add_plugins(plugins);
     app.insert_resource(config);
     app.add_plugins((
         app_phase::plugin,
         twin_state::plugin,
         scene_loading::plugin,
+        batched_geometry::plugin,
         element_styles::plugin,
+        element_picking::plugin,
         selection::plugin,
         page_bridge::plugin,
         camera::plugin,

@@ -43,6 +43,11 @@ impl ElementMeshes {
         self.meshes.get(element).map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// Every element's meshes, by element index.
+    pub fn all(&self) -> impl Iterator<Item = (usize, &[ElementMesh])> {
+        self.meshes.iter().map(Vec::as_slice).enumerate()
+    }
+
     /// The element a mesh entity belongs to.
     pub fn element_of(&self, mesh: Entity) -> Option<usize> {
         self.element_by_mesh.get(&mesh).copied()

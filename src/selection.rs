@@ -2,11 +2,13 @@
 //! click (a drag that orbits the camera is not a click), clear with Esc or a click on empty
 //! space. Other plugins read [`Selection`]; the page can select through `PageCommand`.
 
-use bevy::picking::events::{Click, Out, Over, Pointer, Press};
+use bevy::picking::backend::HitData;
+use bevy::picking::events::{Click, Move, Out, Over, Pointer, Press};
 use bevy::picking::pointer::PointerButton;
 use bevy::prelude::*;
 
 use crate::app_phase::ready;
+use crate::element_picking::SlotHit;
 use crate::scene_loading::ElementMeshes;
 
 /// The hovered and selected elements, by element index.
@@ -26,25 +28,41 @@ struct PressPosition(Option<Vec2>);
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Selection>()
         .init_resource::<PressPosition>()
-        .add_plugins(MeshPickingPlugin)
         .add_systems(Update, (track_hover, select_on_click, clear_on_escape).run_if(ready));
+}
+
+/// The element a hit is on: from the slot a batch hit carries, else from the mesh entity.
+fn element_at(element_meshes: &ElementMeshes, entity: Entity, hit: &HitData) -> Option<usize> {
+    match hit.extra_as::<SlotHit>() {
+        // Slot 0 is geometry that belongs to no element.
+        Some(SlotHit(slot)) => slot.checked_sub(1).map(|element| element as usize),
+        None => element_meshes.element_of(entity),
+    }
 }
 
 fn track_hover(
     mut overs: MessageReader<Pointer<Over>>,
+    mut moves: MessageReader<Pointer<Move>>,
     mut outs: MessageReader<Pointer<Out>>,
     element_meshes: Res<ElementMeshes>,
     mut selection: ResMut<Selection>,
 ) {
     for out in outs.read() {
-        if selection.hovered.is_some() && element_meshes.element_of(out.entity) == selection.hovered {
+        if selection.hovered.is_some()
+            && element_at(&element_meshes, out.entity, &out.hit) == selection.hovered
+        {
             selection.hovered = None;
         }
     }
     for over in overs.read() {
-        if let Some(element) = element_meshes.element_of(over.entity) {
+        if let Some(element) = element_at(&element_meshes, over.entity, &over.hit) {
             selection.set_if_neq(Selection { hovered: Some(element), ..selection.clone() });
         }
+    }
+    // One batch holds many elements: moving within it changes the element without an Over.
+    for moved in moves.read().filter(|m| m.hit.extra_as::<SlotHit>().is_some()) {
+        let hovered = element_at(&element_meshes, moved.entity, &moved.hit);
+        selection.set_if_neq(Selection { hovered, ..selection.clone() });
     }
 }
 
@@ -65,7 +83,7 @@ fn select_on_click(
             continue;
         }
         // A click on a mesh outside every element, or on empty space (the window), clears.
-        let selected = element_meshes.element_of(click.entity);
+        let selected = element_at(&element_meshes, click.entity, &click.hit);
         selection.set_if_neq(Selection { selected, ..selection.clone() });
     }
 }

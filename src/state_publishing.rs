@@ -4,13 +4,14 @@
 //! on the desktop it is the
 //! [`PublishedState`] resource. It is rebuilt only when something in it can have changed.
 
-use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, RayCastVisibility};
 use bevy::prelude::*;
 use bevy_panorbit_camera::PanOrbitCamera;
 use serde::Serialize;
 
 use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
+use crate::batched_geometry::slot_of;
+use crate::element_picking::ElementRayCast;
 use crate::element_styles::Ghosting;
 use crate::freshness::Freshness;
 use crate::live_link::LiveLink;
@@ -193,7 +194,7 @@ fn publish_state(
     source: Option<Res<SceneSource>>,
     layout: Option<(Res<ElementBounds>, Res<ElementMeshes>)>,
     camera: Option<OrbitCameraView>,
-    mut ray_cast: MeshRayCast,
+    mut ray_cast: ElementRayCast,
     mut screen_positions: Local<Vec<ScreenPosition>>,
 ) {
     let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
@@ -362,7 +363,7 @@ fn screen_position(
     meshes: &ElementMeshes,
     transform: &GlobalTransform,
     camera: &Camera,
-    ray_cast: &mut MeshRayCast,
+    ray_cast: &mut ElementRayCast,
 ) -> ScreenPosition {
     let Some((min, max)) = bounds.elements.get(element).copied().flatten() else {
         return ScreenPosition::default();
@@ -371,11 +372,10 @@ fn screen_position(
         return ScreenPosition::default();
     };
     let on_top = camera.viewport_to_world(transform, point).is_ok_and(|ray| {
-        let settings = MeshRayCastSettings::default().with_visibility(RayCastVisibility::Visible);
-        ray_cast
-            .cast_ray(ray, &settings)
-            .first()
-            .is_some_and(|(hit, _)| meshes.meshes_of(element).iter().any(|m| m.entity == *hit))
+        ray_cast.nearest(ray).is_some_and(|hit| match hit.slot {
+            Some(slot) => slot == slot_of(element),
+            None => meshes.meshes_of(element).iter().any(|m| m.entity == hit.entity),
+        })
     });
     ScreenPosition { screen: Some([point.x, point.y]), on_top }
 }

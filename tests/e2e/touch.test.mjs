@@ -38,9 +38,24 @@ test('a one-finger drag orbits and a tap selects', { timeout: 180_000 }, () =>
     await waitForState(page, () => window.twinscene.selected !== null);
     assert.ok(await readTwinscene(page, (ts) => ts.selected), `a tap at ${at} selected an element (aimed at ${id})`);
 
-    // A drag moves the camera: the element's projected position moves with it.
-    const before = element.screen;
-    const start = [box.x + box.width * 0.3, box.y + box.height * 0.5];
+    // A drag moves the camera: the elements' projected positions move with it. (Not one
+    // element's: one on the orbit axis, e.g. at the focus, stays where it is.)
+    const before = await readTwinscene(page, (ts) =>
+      Object.fromEntries(Object.entries(ts.elements).filter(([, e]) => e.screen).map(([key, e]) => [key, e.screen])));
+    // Start on bare canvas: a touch that starts on a badge or a panel goes to that, not the camera.
+    const start = await page.evaluate(() => {
+      const host = document.querySelector('twin-scene');
+      const r = host.getBoundingClientRect();
+      for (const fy of [0.5, 0.6, 0.4, 0.7, 0.3]) {
+        for (const fx of [0.3, 0.2, 0.4, 0.1]) {
+          const [x, y] = [r.left + r.width * fx, r.top + r.height * fy];
+          const hit = host.shadowRoot?.elementFromPoint(x, y) ?? document.elementFromPoint(x, y);
+          if (hit?.tagName === 'CANVAS') return [x, y];
+        }
+      }
+      return null;
+    });
+    assert.ok(start, 'some point of the canvas is not covered by badges or panels');
     await touch(cdp, 'touchStart', [start]);
     await nextFrame();
     for (let step = 1; step <= 12; step += 1) {
@@ -50,11 +65,12 @@ test('a one-finger drag orbits and a tap selects', { timeout: 180_000 }, () =>
     await touch(cdp, 'touchEnd', []);
     await waitForState(
       page,
-      ([id, x, y]) => {
-        const screen = window.twinscene.elements[id].screen;
-        return screen && Math.hypot(screen[0] - x, screen[1] - y) > 20;
-      },
-      [id, before[0], before[1]],
+      (before) =>
+        Object.entries(before).some(([key, [x, y]]) => {
+          const screen = window.twinscene.elements[key]?.screen;
+          return screen && Math.hypot(screen[0] - x, screen[1] - y) > 20;
+        }),
+      before,
     );
     context.viewer.assertNoPanics();
   }),

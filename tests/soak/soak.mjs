@@ -1,8 +1,8 @@
 // Soak test of the kiosk page (`cargo xtask soak --minutes N`): headless Chromium shows
 // web/examples/kiosk.html while the server's simulator writes at a high rate and the server is
 // restarted periodically (the viewer must reconnect each time). Every sample records the JS heap (after a forced GC), the viewer's wasm
-// linear memory, the DOM node count and the frame count. After a warm-up, none of the three
-// sizes may grow by more than 5 %, frames must keep coming, the page must not panic or reload,
+// linear memory, the DOM node count, the User Timing entries and the frame count. After a
+// warm-up, none of the four may grow by more than 5 %, frames must keep coming, the page must not panic or reload,
 // and the viewer must end live.
 //
 // Options: --minutes N (default 3), --restart-every S (default 60), --sample-every S
@@ -85,6 +85,9 @@ try {
           host.shadowRoot.querySelectorAll('[data-role="badges"] *, [data-role="alerts"] *').length,
         alertNodes: host.shadowRoot.querySelectorAll('[data-role="badges"] *, [data-role="alerts"] *').length,
         activeAlerts: Object.values(window.twinscene?.elements ?? {}).reduce((n, e) => n + e.badges.length, 0),
+        // User Timing entries are kept by the browser without limit; a logger that marks every
+        // span once grew the JS heap by ~7 KB a minute this way.
+        timelineEntries: performance.getEntriesByType('mark').length + performance.getEntriesByType('measure').length,
         live: window.twinscene?.live,
         seq: window.twinscene?.seq,
         kiosk: host.dataset.kiosk,
@@ -94,7 +97,7 @@ try {
     const last = samples.at(-1);
     console.log(
       `soak ${last.minute.toFixed(1)} min: heap ${(last.jsHeapBytes / 1e6).toFixed(2)} MB, wasm ${(last.wasmBytes / 1e6).toFixed(1)} MB, ` +
-        `${last.domNodes} nodes, ${last.frames} frames, live ${last.live}, seq ${last.seq}, kiosk ${last.kiosk}, restarts ${restarts}`,
+        `${last.domNodes} nodes, ${last.timelineEntries} timeline entries, ${last.frames} frames, live ${last.live}, seq ${last.seq}, kiosk ${last.kiosk}, restarts ${restarts}`,
     );
   }
   // After the last restart the viewer is live again.
@@ -111,10 +114,12 @@ assert.ok(afterWarmUp.length >= 4, `too few samples after warm-up (${afterWarmUp
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const window3 = (list) => list.slice(0, 3);
 const growth = {};
-for (const key of ['jsHeapBytes', 'wasmBytes', 'domNodes']) {
+for (const key of ['jsHeapBytes', 'wasmBytes', 'domNodes', 'timelineEntries']) {
   const baseline = median(window3(afterWarmUp).map((s) => s[key]));
   const final = median(afterWarmUp.slice(-3).map((s) => s[key]));
-  growth[key] = { baseline, final, growth: baseline > 0 ? (final - baseline) / baseline : 0 };
+  // A count that starts at zero must stay there (growth from nothing is infinite).
+  const grew = baseline > 0 ? (final - baseline) / baseline : final > 0 ? Infinity : 0;
+  growth[key] = { baseline, final, growth: grew };
 }
 // Nodes per active alert must stay what they are: a badge and a list entry each.
 const perAlert = afterWarmUp.filter((s) => s.activeAlerts > 0).map((s) => s.alertNodes / s.activeAlerts);

@@ -1,0 +1,453 @@
+//! Batched geometry: once the model is laid out, its meshes are merged per source material into
+//! a few large meshes, so that draw calls follow the model's materials, not its elements. Every
+//! merged vertex carries its element's slot (in UV channel 1), and each element's look — style
+//! color, opacity, hover, selection, ghosting, visibility — lives in two texels of a small state
+//! texture that the batch shader (batched_geometry.wgsl) reads. Restyling an element writes its
+//! texels; no mesh or material is rebuilt.
+//!
+//! The original mesh entities stay (without their `Mesh3d`) as the elements' anchors: their
+//! bounds, names and hierarchy are what framing and the element map use. Meshes that cannot be
+//! merged (not triangle lists, no positions) stay as they are and keep per-element materials.
+//! Picking on batches is element_picking.rs, which uses the triangle ranges kept here.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use bevy::asset::{RenderAssetUsages, embedded_asset};
+use bevy::camera::primitives::Aabb;
+use bevy::camera::visibility::NoAutoAabb;
+use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
+use bevy::pbr::{ExtendedMaterial, MaterialExtension};
+use bevy::prelude::*;
+use bevy::render::render_resource::{AsBindGroup, Extent3d, TextureDimension, TextureFormat};
+use bevy::shader::ShaderRef;
+use twinscene_core::color::{Color as StyleColor, Opacity};
+
+use crate::scene_loading::{ElementBounds, ElementMeshes};
+
+/// The material of a batch: the model's own material, extended by the element state lookup.
+pub type BatchMaterial = ExtendedMaterial<StandardMaterial, ElementStateLookup>;
+
+/// The state texture binding of a batch material.
+#[derive(Asset, AsBindGroup, Reflect, Debug, Clone, Default)]
+pub struct ElementStateLookup {
+    #[texture(100)]
+    pub state: Handle<Image>,
+}
+
+impl MaterialExtension for ElementStateLookup {
+    fn fragment_shader() -> ShaderRef {
+        "embedded://twinscene_viewer/batched_geometry.wgsl".into()
+    }
+
+    // Hidden elements are discarded in the fragment shader; a depth prepass or shadow pass
+    // would still draw them. The viewer uses neither.
+    fn enable_prepass() -> bool {
+        false
+    }
+
+    fn enable_shadows() -> bool {
+        false
+    }
+}
+
+/// Per-slot flags in the state texture; keep in step with batched_geometry.wgsl.
+pub struct StateFlags;
+
+impl StateFlags {
+    pub const HAS_COLOR: u8 = 1;
+    pub const HIDDEN: u8 = 2;
+    pub const HOVERED: u8 = 4;
+    pub const SELECTED: u8 = 8;
+    pub const GHOSTED: u8 = 16;
+}
+
+/// Slot 0 is every mesh that belongs to no element; element `i` is slot `i + 1`.
+pub const UNBOUND_SLOT: u32 = 0;
+
+pub fn slot_of(element: usize) -> u32 {
+    u32::try_from(element + 1).unwrap_or(u32::MAX)
+}
+
+/// Texels per row of the state texture: two per slot. 2048 is within every WebGL2 limit.
+const TEXELS_PER_ROW: u32 = 2048;
+const SLOTS_PER_ROW: u32 = TEXELS_PER_ROW / 2;
+
+/// The look of one slot as the batch shader reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotLook {
+    pub color: Option<StyleColor>,
+    pub opacity: Opacity,
+    pub flags: u8,
+}
+
+impl SlotLook {
+    /// Whether this look needs its batch drawn with blending.
+    fn translucent(&self) -> bool {
+        self.flags & StateFlags::HIDDEN == 0
+            && (self.flags & StateFlags::GHOSTED != 0 || self.opacity != Opacity::OPAQUE)
+    }
+
+    fn texels(&self) -> [u8; 8] {
+        let (r, g, b) = self.color.map_or((255, 255, 255), |c| (c.r, c.g, c.b));
+        let flags = self.flags | if self.color.is_some() { StateFlags::HAS_COLOR } else { 0 };
+        [r, g, b, self.opacity.0, flags, 0, 0, 0]
+    }
+}
+
+/// The state texture and the batches that read it. Present once the model is batched.
+#[derive(Resource)]
+pub struct ElementStates {
+    image: Handle<Image>,
+    /// Each batch material with the model material's own alpha mode, restored when nothing in
+    /// the scene needs blending any more.
+    materials: Vec<(Handle<BatchMaterial>, AlphaMode)>,
+    /// Slots currently drawn translucent; batches blend while any is.
+    translucent: Vec<bool>,
+    translucent_count: usize,
+    blending: bool,
+    /// Slots not drawn; picking goes through them.
+    hidden: Vec<bool>,
+}
+
+impl ElementStates {
+    /// Writes the look of one slot; the texture is uploaded once per frame however many change.
+    pub fn write(&mut self, images: &mut Assets<Image>, slot: u32, look: SlotLook) {
+        let Some(mut image) = images.get_mut(&self.image) else { return };
+        let Some(data) = image.data.as_mut() else { return };
+        let start = texel_offset(slot);
+        if let Some(texels) = data.get_mut(start..start + 8) {
+            texels.copy_from_slice(&look.texels());
+        }
+        if let Some(hidden) = self.hidden.get_mut(slot as usize) {
+            *hidden = look.flags & StateFlags::HIDDEN != 0;
+        }
+        let translucent = look.translucent();
+        if let Some(was) = self.translucent.get_mut(slot as usize)
+            && *was != translucent
+        {
+            *was = translucent;
+            if translucent {
+                self.translucent_count += 1;
+            } else {
+                self.translucent_count -= 1;
+            }
+        }
+    }
+
+    /// Switches the batches to blending while anything is translucent, and back.
+    pub fn update_blending(&mut self, materials: &mut Assets<BatchMaterial>) {
+        let blending = self.translucent_count > 0;
+        if blending == self.blending {
+            return;
+        }
+        self.blending = blending;
+        for (handle, own) in &self.materials {
+            if let Some(mut material) = materials.get_mut(handle) {
+                material.base.alpha_mode = if blending { AlphaMode::Blend } else { *own };
+            }
+        }
+    }
+
+    pub fn is_hidden(&self, slot: u32) -> bool {
+        self.hidden.get(slot as usize).copied().unwrap_or(false)
+    }
+
+    /// How many batches (draw calls for the model's merged meshes) there are.
+    pub fn batch_count(&self) -> usize {
+        self.materials.len()
+    }
+}
+
+fn texel_offset(slot: u32) -> usize {
+    let (row, column) = (slot / SLOTS_PER_ROW, slot % SLOTS_PER_ROW);
+    ((row * TEXELS_PER_ROW + column * 2) * 4) as usize
+}
+
+/// Marks an original mesh entity whose triangles now live in a batch.
+#[derive(Component)]
+pub struct Batched;
+
+/// A batch's triangles in world space, with the slot and bounds of each source mesh, for picking.
+#[derive(Component, Default)]
+pub struct BatchGeometry {
+    pub positions: Vec<Vec3>,
+    pub indices: Vec<u32>,
+    pub parts: Vec<BatchPart>,
+}
+
+/// The triangles one source mesh contributed to a batch.
+pub struct BatchPart {
+    pub slot: u32,
+    /// Triangle indices (not index-buffer positions) of this part.
+    pub triangles: Range<u32>,
+    pub min: Vec3,
+    pub max: Vec3,
+}
+
+pub(super) fn plugin(app: &mut App) {
+    embedded_asset!(app, "batched_geometry.wgsl");
+    app.add_plugins(MaterialPlugin::<BatchMaterial>::default())
+        .add_systems(Update, merge_into_batches.run_if(resource_added::<ElementBounds>));
+}
+
+/// One batch being built: the merged vertex data of every mesh with one source material.
+#[derive(Default)]
+struct BatchBuilder {
+    positions: Vec<[f32; 3]>,
+    normals: Vec<[f32; 3]>,
+    uvs: Vec<[f32; 2]>,
+    slots: Vec<[f32; 2]>,
+    colors: Option<Vec<[f32; 4]>>,
+    indices: Vec<u32>,
+    parts: Vec<BatchPart>,
+}
+
+impl BatchBuilder {
+    /// Appends one mesh in world space; false (and nothing appended) if it cannot be merged.
+    fn add(&mut self, mesh: &Mesh, transform: &GlobalTransform, slot: u32) -> bool {
+        if mesh.primitive_topology() != PrimitiveTopology::TriangleList {
+            return false;
+        }
+        let Some(VertexAttributeValues::Float32x3(positions)) = mesh.attribute(Mesh::ATTRIBUTE_POSITION)
+        else {
+            return false;
+        };
+        let Ok(base) = u32::try_from(self.positions.len()) else { return false };
+        let affine = transform.affine();
+        let normal_matrix = affine.matrix3.inverse().transpose();
+        let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
+        for position in positions {
+            let world = affine.transform_point3(Vec3::from(*position));
+            (min, max) = (min.min(world), max.max(world));
+            self.positions.push(world.into());
+        }
+        let count = positions.len();
+        let indices: Vec<u32> = match mesh.indices() {
+            Some(indices) => indices.iter().filter_map(|i| u32::try_from(i).ok()).collect(),
+            None => (0..u32::try_from(count).unwrap_or(0)).collect(),
+        };
+        let local_normals = match mesh.attribute(Mesh::ATTRIBUTE_NORMAL) {
+            Some(VertexAttributeValues::Float32x3(normals)) if normals.len() == count => {
+                normals.iter().map(|n| Vec3::from(*n)).collect()
+            }
+            _ => face_normals(positions, &indices),
+        };
+        self.normals.extend(local_normals.iter().map(|n| {
+            (Vec3::from(normal_matrix * bevy::math::Vec3A::from(*n))).normalize_or_zero().to_array()
+        }));
+        match mesh.attribute(Mesh::ATTRIBUTE_UV_0) {
+            Some(VertexAttributeValues::Float32x2(uvs)) if uvs.len() == count => self.uvs.extend(uvs),
+            _ => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
+        }
+        let colors = match mesh.attribute(Mesh::ATTRIBUTE_COLOR) {
+            Some(VertexAttributeValues::Float32x4(colors)) if colors.len() == count => Some(colors),
+            _ => None,
+        };
+        if colors.is_some() && self.colors.is_none() {
+            // The first mesh with vertex colors: earlier ones are white.
+            self.colors = Some(vec![[1.0; 4]; base as usize]);
+        }
+        if let Some(merged) = self.colors.as_mut() {
+            match colors {
+                Some(colors) => merged.extend(colors),
+                None => merged.extend(std::iter::repeat_n([1.0; 4], count)),
+            }
+        }
+        self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], count));
+        let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
+        // Only whole triangles whose vertices exist; a malformed index never reaches the GPU.
+        for triangle in indices.chunks_exact(3) {
+            if triangle.iter().all(|&i| (i as usize) < count) {
+                self.indices.extend(triangle.iter().map(|i| base + i));
+            }
+        }
+        let last_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
+        self.parts.push(BatchPart { slot, triangles: first_triangle..last_triangle, min, max });
+        true
+    }
+
+    fn build(self) -> (Mesh, Aabb, BatchGeometry) {
+        let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
+        for part in &self.parts {
+            (min, max) = (min.min(part.min), max.max(part.max));
+        }
+        let geometry = BatchGeometry {
+            positions: self.positions.iter().map(|p| Vec3::from(*p)).collect(),
+            indices: self.indices.clone(),
+            parts: self.parts,
+        };
+        // The GPU copy only: picking uses `BatchGeometry`, bounds are given.
+        let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD);
+        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, self.positions);
+        mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, self.normals);
+        mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, self.uvs);
+        mesh.insert_attribute(Mesh::ATTRIBUTE_UV_1, self.slots);
+        if let Some(colors) = self.colors {
+            mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, colors);
+        }
+        mesh.insert_indices(Indices::U32(self.indices));
+        (mesh, Aabb::from_min_max(min, max), geometry)
+    }
+}
+
+/// Per-vertex normals from the faces around each vertex, for meshes that have none.
+fn face_normals(positions: &[[f32; 3]], indices: &[u32]) -> Vec<Vec3> {
+    let mut normals = vec![Vec3::ZERO; positions.len()];
+    for triangle in indices.chunks_exact(3) {
+        let [a, b, c] = [triangle[0], triangle[1], triangle[2]].map(|i| i as usize);
+        let (Some(pa), Some(pb), Some(pc)) = (positions.get(a), positions.get(b), positions.get(c)) else {
+            continue;
+        };
+        let face = (Vec3::from(*pb) - Vec3::from(*pa)).cross(Vec3::from(*pc) - Vec3::from(*pa));
+        for i in [a, b, c] {
+            normals[i] += face;
+        }
+    }
+    normals.into_iter().map(|n| n.normalize_or(Vec3::Y)).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn merge_into_batches(
+    mut commands: Commands,
+    element_meshes: Res<ElementMeshes>,
+    sources: Query<(&Mesh3d, &GlobalTransform)>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    standard_materials: Res<Assets<StandardMaterial>>,
+    mut batch_materials: ResMut<Assets<BatchMaterial>>,
+    mut images: ResMut<Assets<Image>>,
+) {
+    let members = element_meshes.unbound.iter().map(|mesh| (UNBOUND_SLOT, mesh)).chain(
+        element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
+    );
+    // Batches in order of first appearance, so that a model always batches the same way.
+    let mut order: Vec<AssetId<StandardMaterial>> = Vec::new();
+    let mut builders: HashMap<AssetId<StandardMaterial>, (Handle<StandardMaterial>, BatchBuilder)> =
+        HashMap::new();
+    let mut batched = Vec::new();
+    let mut slots = 1;
+    for (slot, member) in members {
+        slots = slots.max(slot + 1);
+        let Ok((mesh3d, transform)) = sources.get(member.entity) else { continue };
+        let Some(mesh) = meshes.get(&mesh3d.0) else { continue };
+        let id = member.model_material.id();
+        let (_, builder) = builders.entry(id).or_insert_with(|| {
+            order.push(id);
+            (member.model_material.clone(), BatchBuilder::default())
+        });
+        if builder.add(mesh, transform, slot) {
+            batched.push(member.entity);
+        }
+    }
+    let rows = slots.div_ceil(SLOTS_PER_ROW).max(1);
+    let size = Extent3d { width: TEXELS_PER_ROW, height: rows, depth_or_array_layers: 1 };
+    let blank = SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 }.texels();
+    let mut image = Image::new_fill(
+        size,
+        TextureDimension::D2,
+        &blank[..4],
+        TextureFormat::Rgba8Unorm,
+        RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+    );
+    // The flag texels of a blank slot are zero, not a copy of the color texel.
+    if let Some(data) = image.data.as_mut() {
+        for slot_texels in data.chunks_exact_mut(8) {
+            slot_texels[4..].fill(0);
+        }
+    }
+    let image = images.add(image);
+    let mut materials = Vec::new();
+    for id in order {
+        let Some((model_material, builder)) = builders.remove(&id) else { continue };
+        if builder.parts.is_empty() {
+            continue;
+        }
+        let mut base = standard_materials.get(&model_material).cloned().unwrap_or_default();
+        // Building exports often wind faces inconsistently (the style materials do the same).
+        base.double_sided = true;
+        base.cull_mode = None;
+        // Tangents are not merged, so a normal map would have nothing to work with.
+        base.normal_map_texture = None;
+        let own_alpha = base.alpha_mode;
+        let material = batch_materials
+            .add(BatchMaterial { base, extension: ElementStateLookup { state: image.clone() } });
+        materials.push((material.clone(), own_alpha));
+        let (mesh, aabb, geometry) = builder.build();
+        commands.spawn((
+            Name::new(format!("batch {}", materials.len())),
+            Mesh3d(meshes.add(mesh)),
+            MeshMaterial3d(material),
+            Transform::IDENTITY,
+            aabb,
+            NoAutoAabb,
+            geometry,
+        ));
+    }
+    for entity in batched {
+        commands.entity(entity).remove::<Mesh3d>().insert(Batched);
+    }
+    info!("batched the model into {} meshes ({} slots)", materials.len(), slots);
+    commands.insert_resource(ElementStates {
+        image,
+        materials,
+        translucent: vec![false; slots as usize],
+        translucent_count: 0,
+        blending: false,
+        hidden: vec![false; slots as usize],
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triangle_mesh() -> Mesh {
+        let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::default());
+        mesh.insert_attribute(
+            Mesh::ATTRIBUTE_POSITION,
+            vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        );
+        mesh.insert_indices(Indices::U16(vec![0, 1, 2]));
+        mesh
+    }
+
+    #[test]
+    fn merged_meshes_are_in_world_space_with_their_slots() {
+        let mut builder = BatchBuilder::default();
+        assert!(builder.add(&triangle_mesh(), &GlobalTransform::from_xyz(10.0, 0.0, 0.0), 3));
+        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 7));
+        let (_, aabb, geometry) = builder.build();
+        assert_eq!(geometry.positions[0], Vec3::new(10.0, 0.0, 0.0));
+        assert_eq!(geometry.indices, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            geometry.parts.iter().map(|p| (p.slot, p.triangles.clone())).collect::<Vec<_>>(),
+            vec![(3, 0..1), (7, 1..2)]
+        );
+        assert_eq!(Vec3::from(aabb.min()), Vec3::ZERO);
+        assert_eq!(Vec3::from(aabb.max()), Vec3::new(11.0, 1.0, 0.0));
+    }
+
+    #[test]
+    fn out_of_range_indices_are_dropped_and_other_topologies_refused() {
+        let mut mesh = triangle_mesh();
+        mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 1, 9]));
+        let mut builder = BatchBuilder::default();
+        assert!(builder.add(&mesh, &GlobalTransform::IDENTITY, 1));
+        assert_eq!(builder.indices.len(), 3);
+        let lines = Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default());
+        assert!(!builder.add(&lines, &GlobalTransform::IDENTITY, 1));
+    }
+
+    #[test]
+    fn slots_map_to_their_own_texels() {
+        assert_eq!(texel_offset(0), 0);
+        assert_eq!(texel_offset(1), 8);
+        assert_eq!(texel_offset(SLOTS_PER_ROW), (TEXELS_PER_ROW * 4) as usize);
+        let look =
+            SlotLook { color: Some(StyleColor { r: 1, g: 2, b: 3 }), opacity: Opacity::OPAQUE, flags: 0 };
+        assert_eq!(look.texels(), [1, 2, 3, 255, StateFlags::HAS_COLOR, 0, 0, 0]);
+        let ghost = SlotLook { color: None, opacity: Opacity::OPAQUE, flags: StateFlags::GHOSTED };
+        assert!(ghost.translucent());
+        assert!(!SlotLook { flags: StateFlags::HIDDEN | StateFlags::GHOSTED, ..ghost }.translucent());
+    }
+}

@@ -1,0 +1,226 @@
+//! The picking backend: which element is under each pointer. Batched geometry is one entity
+//! for many elements, so Bevy's mesh picking (one hit per entity) cannot tell them apart; this
+//! backend casts against each batch's parts — bounding box first, then that part's triangles —
+//! and reports the element slot with the hit. Hidden elements are skipped, so a click goes
+//! through them as the eye does. Meshes left out of batching are cast with Bevy's `MeshRayCast`.
+
+use bevy::ecs::system::SystemParam;
+use bevy::picking::PickingSystems;
+use bevy::picking::backend::ray::RayMap;
+use bevy::picking::backend::{HitData, PointerHits};
+use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, RayCastVisibility};
+use bevy::prelude::*;
+
+use crate::batched_geometry::{BatchGeometry, ElementStates};
+
+/// The element slot a batch hit landed on (see `batched_geometry::slot_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotHit(pub u32);
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(PreUpdate, cast_pointer_rays.in_set(PickingSystems::Backend));
+}
+
+/// The closest hit of a ray on a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchHit {
+    pub slot: u32,
+    pub distance: f32,
+    pub point: Vec3,
+    pub normal: Vec3,
+}
+
+impl BatchGeometry {
+    /// The closest triangle the ray hits, skipping slots for which `skip` is true.
+    pub fn cast(&self, ray: Ray3d, skip: impl Fn(u32) -> bool) -> Option<BatchHit> {
+        let (origin, direction) = (ray.origin, *ray.direction);
+        let inverse = direction.recip();
+        let mut best: Option<BatchHit> = None;
+        for part in &self.parts {
+            if skip(part.slot) {
+                continue;
+            }
+            let Some(entry) = ray_box(origin, inverse, part.min, part.max) else { continue };
+            if best.is_some_and(|b| entry > b.distance) {
+                continue;
+            }
+            for triangle in part.triangles.clone() {
+                let at = triangle as usize * 3;
+                let Some(&[a, b, c]) =
+                    self.indices.get(at..at + 3).and_then(|t| <&[u32; 3]>::try_from(t).ok())
+                else {
+                    continue;
+                };
+                let [a, b, c] =
+                    [a, b, c].map(|i| self.positions.get(i as usize).copied().unwrap_or_default());
+                if let Some(distance) = ray_triangle(origin, direction, a, b, c)
+                    && best.is_none_or(|b| distance < b.distance)
+                {
+                    let normal = (b - a).cross(c - a).normalize_or_zero();
+                    let point = origin + direction * distance;
+                    best = Some(BatchHit { slot: part.slot, distance, point, normal });
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Where a ray enters a box (0 if it starts inside), if it meets it at all.
+fn ray_box(origin: Vec3, inverse_direction: Vec3, min: Vec3, max: Vec3) -> Option<f32> {
+    let (t1, t2) = ((min - origin) * inverse_direction, (max - origin) * inverse_direction);
+    let (near, far) = (t1.min(t2).max_element().max(0.0), t1.max(t2).min_element());
+    // NaN (a ray in a box face's plane) compares false: counted as a miss.
+    (far >= near).then_some(near)
+}
+
+/// Möller–Trumbore, both faces: the distance along the ray to the triangle.
+fn ray_triangle(origin: Vec3, direction: Vec3, a: Vec3, b: Vec3, c: Vec3) -> Option<f32> {
+    let (edge1, edge2) = (b - a, c - a);
+    let p = direction.cross(edge2);
+    let determinant = edge1.dot(p);
+    if determinant.abs() < 1e-12 {
+        return None;
+    }
+    let inverse = 1.0 / determinant;
+    let to_origin = origin - a;
+    let u = to_origin.dot(p) * inverse;
+    if !(0.0..=1.0).contains(&u) {
+        return None;
+    }
+    let q = to_origin.cross(edge1);
+    let v = direction.dot(q) * inverse;
+    if v < 0.0 || u + v > 1.0 {
+        return None;
+    }
+    let distance = edge2.dot(q) * inverse;
+    (distance > 0.0).then_some(distance)
+}
+
+/// One hit of [`ElementRayCast`]: a batch with the slot hit, or an unbatched mesh entity.
+#[derive(Debug, Clone, Copy)]
+pub struct ElementRayHit {
+    pub entity: Entity,
+    pub slot: Option<u32>,
+    pub distance: f32,
+    pub point: Vec3,
+    pub normal: Vec3,
+}
+
+/// Casts rays against what is drawn: batches (skipping hidden slots) and unbatched meshes.
+#[derive(SystemParam)]
+pub struct ElementRayCast<'w, 's> {
+    batches: Query<'w, 's, (Entity, &'static BatchGeometry, &'static InheritedVisibility)>,
+    states: Option<Res<'w, ElementStates>>,
+    mesh_ray_cast: MeshRayCast<'w, 's>,
+}
+
+impl ElementRayCast<'_, '_> {
+    /// The closest hit on each batch and on the nearest unbatched mesh, in no order.
+    pub fn cast(&mut self, ray: Ray3d) -> Vec<ElementRayHit> {
+        let mut hits = Vec::new();
+        for (entity, geometry, visible) in &self.batches {
+            if !visible.get() {
+                continue;
+            }
+            let hidden = |slot: u32| self.states.as_ref().is_some_and(|states| states.is_hidden(slot));
+            if let Some(BatchHit { slot, distance, point, normal }) = geometry.cast(ray, hidden) {
+                hits.push(ElementRayHit { entity, slot: Some(slot), distance, point, normal });
+            }
+        }
+        let batches = &self.batches;
+        let not_batch = |entity: Entity| !batches.contains(entity);
+        let settings = MeshRayCastSettings::default()
+            .with_filter(&not_batch)
+            .with_visibility(RayCastVisibility::Visible);
+        for (entity, hit) in self.mesh_ray_cast.cast_ray(ray, &settings) {
+            hits.push(ElementRayHit {
+                entity: *entity,
+                slot: None,
+                distance: hit.distance,
+                point: hit.point,
+                normal: hit.normal,
+            });
+        }
+        hits
+    }
+
+    /// The first thing the ray meets.
+    pub fn nearest(&mut self, ray: Ray3d) -> Option<ElementRayHit> {
+        self.cast(ray).into_iter().min_by(|a, b| a.distance.total_cmp(&b.distance))
+    }
+}
+
+fn cast_pointer_rays(
+    ray_map: Res<RayMap>,
+    cameras: Query<&Camera>,
+    mut ray_cast: ElementRayCast,
+    mut hits: MessageWriter<PointerHits>,
+) {
+    for (&ray_id, &ray) in ray_map.iter() {
+        let Ok(camera) = cameras.get(ray_id.camera) else { continue };
+        let picks: Vec<(Entity, HitData)> = ray_cast
+            .cast(ray)
+            .into_iter()
+            .map(|hit| {
+                let (depth, point, normal) = (hit.distance, Some(hit.point), Some(hit.normal));
+                let data = match hit.slot {
+                    Some(slot) => HitData::new_with_extra(ray_id.camera, depth, point, normal, SlotHit(slot)),
+                    None => HitData::new(ray_id.camera, depth, point, normal),
+                };
+                (hit.entity, data)
+            })
+            .collect();
+        if !picks.is_empty() {
+            hits.write(PointerHits::new(ray_id.pointer, picks, camera.order as f32));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batched_geometry::BatchPart;
+
+    /// Two unit squares facing +z, one behind the other: slot 1 at z = 0, slot 2 at z = -1.
+    fn two_squares() -> BatchGeometry {
+        let square = |z: f32| {
+            [[0.0, 0.0, z], [1.0, 0.0, z], [1.0, 1.0, z], [0.0, 1.0, z]].map(Vec3::from_array).to_vec()
+        };
+        let positions = [square(0.0), square(-1.0)].concat();
+        let indices = vec![0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7];
+        let parts = vec![
+            BatchPart { slot: 1, triangles: 0..2, min: Vec3::ZERO, max: Vec3::new(1.0, 1.0, 0.0) },
+            BatchPart {
+                slot: 2,
+                triangles: 2..4,
+                min: Vec3::new(0.0, 0.0, -1.0),
+                max: Vec3::new(1.0, 1.0, -1.0),
+            },
+        ];
+        BatchGeometry { positions, indices, parts }
+    }
+
+    fn ray(x: f32, y: f32) -> Ray3d {
+        Ray3d::new(Vec3::new(x, y, 5.0), Dir3::NEG_Z)
+    }
+
+    #[test]
+    fn the_nearest_part_is_hit_and_hidden_parts_are_skipped() {
+        let geometry = two_squares();
+        let hit = geometry.cast(ray(0.25, 0.75), |_| false).expect("hit");
+        assert_eq!(hit.slot, 1);
+        assert!((hit.distance - 5.0).abs() < 1e-5, "{hit:?}");
+        let through = geometry.cast(ray(0.25, 0.75), |slot| slot == 1).expect("hit behind");
+        assert_eq!(through.slot, 2);
+        assert!((through.distance - 6.0).abs() < 1e-5);
+        assert_eq!(geometry.cast(ray(1.5, 0.5), |_| false), None);
+    }
+
+    #[test]
+    fn a_ray_from_behind_hits_the_back_face_too() {
+        let geometry = two_squares();
+        let from_behind = Ray3d::new(Vec3::new(0.5, 0.5, -5.0), Dir3::Z);
+        assert_eq!(geometry.cast(from_behind, |_| false).map(|h| h.slot), Some(2));
+    }
+}
