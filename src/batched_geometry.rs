@@ -23,6 +23,7 @@ use bevy::render::render_resource::{AsBindGroup, Extent3d, TextureDimension, Tex
 use bevy::shader::ShaderRef;
 use twinscene_core::color::{Color as StyleColor, Opacity};
 
+use crate::element_picking::PartTree;
 use crate::scene_loading::{ElementBounds, ElementMeshes};
 
 /// The material of a batch: the model's own material, extended by the element state lookup.
@@ -99,6 +100,10 @@ impl SlotLook {
 #[derive(Resource)]
 pub struct ElementStates {
     image: Handle<Image>,
+    /// The texture's bytes; changed slots are written here and the image is updated once per
+    /// frame (every `Assets::get_mut` queues an asset event, so not once per element).
+    texels: Vec<u8>,
+    dirty: bool,
     /// Each batch material with the model material's own alpha mode, restored when nothing in
     /// the scene needs blending any more.
     materials: Vec<(Handle<BatchMaterial>, AlphaMode)>,
@@ -111,13 +116,15 @@ pub struct ElementStates {
 }
 
 impl ElementStates {
-    /// Writes the look of one slot; the texture is uploaded once per frame however many change.
-    pub fn write(&mut self, images: &mut Assets<Image>, slot: u32, look: SlotLook) {
-        let Some(mut image) = images.get_mut(&self.image) else { return };
-        let Some(data) = image.data.as_mut() else { return };
+    /// Writes the look of one slot; [`Self::flush`] hands the changes to the texture.
+    pub fn write(&mut self, slot: u32, look: SlotLook) {
         let start = texel_offset(slot);
-        if let Some(texels) = data.get_mut(start..start + 8) {
-            texels.copy_from_slice(&look.texels());
+        let new = look.texels();
+        if let Some(texels) = self.texels.get_mut(start..start + 8)
+            && *texels != new
+        {
+            texels.copy_from_slice(&new);
+            self.dirty = true;
         }
         if let Some(hidden) = self.hidden.get_mut(slot as usize) {
             *hidden = look.flags & StateFlags::HIDDEN != 0;
@@ -135,8 +142,17 @@ impl ElementStates {
         }
     }
 
-    /// Switches the batches to blending while anything is translucent, and back.
-    pub fn update_blending(&mut self, materials: &mut Assets<BatchMaterial>) {
+    /// Updates the texture if any slot changed (one upload however many did), and switches the
+    /// batches to blending while anything is translucent, and back.
+    pub fn flush(&mut self, images: &mut Assets<Image>, materials: &mut Assets<BatchMaterial>) {
+        if self.dirty
+            && let Some(mut image) = images.get_mut(&self.image)
+            && let Some(data) = image.data.as_mut()
+            && data.len() == self.texels.len()
+        {
+            data.copy_from_slice(&self.texels);
+            self.dirty = false;
+        }
         let blending = self.translucent_count > 0;
         if blending == self.blending {
             return;
@@ -160,8 +176,8 @@ impl ElementStates {
 }
 
 fn texel_offset(slot: u32) -> usize {
-    let (row, column) = (slot / SLOTS_PER_ROW, slot % SLOTS_PER_ROW);
-    ((row * TEXELS_PER_ROW + column * 2) * 4) as usize
+    let (row, column) = ((slot / SLOTS_PER_ROW) as usize, (slot % SLOTS_PER_ROW) as usize);
+    (row * TEXELS_PER_ROW as usize + column * 2) * 4
 }
 
 /// Marks an original mesh entity whose triangles now live in a batch.
@@ -174,6 +190,7 @@ pub struct BatchGeometry {
     pub positions: Vec<Vec3>,
     pub indices: Vec<u32>,
     pub parts: Vec<BatchPart>,
+    pub tree: PartTree,
 }
 
 /// The triangles one source mesh contributed to a batch.
@@ -236,6 +253,7 @@ impl BatchBuilder {
         self.normals.extend(local_normals.iter().map(|n| {
             (Vec3::from(normal_matrix * bevy::math::Vec3A::from(*n))).normalize_or_zero().to_array()
         }));
+        // UV channel 0 is always there: Bevy's shaders read it whenever channel 1 (the slot) is.
         match mesh.attribute(Mesh::ATTRIBUTE_UV_0) {
             Some(VertexAttributeValues::Float32x2(uvs)) if uvs.len() == count => self.uvs.extend(uvs),
             _ => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
@@ -275,6 +293,7 @@ impl BatchBuilder {
         let geometry = BatchGeometry {
             positions: self.positions.iter().map(|p| Vec3::from(*p)).collect(),
             indices: self.indices.clone(),
+            tree: PartTree::build(&self.parts),
             parts: self.parts,
         };
         // The GPU copy only: picking uses `BatchGeometry`, bounds are given.
@@ -355,6 +374,7 @@ fn merge_into_batches(
             slot_texels[4..].fill(0);
         }
     }
+    let texels = image.data.clone().unwrap_or_default();
     let image = images.add(image);
     let mut materials = Vec::new();
     for id in order {
@@ -363,9 +383,12 @@ fn merge_into_batches(
             continue;
         }
         let mut base = standard_materials.get(&model_material).cloned().unwrap_or_default();
-        // Building exports often wind faces inconsistently (the style materials do the same).
-        base.double_sided = true;
-        base.cull_mode = None;
+        // Back faces are culled, as the model's own material and Babylon.js's default do: under
+        // software WebGL every rasterized triangle costs, and drawing both faces halved the
+        // frame rate of a 58k-triangle office. A model wound inconsistently would show holes;
+        // the demo models and the shared IFC buildings look the same either way.
+        base.double_sided = false;
+        base.cull_mode = Some(bevy::render::render_resource::Face::Back);
         // Tangents are not merged, so a normal map would have nothing to work with.
         base.normal_map_texture = None;
         let own_alpha = base.alpha_mode;
@@ -389,6 +412,8 @@ fn merge_into_batches(
     info!("batched the model into {} meshes ({} slots)", materials.len(), slots);
     commands.insert_resource(ElementStates {
         image,
+        texels,
+        dirty: false,
         materials,
         translucent: vec![false; slots as usize],
         translucent_count: 0,
@@ -436,6 +461,40 @@ mod tests {
         assert_eq!(builder.indices.len(), 3);
         let lines = Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default());
         assert!(!builder.add(&lines, &GlobalTransform::IDENTITY, 1));
+    }
+
+    fn states(slots: u32) -> ElementStates {
+        ElementStates {
+            image: Handle::default(),
+            texels: vec![0; (slots.div_ceil(SLOTS_PER_ROW) * TEXELS_PER_ROW * 4) as usize],
+            dirty: false,
+            materials: Vec::new(),
+            translucent: vec![false; slots as usize],
+            translucent_count: 0,
+            blending: false,
+            hidden: vec![false; slots as usize],
+        }
+    }
+
+    #[test]
+    fn writes_track_hidden_and_translucent_slots_and_only_changes_dirty_the_texture() {
+        let mut states = states(4);
+        let plain = SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 };
+        let ghost = SlotLook { flags: StateFlags::GHOSTED, ..plain };
+        states.write(2, ghost);
+        states.write(3, ghost);
+        assert_eq!(states.translucent_count, 2);
+        assert!(states.dirty);
+        assert_eq!(&states.texels[16..24], &ghost.texels());
+        states.dirty = false;
+        states.write(2, ghost);
+        assert!(!states.dirty, "the same look again is no change");
+        states.write(2, plain);
+        states.write(3, SlotLook { flags: StateFlags::HIDDEN, ..plain });
+        assert_eq!(states.translucent_count, 0);
+        assert!(states.is_hidden(3) && !states.is_hidden(2));
+        // A slot beyond the texture is ignored, never a panic.
+        states.write(u32::MAX, ghost);
     }
 
     #[test]

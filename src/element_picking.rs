@@ -11,7 +11,7 @@ use bevy::picking::backend::{HitData, PointerHits};
 use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, RayCastVisibility};
 use bevy::prelude::*;
 
-use crate::batched_geometry::{BatchGeometry, ElementStates};
+use crate::batched_geometry::{BatchGeometry, BatchPart, ElementStates};
 
 /// The element slot a batch hit landed on (see `batched_geometry::slot_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,36 +30,129 @@ pub struct BatchHit {
     pub normal: Vec3,
 }
 
+/// A bounding-volume tree over a batch's parts: boxes split at the median of the longest axis,
+/// a few parts per leaf, so a ray visits O(log parts) boxes instead of all of them (a tiled
+/// facility batch holds 10^5 parts and more).
+#[derive(Default, Debug)]
+pub struct PartTree {
+    nodes: Vec<TreeNode>,
+    /// Part indices, leaves' parts contiguous.
+    order: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TreeNode {
+    min: Vec3,
+    max: Vec3,
+    /// Leaf: `order[first..first + count]`. Inner (count 0): children at `first` and `first + 1`.
+    first: u32,
+    count: u32,
+}
+
+const PARTS_PER_LEAF: usize = 4;
+
+impl PartTree {
+    pub fn build(parts: &[BatchPart]) -> Self {
+        let mut tree = PartTree { nodes: Vec::new(), order: (0..parts.len() as u32).collect() };
+        if parts.is_empty() {
+            return tree;
+        }
+        tree.nodes.push(TreeNode { min: Vec3::ZERO, max: Vec3::ZERO, first: 0, count: 0 });
+        // (node, range of `order`) still to split; no recursion, so no stack overflow in wasm.
+        let mut pending = vec![(0usize, 0usize, parts.len())];
+        while let Some((node, start, end)) = pending.pop() {
+            let members = &mut tree.order[start..end];
+            let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
+            for &part in members.iter() {
+                (min, max) = (min.min(parts[part as usize].min), max.max(parts[part as usize].max));
+            }
+            if members.len() <= PARTS_PER_LEAF {
+                tree.nodes[node] = TreeNode { min, max, first: start as u32, count: members.len() as u32 };
+                continue;
+            }
+            let extent = max - min;
+            let axis = if extent.x >= extent.y && extent.x >= extent.z {
+                0
+            } else if extent.y >= extent.z {
+                1
+            } else {
+                2
+            };
+            let center = |part: &u32| {
+                let part = &parts[*part as usize];
+                (part.min[axis] + part.max[axis]) * 0.5
+            };
+            let middle = members.len() / 2;
+            members.select_nth_unstable_by(middle, |a, b| center(a).total_cmp(&center(b)));
+            let left = tree.nodes.len();
+            tree.nodes[node] = TreeNode { min, max, first: left as u32, count: 0 };
+            tree.nodes.push(TreeNode { min: Vec3::ZERO, max: Vec3::ZERO, first: 0, count: 0 });
+            tree.nodes.push(TreeNode { min: Vec3::ZERO, max: Vec3::ZERO, first: 0, count: 0 });
+            pending.push((left, start, start + middle));
+            pending.push((left + 1, start + middle, end));
+        }
+        tree
+    }
+}
+
 impl BatchGeometry {
     /// The closest triangle the ray hits, skipping slots for which `skip` is true.
     pub fn cast(&self, ray: Ray3d, skip: impl Fn(u32) -> bool) -> Option<BatchHit> {
         let (origin, direction) = (ray.origin, *ray.direction);
         let inverse = direction.recip();
         let mut best: Option<BatchHit> = None;
-        for part in &self.parts {
-            if skip(part.slot) {
-                continue;
-            }
-            let Some(entry) = ray_box(origin, inverse, part.min, part.max) else { continue };
+        let nodes = &self.tree.nodes;
+        let mut stack = if nodes.is_empty() { Vec::new() } else { vec![0usize] };
+        while let Some(index) = stack.pop() {
+            let node = nodes[index];
+            let Some(entry) = ray_box(origin, inverse, node.min, node.max) else { continue };
             if best.is_some_and(|b| entry > b.distance) {
                 continue;
             }
-            for triangle in part.triangles.clone() {
-                let at = triangle as usize * 3;
-                let Some(&[a, b, c]) =
-                    self.indices.get(at..at + 3).and_then(|t| <&[u32; 3]>::try_from(t).ok())
-                else {
+            if node.count == 0 {
+                stack.extend([node.first as usize, node.first as usize + 1]);
+                continue;
+            }
+            let leaf = &self.tree.order[node.first as usize..(node.first + node.count) as usize];
+            for part in leaf.iter().map(|&p| &self.parts[p as usize]) {
+                if skip(part.slot) {
                     continue;
-                };
-                let [a, b, c] =
-                    [a, b, c].map(|i| self.positions.get(i as usize).copied().unwrap_or_default());
-                if let Some(distance) = ray_triangle(origin, direction, a, b, c)
-                    && best.is_none_or(|b| distance < b.distance)
-                {
-                    let normal = (b - a).cross(c - a).normalize_or_zero();
-                    let point = origin + direction * distance;
-                    best = Some(BatchHit { slot: part.slot, distance, point, normal });
                 }
+                let Some(entry) = ray_box(origin, inverse, part.min, part.max) else { continue };
+                if best.is_some_and(|b| entry > b.distance) {
+                    continue;
+                }
+                if let Some(hit) = self.cast_part(origin, direction, part, best.map(|b| b.distance)) {
+                    best = Some(hit);
+                }
+            }
+        }
+        best
+    }
+
+    /// The closest triangle of one part nearer than `within`.
+    fn cast_part(
+        &self,
+        origin: Vec3,
+        direction: Vec3,
+        part: &BatchPart,
+        within: Option<f32>,
+    ) -> Option<BatchHit> {
+        let mut best: Option<BatchHit> = None;
+        for triangle in part.triangles.clone() {
+            let at = triangle as usize * 3;
+            let Some(&[a, b, c]) = self.indices.get(at..at + 3).and_then(|t| <&[u32; 3]>::try_from(t).ok())
+            else {
+                continue;
+            };
+            let [a, b, c] = [a, b, c].map(|i| self.positions.get(i as usize).copied().unwrap_or_default());
+            let nearest = best.map(|b| b.distance).or(within).unwrap_or(f32::INFINITY);
+            if let Some(distance) = ray_triangle(origin, direction, a, b, c)
+                && distance < nearest
+            {
+                let normal = (b - a).cross(c - a).normalize_or_zero();
+                let point = origin + direction * distance;
+                best = Some(BatchHit { slot: part.slot, distance, point, normal });
             }
         }
         best
@@ -180,7 +273,6 @@ fn cast_pointer_rays(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batched_geometry::BatchPart;
 
     /// Two unit squares facing +z, one behind the other: slot 1 at z = 0, slot 2 at z = -1.
     fn two_squares() -> BatchGeometry {
@@ -198,7 +290,8 @@ mod tests {
                 max: Vec3::new(1.0, 1.0, -1.0),
             },
         ];
-        BatchGeometry { positions, indices, parts }
+        let tree = PartTree::build(&parts);
+        BatchGeometry { positions, indices, parts, tree }
     }
 
     fn ray(x: f32, y: f32) -> Ray3d {
@@ -215,6 +308,46 @@ mod tests {
         assert_eq!(through.slot, 2);
         assert!((through.distance - 6.0).abs() < 1e-5);
         assert_eq!(geometry.cast(ray(1.5, 0.5), |_| false), None);
+    }
+
+    /// A row of `n` unit squares along x, each its own slot.
+    fn row_of_squares(n: u32) -> BatchGeometry {
+        let mut positions = Vec::new();
+        let mut indices = Vec::new();
+        let mut parts = Vec::new();
+        for i in 0..n {
+            let x = i as f32 * 2.0;
+            let base = positions.len() as u32;
+            positions.extend(
+                [[x, 0.0, 0.0], [x + 1.0, 0.0, 0.0], [x + 1.0, 1.0, 0.0], [x, 1.0, 0.0]]
+                    .map(Vec3::from_array),
+            );
+            indices.extend([0, 1, 2, 0, 2, 3].map(|v| base + v));
+            parts.push(BatchPart {
+                slot: i + 1,
+                triangles: i * 2..i * 2 + 2,
+                min: Vec3::new(x, 0.0, 0.0),
+                max: Vec3::new(x + 1.0, 1.0, 0.0),
+            });
+        }
+        let tree = PartTree::build(&parts);
+        BatchGeometry { positions, indices, parts, tree }
+    }
+
+    #[test]
+    fn the_tree_finds_every_part_of_a_large_batch() {
+        let geometry = row_of_squares(1000);
+        for i in [0u32, 1, 499, 998, 999] {
+            let ray = Ray3d::new(Vec3::new(i as f32 * 2.0 + 0.5, 0.5, 5.0), Dir3::NEG_Z);
+            assert_eq!(geometry.cast(ray, |_| false).map(|h| h.slot), Some(i + 1), "square {i}");
+        }
+        // Between squares there is nothing.
+        let gap = Ray3d::new(Vec3::new(1.5, 0.5, 5.0), Dir3::NEG_Z);
+        assert_eq!(geometry.cast(gap, |_| false), None);
+        // Every part index appears once in the tree.
+        let mut order = geometry.tree.order.clone();
+        order.sort_unstable();
+        assert_eq!(order, (0..1000).collect::<Vec<_>>());
     }
 
     #[test]

@@ -239,13 +239,13 @@ impl ElementPainter<'_, '_> {
             opacity: look.opacity.unwrap_or(Opacity::OPAQUE),
             flags: emphasis_flag | extra_flags,
         };
-        states.write(&mut self.images, slot, slot_look);
+        states.write(slot, slot_look);
     }
 
-    /// Batches blend while anything in them is translucent.
+    /// Hands the written slots to the state texture; batches blend while anything is translucent.
     fn finish(&mut self) {
         if let Some(states) = self.states.as_mut() {
-            states.update_blending(&mut self.batch_materials);
+            states.flush(&mut self.images, &mut self.batch_materials);
         }
     }
 
