@@ -1084,40 +1084,8 @@ fn encode_path_segment(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server_config::HistoryRetention;
-    use crate::storage::{HistoryBucket, SyncMode};
+    use crate::storage::{BreakableStorage, SyncMode};
     use serde_json::json;
-
-    /// SQLite in a file, whose commits fail while `broken` is set.
-    struct Breakable {
-        inner: SqliteStorage,
-        broken: AtomicBool,
-    }
-
-    impl Storage for Breakable {
-        fn load(&self) -> Result<Option<StoredState>, StorageError> {
-            self.inner.load()
-        }
-        fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
-            if self.broken.load(Ordering::SeqCst) {
-                return Err(StorageError::new("disk full"));
-            }
-            self.inner.commit(writes)
-        }
-        fn history(
-            &self,
-            t: &str,
-            p: &str,
-            from: i64,
-            to: i64,
-            n: u32,
-        ) -> Result<Vec<HistoryBucket>, StorageError> {
-            self.inner.history(t, p, from, to, n)
-        }
-        fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError> {
-            self.inner.prune(retention, now_ms)
-        }
-    }
 
     fn set_temperature(value: f64) -> Patch {
         serde_json::from_value(json!([{"op": "replace", "path": "/temperature", "value": value}])).unwrap()
@@ -1131,7 +1099,7 @@ mod tests {
     async fn writes_that_raced_past_a_failure_are_rolled_back_too() {
         let dir = tempfile::tempdir().unwrap();
         let inner = SqliteStorage::open(&dir.path().join("state.sqlite"), SyncMode::Normal).unwrap();
-        let storage = Arc::new(Breakable { inner, broken: AtomicBool::new(false) });
+        let storage = Arc::new(BreakableStorage::new(inner));
         let scene_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenes/demo.json");
         let loaded = LoadedScene::load(&scene_path).unwrap();
         let state = AppState::with_storage(
@@ -1147,7 +1115,7 @@ mod tests {
         let durable =
             state.patch_twin(&grant, "Room-A101", set_temperature(25.0), None, Source::Rest).await.unwrap();
 
-        storage.broken.store(true, Ordering::SeqCst);
+        storage.set_broken(true);
         let failed = state.patch_twin(&grant, "Room-A101", set_temperature(99.0), None, Source::Rest).await;
         assert!(matches!(failed, Err(ApiError::Unavailable(_))));
         assert!(!state.storage_healthy());
@@ -1155,7 +1123,7 @@ mod tests {
 
         // Writers that checked the flag before it was set apply their writes after the restore;
         // the storage works again, but their commits fail all the same and are undone.
-        storage.broken.store(false, Ordering::SeqCst);
+        storage.set_broken(false);
         for _ in 0..2 {
             state.0.storage_failed.store(false, Ordering::SeqCst);
             let raced =

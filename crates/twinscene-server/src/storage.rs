@@ -472,6 +472,54 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
+/// A storage for tests and fault drills: real SQLite until `broken` is set, then every commit
+/// fails as a full disk would. Counts the commits it is asked for.
+pub struct BreakableStorage {
+    pub inner: SqliteStorage,
+    pub broken: std::sync::atomic::AtomicBool,
+    pub commits: std::sync::atomic::AtomicUsize,
+}
+
+impl BreakableStorage {
+    pub fn new(inner: SqliteStorage) -> Self {
+        Self { inner, broken: Default::default(), commits: Default::default() }
+    }
+
+    pub fn set_broken(&self, broken: bool) {
+        self.broken.store(broken, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn commit_count(&self) -> usize {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Storage for BreakableStorage {
+    fn load(&self) -> Result<Option<StoredState>, StorageError> {
+        self.inner.load()
+    }
+    fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::new("disk full"));
+        }
+        self.inner.commit(writes)
+    }
+    fn history(
+        &self,
+        twin: &str,
+        property: &str,
+        from_ms: i64,
+        to_ms: i64,
+        points: u32,
+    ) -> Result<Vec<HistoryBucket>, StorageError> {
+        self.inner.history(twin, property, from_ms, to_ms, points)
+    }
+    fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError> {
+        self.inner.prune(retention, now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,42 +596,9 @@ mod tests {
         assert_eq!(loaded.seq, 2);
     }
 
-    /// In-memory SQLite whose commits fail once `broken` is set; counts the commits it is asked for.
-    #[derive(Default)]
-    struct Failing {
-        broken: std::sync::atomic::AtomicBool,
-        commits: std::sync::atomic::AtomicUsize,
-    }
-
-    impl Storage for Failing {
-        fn load(&self) -> Result<Option<StoredState>, StorageError> {
-            Ok(None)
-        }
-        fn commit(&self, _: &[StoredWrite]) -> Result<(), StorageError> {
-            self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StorageError::new("disk full"));
-            }
-            Ok(())
-        }
-        fn history(
-            &self,
-            _: &str,
-            _: &str,
-            _: i64,
-            _: i64,
-            _: u32,
-        ) -> Result<Vec<HistoryBucket>, StorageError> {
-            Ok(Vec::new())
-        }
-        fn prune(&self, _: &HistoryRetention, _: i64) -> Result<(), StorageError> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn after_a_failed_commit_every_job_fails_without_touching_storage() {
-        let storage = Arc::new(Failing::default());
+        let storage = Arc::new(BreakableStorage::new(SqliteStorage::in_memory().unwrap()));
         let committer = Committer::start(storage.clone(), HistoryRetention::default()).unwrap();
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let job = || -> Option<Box<dyn FnOnce(bool) + Send>> {
@@ -591,19 +606,19 @@ mod tests {
             Some(Box::new(move |ok| outcomes.lock().unwrap().push(ok)))
         };
         assert_eq!(committer.submit(vec![StoredWrite::Seq(1)], job()).blocking_recv().unwrap(), Ok(()));
-        storage.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        storage.set_broken(true);
         let failed = committer.submit(vec![StoredWrite::Seq(2)], job()).blocking_recv().unwrap();
         assert_eq!(failed, Err("storage: disk full".to_owned()));
-        assert_eq!(storage.commits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(storage.commit_count(), 2);
 
         // Storage works again, but nothing more is committed until a restart.
-        storage.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        storage.set_broken(false);
         for seq in 3..6 {
             let error = committer.submit(vec![StoredWrite::Seq(seq)], job()).blocking_recv().unwrap();
             let error = error.expect_err("a poisoned committer fails every job");
             assert!(error.contains("an earlier commit failed (storage: disk full)"), "{error}");
         }
-        assert_eq!(storage.commits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(storage.commit_count(), 2);
         assert_eq!(*outcomes.lock().unwrap(), [true, false, false, false, false]);
     }
 

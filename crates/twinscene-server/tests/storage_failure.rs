@@ -5,7 +5,6 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Viewer, client, demo_scene_path, error_body, get, get_json, patch, send, serve};
@@ -13,51 +12,8 @@ use serde_json::{Value, json};
 use twinscene_core::live::ServerMessage;
 use twinscene_server::auth::Grant;
 use twinscene_server::feed::Pull;
-use twinscene_server::server_config::HistoryRetention;
-use twinscene_server::storage::{
-    HistoryBucket, SqliteStorage, Storage, StorageError, StoredState, StoredWrite, SyncMode,
-};
+use twinscene_server::storage::{BreakableStorage, SqliteStorage, Storage, SyncMode};
 use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs};
-
-/// Real SQLite until `broken` is set: then every commit fails (a full disk, say). Counts the
-/// commits it is asked for.
-struct Breakable {
-    inner: SqliteStorage,
-    broken: Arc<AtomicBool>,
-    commits: Arc<AtomicUsize>,
-}
-
-impl Breakable {
-    fn new(inner: SqliteStorage) -> Self {
-        Self { inner, broken: Arc::default(), commits: Arc::default() }
-    }
-}
-
-impl Storage for Breakable {
-    fn load(&self) -> Result<Option<StoredState>, StorageError> {
-        self.inner.load()
-    }
-    fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
-        self.commits.fetch_add(1, Ordering::SeqCst);
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(StorageError::new("disk full"));
-        }
-        self.inner.commit(writes)
-    }
-    fn history(
-        &self,
-        t: &str,
-        p: &str,
-        from: i64,
-        to: i64,
-        n: u32,
-    ) -> Result<Vec<HistoryBucket>, StorageError> {
-        self.inner.history(t, p, from, to, n)
-    }
-    fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError> {
-        self.inner.prune(retention, now_ms)
-    }
-}
 
 /// The demo scene's state over `storage`, with heartbeats every 200 ms.
 fn state_over(storage: Arc<dyn Storage>) -> AppState {
@@ -84,12 +40,11 @@ fn room_temperature(message: &ServerMessage, id: &str) -> Value {
 
 #[tokio::test]
 async fn a_failed_commit_is_reported_and_stops_writes() {
-    let storage = Breakable::new(SqliteStorage::in_memory().unwrap());
-    let broken = storage.broken.clone();
-    let base = serve(state_over(Arc::new(storage))).await;
+    let storage = Arc::new(BreakableStorage::new(SqliteStorage::in_memory().unwrap()));
+    let base = serve(state_over(storage.clone())).await;
     assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
 
-    broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     let (status, code, message) = error_body(patch(&base, "Room-A101", &set(26.0)).await).await;
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"), "{message}");
     assert!(message.contains("disk full"), "{message}");
@@ -103,9 +58,8 @@ async fn a_failed_commit_is_reported_and_stops_writes() {
 async fn a_write_whose_commit_failed_is_rolled_back_and_never_sent_to_viewers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.sqlite");
-    let storage = Breakable::new(sqlite_file(&path));
-    let broken = storage.broken.clone();
-    let state = state_over(Arc::new(storage));
+    let storage = Arc::new(BreakableStorage::new(sqlite_file(&path)));
+    let state = state_over(storage.clone());
     let base = serve(state.clone()).await;
     let mut viewer = Viewer::connect(&base).await;
     let start = viewer.hello().await["seq"].as_u64().unwrap();
@@ -117,7 +71,7 @@ async fn a_write_whose_commit_failed_is_rolled_back_and_never_sent_to_viewers() 
     let delta = viewer.next_change().await;
     assert_eq!((delta["type"].as_str(), delta["seq"].as_u64()), (Some("delta"), Some(start + 1)));
 
-    broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     let (status, code, message) = error_body(patch(&base, "Room-A101", &set(99.0)).await).await;
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"), "{message}");
 
@@ -162,19 +116,18 @@ async fn a_write_whose_commit_failed_is_rolled_back_and_never_sent_to_viewers() 
 #[tokio::test]
 async fn after_a_failed_commit_writes_are_refused_and_storage_is_not_touched() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Breakable::new(sqlite_file(&dir.path().join("state.sqlite")));
-    let (broken, commits) = (storage.broken.clone(), storage.commits.clone());
-    let base = serve(state_over(Arc::new(storage))).await;
+    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
+    let base = serve(state_over(storage.clone())).await;
     assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
     let pump = json!({"@id": "dtmi:example:Pump;1", "@type": "Interface"});
     assert_eq!(send(client().post(format!("{base}/models")).json(&json!([pump]))).await.status(), 201);
 
-    broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     assert_eq!(patch(&base, "Room-A101", &set(99.0)).await.status(), 503);
-    let attempted = commits.load(Ordering::SeqCst);
+    let attempted = storage.commit_count();
 
     // Even with the disk back, nothing is written until a restart.
-    broken.store(false, Ordering::SeqCst);
+    storage.set_broken(false);
     let (status, _, message) = error_body(patch(&base, "Room-A102", &set(30.0)).await).await;
     assert_eq!(status, 503);
     assert!(message.contains("storage failed"), "{message}");
@@ -186,7 +139,7 @@ async fn after_a_failed_commit_writes_are_refused_and_storage_is_not_touched() {
     let delete = send(client().delete(format!("{base}/models/dtmi:example:Pump;1"))).await;
     assert_eq!(delete.status(), 503);
     assert_eq!(get(&format!("{base}/healthz")).await.status(), 503);
-    assert_eq!(commits.load(Ordering::SeqCst), attempted, "storage was asked to commit again");
+    assert_eq!(storage.commit_count(), attempted, "storage was asked to commit again");
 
     // What was acknowledged before the failure is all still there; nothing refused is.
     assert_eq!(get_json(&format!("{base}/digitaltwins/Room-A101")).await["temperature"], 25.0);
@@ -198,12 +151,11 @@ async fn after_a_failed_commit_writes_are_refused_and_storage_is_not_touched() {
 #[tokio::test]
 async fn a_failed_model_write_is_rolled_back_and_marks_storage_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Breakable::new(sqlite_file(&dir.path().join("state.sqlite")));
-    let broken = storage.broken.clone();
-    let base = serve(state_over(Arc::new(storage))).await;
+    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
+    let base = serve(state_over(storage.clone())).await;
     let before = get_json(&format!("{base}/models")).await;
 
-    broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     let model = json!([{"@id": "dtmi:example:Pump;1", "@type": "Interface"}]);
     assert_eq!(send(client().post(format!("{base}/models")).json(&model)).await.status(), 503);
     assert_eq!(get(&format!("{base}/models/dtmi:example:Pump;1")).await.status(), 404);
