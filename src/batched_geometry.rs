@@ -10,7 +10,7 @@
 //! merged (not triangle lists, no positions) stay as they are and keep per-element materials.
 //! Picking on batches is element_picking.rs, which uses the triangle ranges kept here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use bevy::asset::{RenderAssetUsages, embedded_asset};
@@ -345,8 +345,14 @@ fn merge_into_batches(
         HashMap::new();
     let mut batched = Vec::new();
     let mut slots = 1;
+    // A node two elements both name is drawn once, for the first (as `element_of` maps it):
+    // two copies at the same depth would fight over the pixels.
+    let mut seen = HashSet::new();
     for (slot, member) in members {
         slots = slots.max(slot + 1);
+        if !seen.insert(member.entity) {
+            continue;
+        }
         let Ok((mesh3d, transform)) = sources.get(member.entity) else { continue };
         let Some(mesh) = meshes.get(&mesh3d.0) else { continue };
         let id = member.model_material.id();
