@@ -299,12 +299,18 @@ export class TwinSceneElement extends HTMLElement {
   async #fetchWithProgress(url) {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`cannot load ${url}: HTTP ${response.status}`);
-    const total = Number(response.headers.get('content-length')) || 0;
+    // The stream yields decoded bytes; a gzip-encoded response's Content-Length counts the
+    // compressed ones, so the server says the decoded size (x-decoded-length) when it compresses.
+    const decoded = Number(response.headers.get('x-decoded-length')) || 0;
+    const encoded = response.headers.get('content-encoding');
+    let total = decoded || (encoded ? 0 : Number(response.headers.get('content-length')) || 0);
     let received = 0;
     const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
     const counter = new TransformStream({
       transform: (chunk, controller) => {
         received += chunk.byteLength;
+        // More than announced: an encoding the page could not see (another server); no total.
+        if (received > total) total = 0;
         this.$('status-text').textContent = `Loading viewer ${megabytes(received)}${total ? ` of ${megabytes(total)}` : ''} MB…`;
         if (total) this.$('progress').style.width = `${Math.round((received / total) * STAGES.booting * 100)}%`;
         controller.enqueue(chunk);

@@ -155,12 +155,17 @@ fn build_web() -> TaskResult {
     let started = std::time::Instant::now();
     run("cargo", &["build", "--release", "--target", WASM_TARGET, "-p", "twinscene-viewer", "--lib"])?;
     let wasm = format!("target/{WASM_TARGET}/release/twinscene_viewer.wasm");
-    run("wasm-bindgen", &["--target", "web", "--no-typescript", "--out-dir", WEB_DIST, &wasm])?;
     let bundle = format!("{WEB_DIST}/twinscene_viewer_bg.wasm");
+    let glue = format!("{WEB_DIST}/twinscene_viewer.js");
+    // The server sends these `.gz` files to browsers that accept gzip; a stale one must never
+    // outlive the file it was made from.
+    for file in [&bundle, &glue] {
+        let _ = std::fs::remove_file(format!("{file}.gz"));
+    }
+    run("wasm-bindgen", &["--target", "web", "--no-typescript", "--out-dir", WEB_DIST, &wasm])?;
+    run("gzip", &["-9", "--keep", "--force", &bundle, &glue])?;
     let raw = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let gzip = output("sh", &["-c", &format!("gzip -9 -c {bundle} | wc -c")])
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let gzip = std::fs::metadata(format!("{bundle}.gz")).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "xtask: web bundle in {WEB_DIST}: wasm {:.1} MB raw, {:.1} MB gzip; built in {:.0} s",
         raw as f64 / 1e6,

@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 
-use common::{demo_state, demo_state_with, error_body, get, patch, serve};
+use common::{demo_state, demo_state_with, error_body, get, patch, send, serve};
 use serde_json::{Value, json};
 use twinscene_server::{AppState, LiveTimings, LoadedScene, StaticDirs};
 
@@ -74,6 +74,7 @@ async fn static_directories_are_served_and_may_be_missing() {
     fs::create_dir(&dist).unwrap();
     fs::create_dir(&web).unwrap();
     fs::write(dist.join("twinscene_viewer_bg.wasm"), b"\0asm").unwrap();
+    fs::write(dist.join("twinscene_viewer_bg.wasm.gz"), b"gzipped bytes").unwrap();
     fs::write(web.join("index.html"), "<!doctype html>").unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let dirs = StaticDirs {
@@ -87,6 +88,19 @@ async fn static_directories_are_served_and_may_be_missing() {
     let wasm = get(&format!("{base}/pkg/twinscene_viewer_bg.wasm")).await;
     assert_eq!(wasm.status(), 200);
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert!(wasm.headers().get("content-encoding").is_none());
+    assert_eq!(wasm.bytes().await.unwrap().as_ref(), b"\0asm");
+    // A client that accepts gzip gets the precompressed file, still typed as wasm.
+    let request = common::client()
+        .get(format!("{base}/pkg/twinscene_viewer_bg.wasm"))
+        .header("accept-encoding", "gzip");
+    let gzipped = send(request).await;
+    assert_eq!(gzipped.status(), 200);
+    assert_eq!(gzipped.headers()["content-type"], "application/wasm");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    // The page counts decoded bytes: it is told how many to expect.
+    assert_eq!(gzipped.headers()["x-decoded-length"], "4");
+    assert_eq!(gzipped.bytes().await.unwrap().as_ref(), b"gzipped bytes");
     let index = get(&format!("{base}/")).await;
     assert_eq!(index.status(), 200);
     assert_eq!(index.text().await.unwrap(), "<!doctype html>");
