@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { REPO_ROOT, readTwinscene, setTemperature, useViewer, waitForState, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, readTwinscene, setTemperature, useViewer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
 
 const DWELL_SECONDS = 2;
 const HOLD_SECONDS = 3;
@@ -40,5 +40,27 @@ test('a kiosk tours the viewpoints, flies to a new alert, holds, then tours on',
     await waitForState(page, () => window.twinscene.selected === null);
     assert.ok((await page.evaluate(() => document.querySelector('twin-scene').frameCount)) > 0, 'the viewer reports its frames');
     viewer.assertNoPanics();
+  }),
+);
+
+test('the watchdog reloads a kiosk whose viewer stops producing frames', { timeout: 240_000 }, () =>
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
+    // A short watchdog, and a viewer whose frame counter stands still from now on.
+    await page.evaluate(() => {
+      const host = document.querySelector('twin-scene');
+      host.setAttribute('kiosk-watchdog', '2');
+      sessionStorage.removeItem('twinscene-kiosk-reloads');
+      Object.defineProperty(host, 'frameCount', { get: () => 7, configurable: true });
+    });
+    const reloaded = page.waitForEvent('load', { timeout: 60_000 });
+    await waitForState(page, () => document.querySelector('twin-scene').dataset.kiosk === 'reloading', undefined, 30_000);
+    await reloaded;
+    // The reloaded page runs the viewer again and remembers that it had to reload once.
+    await waitForReady(page);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('twinscene-kiosk-reloads')), '1');
+    const frames = await page.evaluate(() => document.querySelector('twin-scene').frameCount);
+    await waitForState(page, (f) => document.querySelector('twin-scene').frameCount > f, frames);
+    context.viewer.assertNoPanics();
   }),
 );
