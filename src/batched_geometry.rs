@@ -211,6 +211,11 @@ pub(super) fn plugin(app: &mut App) {
 /// One batch being built: the merged vertex data of every mesh with one source material.
 #[derive(Default)]
 struct BatchBuilder {
+    /// Flat-shaded meshes: vertices are welded and carry no normal; the batch shader takes
+    /// each face's normal from screen-space derivatives. (The glTF loader gives a mesh without
+    /// normals three vertices per triangle for flat normals; welding them back shares vertices
+    /// between faces again, ~5× fewer for the shared IFC buildings.)
+    faceted: bool,
     positions: Vec<[f32; 3]>,
     normals: Vec<[f32; 3]>,
     uvs: Vec<[f32; 2]>,
@@ -221,6 +226,10 @@ struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    fn new(faceted: bool) -> Self {
+        Self { faceted, ..Self::default() }
+    }
+
     /// Appends one mesh in world space; false (and nothing appended) if it cannot be merged.
     fn add(&mut self, mesh: &Mesh, transform: &GlobalTransform, slot: u32) -> bool {
         if mesh.primitive_topology() != PrimitiveTopology::TriangleList {
@@ -231,51 +240,64 @@ impl BatchBuilder {
             return false;
         };
         let Ok(base) = u32::try_from(self.positions.len()) else { return false };
+        let source_count = positions.len();
+        let source_indices: Vec<u32> = match mesh.indices() {
+            Some(indices) => indices.iter().filter_map(|i| u32::try_from(i).ok()).collect(),
+            None => (0..u32::try_from(source_count).unwrap_or(0)).collect(),
+        };
+        let uvs = match mesh.attribute(Mesh::ATTRIBUTE_UV_0) {
+            Some(VertexAttributeValues::Float32x2(uvs)) if uvs.len() == source_count => Some(uvs),
+            _ => None,
+        };
+        let colors = match mesh.attribute(Mesh::ATTRIBUTE_COLOR) {
+            Some(VertexAttributeValues::Float32x4(colors)) if colors.len() == source_count => Some(colors),
+            _ => None,
+        };
+        // Which source vertices the batch takes, and each triangle corner's vertex among them.
+        let (kept, corners) = if self.faceted {
+            weld(positions, uvs.map(Vec::as_slice), colors.map(Vec::as_slice), &source_indices)
+        } else {
+            ((0..u32::try_from(source_count).unwrap_or(0)).collect(), source_indices.clone())
+        };
+        let count = kept.len();
         let affine = transform.affine();
-        let normal_matrix = affine.matrix3.inverse().transpose();
         let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
-        for position in positions {
-            let world = affine.transform_point3(Vec3::from(*position));
+        for &vertex in &kept {
+            let world = affine.transform_point3(Vec3::from(positions[vertex as usize]));
             (min, max) = (min.min(world), max.max(world));
             self.positions.push(world.into());
         }
-        let count = positions.len();
-        let indices: Vec<u32> = match mesh.indices() {
-            Some(indices) => indices.iter().filter_map(|i| u32::try_from(i).ok()).collect(),
-            None => (0..u32::try_from(count).unwrap_or(0)).collect(),
-        };
-        let local_normals = match mesh.attribute(Mesh::ATTRIBUTE_NORMAL) {
-            Some(VertexAttributeValues::Float32x3(normals)) if normals.len() == count => {
-                normals.iter().map(|n| Vec3::from(*n)).collect()
-            }
-            _ => face_normals(positions, &indices),
-        };
-        self.normals.extend(local_normals.iter().map(|n| {
-            (Vec3::from(normal_matrix * bevy::math::Vec3A::from(*n))).normalize_or_zero().to_array()
-        }));
-        // UV channel 0 is always there: Bevy's shaders read it whenever channel 1 (the slot) is.
-        match mesh.attribute(Mesh::ATTRIBUTE_UV_0) {
-            Some(VertexAttributeValues::Float32x2(uvs)) if uvs.len() == count => self.uvs.extend(uvs),
-            _ => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
+        if !self.faceted {
+            let normal_matrix = affine.matrix3.inverse().transpose();
+            let local_normals = match mesh.attribute(Mesh::ATTRIBUTE_NORMAL) {
+                Some(VertexAttributeValues::Float32x3(normals)) if normals.len() == source_count => {
+                    normals.iter().map(|n| Vec3::from(*n)).collect()
+                }
+                _ => face_normals(positions, &source_indices),
+            };
+            self.normals.extend(local_normals.iter().map(|n| {
+                (Vec3::from(normal_matrix * bevy::math::Vec3A::from(*n))).normalize_or_zero().to_array()
+            }));
         }
-        let colors = match mesh.attribute(Mesh::ATTRIBUTE_COLOR) {
-            Some(VertexAttributeValues::Float32x4(colors)) if colors.len() == count => Some(colors),
-            _ => None,
-        };
+        // UV channel 0 is always there: Bevy's shaders read it whenever channel 1 (the slot) is.
+        match uvs {
+            Some(uvs) => self.uvs.extend(kept.iter().map(|&v| uvs[v as usize])),
+            None => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
+        }
         if colors.is_some() && self.colors.is_none() {
             // The first mesh with vertex colors: earlier ones are white.
             self.colors = Some(vec![[1.0; 4]; base as usize]);
         }
         if let Some(merged) = self.colors.as_mut() {
             match colors {
-                Some(colors) => merged.extend(colors),
+                Some(colors) => merged.extend(kept.iter().map(|&v| colors[v as usize])),
                 None => merged.extend(std::iter::repeat_n([1.0; 4], count)),
             }
         }
         self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], count));
         let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
         // Only whole triangles whose vertices exist; a malformed index never reaches the GPU.
-        for triangle in indices.chunks_exact(3) {
+        for triangle in corners.chunks_exact(3) {
             if triangle.iter().all(|&i| (i as usize) < count) {
                 self.indices.extend(triangle.iter().map(|i| base + i));
             }
@@ -299,7 +321,9 @@ impl BatchBuilder {
         // The GPU copy only: picking uses `BatchGeometry`, bounds are given.
         let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD);
         mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, self.positions);
-        mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, self.normals);
+        if !self.faceted {
+            mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, self.normals);
+        }
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, self.uvs);
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_1, self.slots);
         if let Some(colors) = self.colors {
@@ -308,6 +332,51 @@ impl BatchBuilder {
         mesh.insert_indices(Indices::U32(self.indices));
         (mesh, Aabb::from_min_max(min, max), geometry)
     }
+}
+
+/// Whether a mesh is flat-shaded: no normals, or one normal per face on unshared vertices
+/// (what the glTF loader makes of a mesh without normals).
+fn is_faceted(mesh: &Mesh) -> bool {
+    if mesh.indices().is_some() {
+        return false;
+    }
+    match mesh.attribute(Mesh::ATTRIBUTE_NORMAL) {
+        None => true,
+        Some(VertexAttributeValues::Float32x3(normals)) => {
+            normals.len() % 3 == 0
+                && normals.chunks_exact(3).all(|face| face[0] == face[1] && face[1] == face[2])
+        }
+        Some(_) => false,
+    }
+}
+
+/// Shares vertices that are equal in position, texture coordinate and color: the source
+/// vertices kept (first of each kind) and each corner's index among them (`u32::MAX` for an
+/// index outside the mesh, which the caller drops with its triangle).
+fn weld(
+    positions: &[[f32; 3]],
+    uvs: Option<&[[f32; 2]]>,
+    colors: Option<&[[f32; 4]]>,
+    corners: &[u32],
+) -> (Vec<u32>, Vec<u32>) {
+    type Key = ([u32; 3], [u32; 2], [u32; 4]);
+    let mut index_of: HashMap<Key, u32> = HashMap::new();
+    let mut kept = Vec::new();
+    let welded = corners
+        .iter()
+        .map(|&corner| {
+            let vertex = corner as usize;
+            let Some(position) = positions.get(vertex) else { return u32::MAX };
+            let uv = uvs.and_then(|uvs| uvs.get(vertex)).copied().unwrap_or_default();
+            let color = colors.and_then(|colors| colors.get(vertex)).copied().unwrap_or([1.0; 4]);
+            let key = (position.map(f32::to_bits), uv.map(f32::to_bits), color.map(f32::to_bits));
+            *index_of.entry(key).or_insert_with(|| {
+                kept.push(corner);
+                u32::try_from(kept.len() - 1).unwrap_or(u32::MAX)
+            })
+        })
+        .collect();
+    (kept, welded)
 }
 
 /// Per-vertex normals from the faces around each vertex, for meshes that have none.
@@ -340,8 +409,8 @@ fn merge_into_batches(
         element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
     );
     // Batches in order of first appearance, so that a model always batches the same way.
-    let mut order: Vec<AssetId<StandardMaterial>> = Vec::new();
-    let mut builders: HashMap<AssetId<StandardMaterial>, (Handle<StandardMaterial>, BatchBuilder)> =
+    let mut order: Vec<(AssetId<StandardMaterial>, bool)> = Vec::new();
+    let mut builders: HashMap<(AssetId<StandardMaterial>, bool), (Handle<StandardMaterial>, BatchBuilder)> =
         HashMap::new();
     let mut batched = Vec::new();
     let mut slots = 1;
@@ -355,10 +424,11 @@ fn merge_into_batches(
         }
         let Ok((mesh3d, transform)) = sources.get(member.entity) else { continue };
         let Some(mesh) = meshes.get(&mesh3d.0) else { continue };
-        let id = member.model_material.id();
-        let (_, builder) = builders.entry(id).or_insert_with(|| {
-            order.push(id);
-            (member.model_material.clone(), BatchBuilder::default())
+        let faceted = is_faceted(mesh);
+        let key = (member.model_material.id(), faceted);
+        let (_, builder) = builders.entry(key).or_insert_with(|| {
+            order.push(key);
+            (member.model_material.clone(), BatchBuilder::new(faceted))
         });
         if builder.add(mesh, transform, slot) {
             batched.push(member.entity);
@@ -383,8 +453,8 @@ fn merge_into_batches(
     let texels = image.data.clone().unwrap_or_default();
     let image = images.add(image);
     let mut materials = Vec::new();
-    for id in order {
-        let Some((model_material, builder)) = builders.remove(&id) else { continue };
+    for key in order {
+        let Some((model_material, builder)) = builders.remove(&key) else { continue };
         if builder.parts.is_empty() {
             continue;
         }
@@ -456,6 +526,58 @@ mod tests {
         );
         assert_eq!(Vec3::from(aabb.min()), Vec3::ZERO);
         assert_eq!(Vec3::from(aabb.max()), Vec3::new(11.0, 1.0, 0.0));
+    }
+
+    /// A unit square as the glTF loader gives a mesh without normals: two triangles on six
+    /// unshared vertices, one normal per face.
+    fn flat_square() -> Mesh {
+        let corners = [
+            [0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [1.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [1.0, 1.0, 0.0],
+            [0.0, 1.0, 0.0],
+        ];
+        let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::default());
+        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, corners.to_vec());
+        mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, vec![[0.0, 0.0, 1.0]; 6]);
+        mesh
+    }
+
+    #[test]
+    fn flat_shaded_meshes_are_welded_and_lose_their_normals() {
+        let square = flat_square();
+        assert!(is_faceted(&square));
+        assert!(!is_faceted(&triangle_mesh()), "indexed meshes keep their normals");
+        let mut smooth = flat_square();
+        smooth.insert_attribute(
+            Mesh::ATTRIBUTE_NORMAL,
+            vec![
+                [0.0, 0.0, 1.0],
+                [0.0, 0.1, 1.0],
+                [0.0, 0.0, 1.0],
+                [0.0, 0.0, 1.0],
+                [0.0, 0.0, 1.0],
+                [0.0, 0.0, 1.0],
+            ],
+        );
+        assert!(!is_faceted(&smooth), "normals that differ within a face are kept");
+
+        let mut builder = BatchBuilder::new(true);
+        assert!(builder.add(&square, &GlobalTransform::from_xyz(0.0, 0.0, 2.0), 5));
+        assert!(builder.add(&square, &GlobalTransform::IDENTITY, 6));
+        // Four shared corners per square, the two triangles still whole.
+        assert_eq!(builder.positions.len(), 8);
+        assert_eq!(builder.indices, vec![0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7]);
+        assert_eq!(builder.positions[0], [0.0, 0.0, 2.0]);
+        assert!(builder.normals.is_empty());
+        let (mesh, _, geometry) = builder.build();
+        assert!(mesh.attribute(Mesh::ATTRIBUTE_NORMAL).is_none());
+        assert_eq!(
+            geometry.parts.iter().map(|p| (p.slot, p.triangles.clone())).collect::<Vec<_>>(),
+            vec![(5, 0..2), (6, 2..4)]
+        );
     }
 
     #[test]

@@ -42,6 +42,16 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> Fragment
     }
 
     var pbr_input = pbr_input_from_standard_material(in, is_front);
+#ifndef VERTEX_NORMALS
+    // A flat-shaded batch has welded vertices and no normals: each face's normal is the cross
+    // product of the position's screen-space derivatives, turned toward the viewer.
+    var face = normalize(cross(dpdx(in.world_position.xyz), dpdy(in.world_position.xyz)));
+    if dot(face, pbr_input.V) < 0.0 {
+        face = -face;
+    }
+    pbr_input.N = face;
+    pbr_input.world_normal = face;
+#endif
     let styled = (flags & HAS_COLOR) != 0u;
     if styled {
         let color = srgb_to_linear(look.rgb);
