@@ -70,6 +70,11 @@ pub fn slot_of(element: usize) -> u32 {
     u32::try_from(element + 1).unwrap_or(u32::MAX)
 }
 
+/// The element a slot stands for; `None` for the unbound slot.
+pub fn element_of_slot(slot: u32) -> Option<usize> {
+    slot.checked_sub(1).map(|element| element as usize)
+}
+
 /// Texels per row of the state texture: two per slot. 2048 is within every WebGL2 limit.
 const TEXELS_PER_ROW: u32 = 2048;
 const SLOTS_PER_ROW: u32 = TEXELS_PER_ROW / 2;

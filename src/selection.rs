@@ -8,6 +8,7 @@ use bevy::picking::pointer::PointerButton;
 use bevy::prelude::*;
 
 use crate::app_phase::ready;
+use crate::batched_geometry::element_of_slot;
 use crate::element_picking::SlotHit;
 use crate::scene_loading::ElementMeshes;
 
@@ -34,8 +35,7 @@ pub(super) fn plugin(app: &mut App) {
 /// The element a hit is on: from the slot a batch hit carries, else from the mesh entity.
 fn element_at(element_meshes: &ElementMeshes, entity: Entity, hit: &HitData) -> Option<usize> {
     match hit.extra_as::<SlotHit>() {
-        // Slot 0 is geometry that belongs to no element.
-        Some(SlotHit(slot)) => slot.checked_sub(1).map(|element| element as usize),
+        Some(SlotHit(slot)) => element_of_slot(*slot),
         None => element_meshes.element_of(entity),
     }
 }
