@@ -185,7 +185,7 @@ pub(crate) fn pointer_key(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-fn parse(text: &str) -> Result<Value, ImportError> {
+fn check_size(text: &str) -> Result<(), ImportError> {
     if text.len() > MAX_SCENE_BYTES {
         return Err(ImportError::new(
             "",
@@ -195,6 +195,11 @@ fn parse(text: &str) -> Result<Value, ImportError> {
             ),
         ));
     }
+    Ok(())
+}
+
+fn parse(text: &str) -> Result<Value, ImportError> {
+    check_size(text)?;
     serde_json::from_str(text).map_err(|e| ImportError::syntax(&e))
 }
 
@@ -242,26 +247,64 @@ pub fn scene_names(text: &str) -> Result<Vec<(String, String)>, ImportError> {
     }
 }
 
+/// The top-level keys that tell a twinscene file, read without building the document: a
+/// generated 10^5-element scene is ~40 MB of JSON and ten times that as a `Value` tree, and the
+/// wasm viewer's memory never shrinks back after such a peak.
+#[derive(serde::Deserialize)]
+struct TwinsceneProbe {
+    version: Option<serde_json::Number>,
+    elements: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "$schema")]
+    schema: Option<String>,
+    configuration: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "specVersion")]
+    spec_version: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "digitalTwinsGraph")]
+    digital_twins_graph: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "digitalTwinsModels")]
+    digital_twins_models: Option<serde::de::IgnoredAny>,
+}
+
+/// Whether the text is plainly a twinscene file: `version` and `elements`, and none of the keys
+/// the other formats are told by. Anything else goes through [`detect_value`].
+fn plainly_twinscene(text: &str) -> bool {
+    serde_json::from_str::<TwinsceneProbe>(text).is_ok_and(|probe| {
+        probe.version.is_some()
+            && probe.elements.is_some()
+            && probe.schema.is_none_or(|schema| !schema.contains("3DScenesConfiguration"))
+            && probe.configuration.is_none()
+            && probe.spec_version.is_none()
+            && probe.digital_twins_graph.is_none()
+            && probe.digital_twins_models.is_none()
+    })
+}
+
 /// Reads a scene file of any [`SourceFormat`] into a [`Scene`], with the options' twins,
 /// models and mesh merged in. The scene is valid ([`Scene::problems`] is empty).
 pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, ImportError> {
-    let value = parse(text)?;
-    let format = detect_value(&value)?;
-    let (mut scene, notes) = match format {
-        SourceFormat::Twinscene => {
-            drop(value);
-            (twinscene(text)?, Notes::default())
-        }
-        SourceFormat::Adt3dScenes => adt_3dscenes::import(&value, options)?,
-        SourceFormat::TwinMaker => twinmaker::import(&value)?,
-        SourceFormat::AdtExplorer => {
-            let export = AdtExport::from_value(&value)?;
-            let mut scene = empty_scene();
-            scene.models = flatten_models(export.models);
-            scene.twins = export.twins;
-            scene.relationships = export.relationships;
-            (scene, Notes::default())
-        }
+    check_size(text)?;
+    let (format, (mut scene, notes)) = if plainly_twinscene(text) {
+        (SourceFormat::Twinscene, (twinscene(text)?, Notes::default()))
+    } else {
+        let value = parse(text)?;
+        let format = detect_value(&value)?;
+        let imported = match format {
+            SourceFormat::Twinscene => {
+                drop(value);
+                (twinscene(text)?, Notes::default())
+            }
+            SourceFormat::Adt3dScenes => adt_3dscenes::import(&value, options)?,
+            SourceFormat::TwinMaker => twinmaker::import(&value)?,
+            SourceFormat::AdtExplorer => {
+                let export = AdtExport::from_value(&value)?;
+                let mut scene = empty_scene();
+                scene.models = flatten_models(export.models);
+                scene.twins = export.twins;
+                scene.relationships = export.relationships;
+                (scene, Notes::default())
+            }
+        };
+        (format, imported)
     };
     if let Some(twins) = options.twins {
         scene.merge_twin_file(twins).map_err(|e| e.in_file("twins file"))?;
@@ -490,6 +533,33 @@ mod tests {
         let error = detect("{\n  \"version\": 1,\n  \"elements\": [").unwrap_err();
         assert_eq!((error.line, error.column), (Some(3), Some(15)));
         assert!(error.to_string().starts_with("line 3, column 15: "), "{error}");
+    }
+
+    #[test]
+    fn the_quick_twinscene_check_leaves_mixed_documents_to_full_detection() {
+        let schema =
+            r#"{"$schema": "../schema/scene.schema.json", "version": 1, "mesh": "m.glb", "elements": []}"#;
+        assert!(plainly_twinscene(schema));
+        assert_eq!(import(schema, &ImportOptions::default()).unwrap().format, SourceFormat::Twinscene);
+        // A 3D Scenes configuration that happens to have `version` and `elements` stays one.
+        for mixed in [
+            r#"{"version": 1, "elements": [], "configuration": {"scenes": []}}"#,
+            r#"{"version": 1, "elements": [], "$schema": "https://x/3DScenesConfiguration.schema.json"}"#,
+            r#"{"version": "1", "elements": []}"#,
+        ] {
+            assert!(!plainly_twinscene(mixed), "{mixed}");
+        }
+        let mixed = import(
+            r#"{"version": 1, "elements": [], "configuration": {"scenes": []}}"#,
+            &ImportOptions::default(),
+        );
+        assert!(
+            !matches!(mixed, Ok(ref imported) if imported.format == SourceFormat::Twinscene),
+            "{mixed:?}"
+        );
+        let broken =
+            import("{\n  \"version\": 1,\n  \"elements\": [", &ImportOptions::default()).unwrap_err();
+        assert_eq!((broken.line, broken.column), (Some(3), Some(15)), "syntax errors keep their position");
     }
 
     #[test]
