@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod bench_render;
+mod bench_size;
 mod facility;
 
 /// The wasm-bindgen CLI must match the `wasm-bindgen` crate version exactly.
@@ -14,6 +15,9 @@ const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Where `build-web` puts the bundle; the server serves it at /pkg.
 const WEB_DIST: &str = "target/web";
+/// Where `build-web --ship` puts the size-optimized bundle (`twinscene serve --dist target/ship`).
+/// Not `target/web-ship`: cargo keeps the host artifacts of the `web-ship` profile there.
+const WEB_SHIP: &str = "target/ship";
 
 #[derive(Parser)]
 #[command(about = "twinscene project tasks")]
@@ -25,7 +29,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Build the viewer for the browser (wasm32, release) and run wasm-bindgen into target/web.
-    BuildWeb,
+    BuildWeb {
+        /// Build the bundle to ship instead (profile `web-ship`: size-optimized, link-time
+        /// optimized, no name section, brotli and gzip copies) into target/ship. Slow: a
+        /// clean build takes ~10 minutes on two cores.
+        #[arg(long)]
+        ship: bool,
+    },
     /// Build the web bundle, then serve a demo scene with simulated live data.
     Demo {
         #[arg(long, default_value_t = 8080)]
@@ -83,6 +93,8 @@ enum Task {
 enum Bench {
     /// twinscene against a Babylon.js baseline on generated facilities, in headless Chromium.
     Render(bench_render::Args),
+    /// Build the bundle to ship and check its compressed size against the budget.
+    Size(bench_size::Args),
 }
 
 type TaskResult = Result<(), String>;
@@ -95,7 +107,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.task {
-        Task::BuildWeb => build_web(),
+        Task::BuildWeb { ship: false } => build_web(),
+        Task::BuildWeb { ship: true } => build_web_ship().map(|_| ()),
         Task::Demo { port, scene } => demo(port, &scene),
         Task::Test { no_browser } => test(no_browser),
         Task::Lint => lint(),
@@ -104,6 +117,7 @@ fn main() -> ExitCode {
             gen_facility(&facility::Options { tiles, lowpoly, source, out }, validate)
         }
         Task::Bench { what: Bench::Render(args) } => bench_render::run(&args),
+        Task::Bench { what: Bench::Size(args) } => bench_size::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,29 +164,86 @@ fn ensure_web_toolchain() -> TaskResult {
     Ok(())
 }
 
+/// One built web bundle: where its files are and how large the wasm is.
+struct WebBundle {
+    wasm_raw: u64,
+    wasm_gzip: u64,
+    /// Only the shipped bundle has a brotli copy (quality 11 takes minutes on the test build).
+    wasm_brotli: Option<u64>,
+    seconds: f64,
+}
+
+/// The test and demo bundle: the `release` profile (fast to rebuild), gzip copies.
 fn build_web() -> TaskResult {
+    build_bundle("release", WEB_DIST, &[], false).map(|_| ())
+}
+
+/// The bundle to ship: the `web-ship` profile (opt-level "z", fat LTO, one codegen unit), the
+/// wasm name section removed (panic messages keep their file:line; stack traces lose function
+/// names), gzip and brotli copies.
+fn build_web_ship() -> Result<WebBundle, String> {
+    build_bundle("web-ship", WEB_SHIP, &["--remove-name-section"], true)
+}
+
+fn build_bundle(
+    profile: &str,
+    out_dir: &str,
+    bindgen_args: &[&str],
+    brotli: bool,
+) -> Result<WebBundle, String> {
     ensure_web_toolchain()?;
     let started = std::time::Instant::now();
-    run("cargo", &["build", "--release", "--target", WASM_TARGET, "-p", "twinscene-viewer", "--lib"])?;
-    let wasm = format!("target/{WASM_TARGET}/release/twinscene_viewer.wasm");
-    let bundle = format!("{WEB_DIST}/twinscene_viewer_bg.wasm");
-    let glue = format!("{WEB_DIST}/twinscene_viewer.js");
-    // The server sends these `.gz` files to browsers that accept gzip; a stale one must never
-    // outlive the file it was made from.
+    run(
+        "cargo",
+        &["build", "--profile", profile, "--target", WASM_TARGET, "-p", "twinscene-viewer", "--lib"],
+    )?;
+    let wasm = format!("target/{WASM_TARGET}/{profile}/twinscene_viewer.wasm");
+    let bundle = format!("{out_dir}/twinscene_viewer_bg.wasm");
+    let glue = format!("{out_dir}/twinscene_viewer.js");
+    // The server sends these compressed files to browsers that accept them; a stale one must
+    // never outlive the file it was made from.
     for file in [&bundle, &glue] {
-        let _ = std::fs::remove_file(format!("{file}.gz"));
+        for suffix in ["gz", "br"] {
+            let _ = std::fs::remove_file(format!("{file}.{suffix}"));
+        }
     }
-    run("wasm-bindgen", &["--target", "web", "--no-typescript", "--out-dir", WEB_DIST, &wasm])?;
+    let mut args = vec!["--target", "web", "--no-typescript", "--out-dir", out_dir];
+    args.extend_from_slice(bindgen_args);
+    args.push(&wasm);
+    run("wasm-bindgen", &args)?;
     run("gzip", &["-9", "--keep", "--force", &bundle, &glue])?;
-    let raw = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
-    let gzip = std::fs::metadata(format!("{bundle}.gz")).map(|m| m.len()).unwrap_or(0);
+    if brotli {
+        for file in [&bundle, &glue] {
+            compress_brotli(Path::new(file))?;
+        }
+    }
+    let size = |path: String| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let built = WebBundle {
+        wasm_raw: size(bundle.clone()),
+        wasm_gzip: size(format!("{bundle}.gz")),
+        wasm_brotli: brotli.then(|| size(format!("{bundle}.br"))),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let brotli_text =
+        built.wasm_brotli.map(|b| format!(", {:.1} MB brotli", b as f64 / 1e6)).unwrap_or_default();
     eprintln!(
-        "xtask: web bundle in {WEB_DIST}: wasm {:.1} MB raw, {:.1} MB gzip; built in {:.0} s",
-        raw as f64 / 1e6,
-        gzip as f64 / 1e6,
-        started.elapsed().as_secs_f64()
+        "xtask: web bundle in {out_dir}: wasm {:.1} MB raw, {:.1} MB gzip{brotli_text}; built in {:.0} s",
+        built.wasm_raw as f64 / 1e6,
+        built.wasm_gzip as f64 / 1e6,
+        built.seconds
     );
-    Ok(())
+    Ok(built)
+}
+
+/// Writes `FILE.br` beside `file` (brotli at its highest quality, as static servers ship).
+fn compress_brotli(file: &Path) -> TaskResult {
+    let input = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut output = Vec::with_capacity(input.len() / 4);
+    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 24, ..Default::default() };
+    brotli::BrotliCompress(&mut input.as_slice(), &mut output, &params)
+        .map_err(|e| format!("cannot compress {}: {e}", file.display()))?;
+    let target = format!("{}.br", file.display());
+    std::fs::write(&target, output).map_err(|e| format!("cannot write {target}: {e}"))
 }
 
 fn demo(port: u16, scene: &str) -> TaskResult {
