@@ -51,6 +51,9 @@ pub struct ViewerConfig {
     pub mesh_url: Option<String>,
     /// Which scene of a file that holds several (3D Scenes configurations): id or name.
     pub scene_name: Option<String>,
+    /// Up to this many elements, every element's screen position is published; above it only
+    /// those the page draws something at (see `state_publishing`).
+    pub screen_positions_up_to: usize,
 }
 
 /// Page options for [`start`] beyond the positional ones, as JSON:
@@ -62,6 +65,8 @@ pub struct StartOptions {
     pub mesh: Option<String>,
     #[serde(default)]
     pub scene: Option<String>,
+    #[serde(default, rename = "screenPositionsUpTo")]
+    pub screen_positions_up_to: Option<usize>,
 }
 
 /// Builds the viewer app; the caller runs it.
@@ -138,6 +143,9 @@ pub fn start(
         token: token.filter(|t| !t.is_empty()),
         mesh_url: options.mesh.filter(|m| !m.is_empty()),
         scene_name: options.scene.filter(|s| !s.is_empty()),
+        screen_positions_up_to: options
+            .screen_positions_up_to
+            .unwrap_or(state_publishing::ALL_SCREEN_POSITIONS_UP_TO),
     };
     // On the web, `run` hands the app to the browser's event loop and returns at once.
     build_app(config).run();

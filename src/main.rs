@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         token: std::env::var("TWINSCENE_TOKEN").ok(),
         mesh_url,
         scene_name,
+        screen_positions_up_to: twinscene_viewer::state_publishing::ALL_SCREEN_POSITIONS_UP_TO,
     };
     build_app(config).run();
     ExitCode::SUCCESS

@@ -18,7 +18,7 @@ use crate::live_link::LiveLink;
 use crate::page_bridge::SearchResults;
 use crate::scene_loading::{ElementBounds, ElementMeshes, SceneSource};
 use crate::selection::Selection;
-use crate::twin_state::TwinRuntime;
+use crate::twin_state::{ElementStyleChanged, TwinRuntime};
 
 #[derive(Resource, Serialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -46,7 +46,17 @@ pub struct PublishedState {
     pub source_format: Option<&'static str>,
     /// What the scene file has that the viewer does not show (`pointer: message`).
     pub import_notes: Vec<String>,
+    /// Every element by id. In the browser this object is kept between publishes and only the
+    /// entries that changed are rewritten (see `write_to_page`).
+    #[serde(skip)]
     pub elements: std::collections::BTreeMap<String, PublishedElement>,
+    pub element_count: usize,
+    /// Elements whose primary twin is not in the twin graph.
+    pub missing_twin_count: usize,
+    /// Elements with alert badges, in scene order, with their badges.
+    pub alerts: Vec<PublishedAlert>,
+    /// Elements that show stale data, in scene order.
+    pub stale_elements: Vec<String>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
     pub missing_nodes: Vec<(String, String)>,
     /// The selected and hovered element ids.
@@ -136,6 +146,12 @@ pub struct PublishedElement {
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PublishedAlert {
+    pub element: String,
+    pub badges: Vec<PublishedBadge>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct PublishedBadge {
     pub icon: String,
     pub color: Option<String>,
@@ -183,6 +199,28 @@ impl Interaction<'_> {
     }
 }
 
+/// Up to this many elements (by default) every element's screen position is published. Above it
+/// only the elements the page draws something at (alerts, stale markers, selection, hover,
+/// search results) get one: each position costs a projection and a ray cast on every camera
+/// move. Pages set it with the `screen-positions-up-to` attribute.
+pub const ALL_SCREEN_POSITIONS_UP_TO: usize = 5_000;
+
+/// What was last published per element, so that a publish writes only the elements that
+/// changed: at 10^5 elements rebuilding and sending every element on each live update or
+/// camera move would take longer than a frame.
+#[derive(Default)]
+struct ElementCache {
+    /// Per element (scene index): the entry last published.
+    published: Vec<Option<PublishedElement>>,
+    screen: Vec<ScreenPosition>,
+    /// Elements with badges, in scene order.
+    alerting: std::collections::BTreeSet<usize>,
+    /// Elements with a screen position, when not every element has one.
+    positioned: std::collections::BTreeSet<usize>,
+    /// Published entries whose twin is not found.
+    missing_twins: usize,
+}
+
 #[allow(clippy::too_many_arguments)] // One reader per kind of published fact.
 fn publish_state(
     mut published: ResMut<PublishedState>,
@@ -194,8 +232,9 @@ fn publish_state(
     source: Option<Res<SceneSource>>,
     layout: Option<(Res<ElementBounds>, Res<ElementMeshes>)>,
     camera: Option<OrbitCameraView>,
+    mut style_changes: MessageReader<ElementStyleChanged>,
     mut ray_cast: ElementRayCast,
-    mut screen_positions: Local<Vec<ScreenPosition>>,
+    mut cache: Local<ElementCache>,
 ) {
     let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
     let layout_changed = layout.as_ref().is_some_and(|(bounds, _)| bounds.is_changed())
@@ -207,13 +246,15 @@ fn publish_state(
         [crate::scene_loading::MESH_BYTES.0.load(Relaxed), crate::scene_loading::MESH_BYTES.1.load(Relaxed)]
     });
     let download_moved = mesh_bytes.is_some() && mesh_bytes != published.mesh_bytes;
+    let styled: Vec<usize> = style_changes.read().map(|ElementStyleChanged(change)| change.element).collect();
     if !(first
         || phase.is_changed()
         || link.is_changed()
         || interaction.is_changed()
         || twins_changed
         || layout_changed
-        || download_moved)
+        || download_moved
+        || !styled.is_empty())
     {
         return;
     }
@@ -234,8 +275,11 @@ fn publish_state(
         live_retry_in_ms: link.retry_in_ms,
         seq: link.sequence.last_applied(),
         stale_count: interaction.freshness.stale_count,
+        // Carried over: only changed entries are rewritten below.
+        elements: std::mem::take(&mut published.elements),
         ..default()
     };
+    let mut changed = ChangedElements::default();
     if let Some(runtime) = &runtime {
         next.scene = runtime.scene().name.clone();
         next.stale_after_seconds = runtime.scene().stale_after_seconds;
@@ -263,44 +307,40 @@ fn publish_state(
                 visible: runtime.layer_visible(&layer.id),
             })
             .collect();
-        if layout_changed || screen_positions.len() != runtime.elements().len() {
-            *screen_positions = match (&layout, &camera) {
-                (Some((bounds, meshes)), Some(camera)) => (0..runtime.elements().len())
-                    .map(|element| {
-                        screen_position(element, bounds, meshes, &camera.0, &camera.1, &mut ray_cast)
-                    })
-                    .collect(),
-                _ => vec![ScreenPosition::default(); runtime.elements().len()],
-            };
-        }
-        for (index, element) in runtime.elements().iter().enumerate() {
-            let style = runtime.style(index);
-            let ScreenPosition { screen, on_top } = screen_positions[index];
-            next.elements.insert(
-                element.id.clone(),
-                PublishedElement {
-                    twin: element.twin.clone(),
-                    twin_found: style.twin_found,
-                    color: style.color.map(|c| c.to_string()),
-                    screen,
-                    on_top,
-                    visible: style.visible,
-                    badges: style
-                        .badges
-                        .iter()
-                        .map(|badge| PublishedBadge {
-                            icon: badge.icon.clone(),
-                            color: badge.color.map(|c| c.to_string()),
-                            label: badge.label.clone(),
-                            severity: badge.severity.map(|s| s.to_string()),
-                        })
-                        .collect(),
-                    label: style.label.clone(),
-                    stale: interaction.freshness.is_stale(index),
-                    opacity: style.opacity_f32(),
-                },
-            );
-        }
+        let view = match (&layout, &camera) {
+            (Some((bounds, meshes)), Some(camera)) => {
+                Some(View { bounds, meshes, transform: &camera.0, camera: &camera.1 })
+            }
+            _ => None,
+        };
+        changed = update_elements(
+            &mut cache,
+            &mut next.elements,
+            config.screen_positions_up_to,
+            runtime,
+            &interaction,
+            &styled,
+            view.as_ref(),
+            layout_changed,
+            &mut ray_cast,
+        );
+        next.element_count = runtime.elements().len();
+        next.missing_twin_count = cache.missing_twins;
+        next.alerts = cache
+            .alerting
+            .iter()
+            .filter_map(|&index| {
+                let entry = cache.published[index].as_ref()?;
+                Some(PublishedAlert {
+                    element: runtime.elements()[index].id.clone(),
+                    badges: entry.badges.clone(),
+                })
+            })
+            .collect();
+        next.stale_elements = (0..runtime.elements().len())
+            .filter(|&index| interaction.freshness.is_stale(index))
+            .map(|index| runtime.elements()[index].id.clone())
+            .collect();
         let element_id = |index: usize| runtime.elements()[index].id.clone();
         next.selected = interaction.selection.selected.map(element_id);
         next.hovered = interaction.selection.hovered.map(element_id);
@@ -320,8 +360,182 @@ fn publish_state(
                 .collect();
         }
     }
-    write_to_page(&mut next, config.canvas.as_deref());
+    write_to_page(&mut next, &changed, config.canvas.as_deref());
     *published = next;
+}
+
+/// The camera and layout that screen positions come from.
+struct View<'a> {
+    bounds: &'a ElementBounds,
+    meshes: &'a ElementMeshes,
+    transform: &'a GlobalTransform,
+    camera: &'a Camera,
+}
+
+/// The element entries a publish rewrote, by element id; `reset` when the page must drop the
+/// entries it has (another scene).
+#[derive(Default, Serialize)]
+struct ChangedElements {
+    // Read only where there is a page to write to.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    #[serde(skip)]
+    reset: bool,
+    #[serde(flatten)]
+    entries: std::collections::BTreeMap<String, PublishedElement>,
+}
+
+/// Brings the cached and published entries up to date: elements whose style changed, whose
+/// staleness flipped, or whose screen position moved. Returns the entries that changed.
+#[allow(clippy::too_many_arguments)] // The facts one element entry is made of.
+fn update_elements(
+    cache: &mut ElementCache,
+    published: &mut std::collections::BTreeMap<String, PublishedElement>,
+    screen_positions_up_to: usize,
+    runtime: &TwinRuntime,
+    interaction: &Interaction,
+    styled: &[usize],
+    view: Option<&View>,
+    layout_changed: bool,
+    ray_cast: &mut ElementRayCast,
+) -> ChangedElements {
+    let count = runtime.elements().len();
+    let reset = cache.published.len() != count;
+    if reset {
+        *cache = ElementCache {
+            published: vec![None; count],
+            screen: vec![ScreenPosition::default(); count],
+            ..default()
+        };
+        published.clear();
+    }
+    let mut dirty = vec![reset; count];
+    for &element in styled {
+        if let Some(flag) = dirty.get_mut(element) {
+            *flag = true;
+        }
+    }
+    if interaction.freshness.is_changed() {
+        for (element, entry) in cache.published.iter().enumerate() {
+            if entry.as_ref().is_some_and(|e| e.stale != interaction.freshness.is_stale(element)) {
+                dirty[element] = true;
+            }
+        }
+    }
+    // Badges decide which elements are positioned in a large scene, so they are known first.
+    for element in (0..count).filter(|&e| dirty[e]) {
+        if runtime.style(element).badges.is_empty() {
+            cache.alerting.remove(&element);
+        } else {
+            cache.alerting.insert(element);
+        }
+    }
+    // Screen positions: all of them when the view moved, else those of rewritten elements (and
+    // of the selection and hover, which position large scenes).
+    let every_position = count <= screen_positions_up_to;
+    let to_position: std::collections::BTreeSet<usize> = if layout_changed || reset {
+        if every_position {
+            (0..count).collect()
+        } else {
+            // Those positioned before too, so that an element that no longer needs one drops it.
+            let wanted = positioned_in_large_scene(cache, interaction, count);
+            cache.positioned.iter().copied().chain(wanted).collect()
+        }
+    } else {
+        let mut elements: std::collections::BTreeSet<usize> = (0..count).filter(|&e| dirty[e]).collect();
+        if !every_position && (interaction.selection.is_changed() || interaction.search.is_changed()) {
+            elements.extend(cache.positioned.iter().copied());
+            elements.extend(positioned_in_large_scene(cache, interaction, count));
+        }
+        elements
+    };
+    let wanted: std::collections::BTreeSet<usize> = if every_position {
+        Default::default()
+    } else {
+        positioned_in_large_scene(cache, interaction, count).collect()
+    };
+    for element in to_position {
+        let position = match view {
+            Some(view) if every_position || wanted.contains(&element) => {
+                screen_position(element, view, ray_cast)
+            }
+            _ => ScreenPosition::default(),
+        };
+        if !every_position {
+            if position.screen.is_some() {
+                cache.positioned.insert(element);
+            } else {
+                cache.positioned.remove(&element);
+            }
+        }
+        if cache.screen[element] != position {
+            cache.screen[element] = position;
+            dirty[element] = true;
+        }
+    }
+    let mut changed = ChangedElements { reset, ..default() };
+    for element in (0..count).filter(|&e| dirty[e]) {
+        let entry = published_element(runtime, interaction, element, cache.screen[element]);
+        let previous = &mut cache.published[element];
+        if previous.as_ref() != Some(&entry) {
+            let was_missing = previous.as_ref().is_some_and(|e| !e.twin_found);
+            cache.missing_twins =
+                cache.missing_twins + usize::from(!entry.twin_found) - usize::from(was_missing);
+            let id = runtime.elements()[element].id.clone();
+            published.insert(id.clone(), entry.clone());
+            changed.entries.insert(id, entry.clone());
+            *previous = Some(entry);
+        }
+    }
+    changed
+}
+
+/// The elements of a large scene that the page draws something at.
+fn positioned_in_large_scene<'a>(
+    cache: &'a ElementCache,
+    interaction: &'a Interaction,
+    count: usize,
+) -> impl Iterator<Item = usize> + 'a {
+    let stale = (0..interaction.freshness.stale.len()).filter(|&e| interaction.freshness.is_stale(e));
+    cache
+        .alerting
+        .iter()
+        .copied()
+        .chain(stale)
+        .chain(interaction.selection.selected)
+        .chain(interaction.selection.hovered)
+        .chain(interaction.search.elements.iter().copied())
+        .filter(move |&element| element < count)
+}
+
+fn published_element(
+    runtime: &TwinRuntime,
+    interaction: &Interaction,
+    index: usize,
+    position: ScreenPosition,
+) -> PublishedElement {
+    let element = &runtime.elements()[index];
+    let style = runtime.style(index);
+    PublishedElement {
+        twin: element.twin.clone(),
+        twin_found: style.twin_found,
+        color: style.color.map(|c| c.to_string()),
+        screen: position.screen,
+        on_top: position.on_top,
+        visible: style.visible,
+        badges: style
+            .badges
+            .iter()
+            .map(|badge| PublishedBadge {
+                icon: badge.icon.clone(),
+                color: badge.color.map(|c| c.to_string()),
+                label: badge.label.clone(),
+                severity: badge.severity.map(|s| s.to_string()),
+            })
+            .collect(),
+        label: style.label.clone(),
+        stale: interaction.freshness.is_stale(index),
+        opacity: style.opacity_f32(),
+    }
 }
 
 fn legend(scene: &twinscene_core::scene::Scene) -> Vec<LegendEntry> {
@@ -351,30 +565,23 @@ fn legend(scene: &twinscene_core::scene::Scene) -> Vec<LegendEntry> {
 }
 
 /// Where an element appears on the canvas, cached between camera moves.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct ScreenPosition {
     screen: Option<[f32; 2]>,
     on_top: bool,
 }
 
-fn screen_position(
-    element: usize,
-    bounds: &ElementBounds,
-    meshes: &ElementMeshes,
-    transform: &GlobalTransform,
-    camera: &Camera,
-    ray_cast: &mut ElementRayCast,
-) -> ScreenPosition {
-    let Some((min, max)) = bounds.elements.get(element).copied().flatten() else {
+fn screen_position(element: usize, view: &View, ray_cast: &mut ElementRayCast) -> ScreenPosition {
+    let Some((min, max)) = view.bounds.elements.get(element).copied().flatten() else {
         return ScreenPosition::default();
     };
-    let Ok(point) = camera.world_to_viewport(transform, (min + max) * 0.5) else {
+    let Ok(point) = view.camera.world_to_viewport(view.transform, (min + max) * 0.5) else {
         return ScreenPosition::default();
     };
-    let on_top = camera.viewport_to_world(transform, point).is_ok_and(|ray| {
+    let on_top = view.camera.viewport_to_world(view.transform, point).is_ok_and(|ray| {
         ray_cast.nearest(ray).is_some_and(|hit| match hit.slot {
             Some(slot) => slot == slot_of(element),
-            None => meshes.meshes_of(element).iter().any(|m| m.entity == hit.entity),
+            None => view.meshes.meshes_of(element).iter().any(|m| m.entity == hit.entity),
         })
     });
     ScreenPosition { screen: Some([point.x, point.y]), on_top }
@@ -429,7 +636,7 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
 }
 
 #[cfg(target_arch = "wasm32")]
-fn write_to_page(state: &mut PublishedState, canvas: Option<&str>) {
+fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: Option<&str>) {
     use wasm_bindgen::{JsCast, JsValue};
     let global = js_sys::global();
     // The state goes onto the viewer's canvas element (several viewers per page each have
@@ -453,11 +660,30 @@ fn write_to_page(state: &mut PublishedState, canvas: Option<&str>) {
         .and_then(|now| now.call0(&performance).ok())
         .and_then(|value| value.as_f64())
         .unwrap_or_default();
+    let key = JsValue::from_str("twinscene");
+    let elements_key = JsValue::from_str("elements");
+    // The elements object outlives a publish: only the entries that changed are written into it,
+    // so a page holding it sees them change in place.
+    let kept = js_sys::Reflect::get(&target, &key)
+        .ok()
+        .filter(|previous| previous.is_object() && !changed.reset)
+        .and_then(|previous| js_sys::Reflect::get(&previous, &elements_key).ok())
+        .and_then(|elements| elements.dyn_into::<js_sys::Object>().ok());
+    let elements = kept.unwrap_or_default();
+    if !changed.entries.is_empty() {
+        let Ok(json) = serde_json::to_string(changed) else { return };
+        if let Ok(entries) =
+            js_sys::JSON::parse(&json).and_then(|v| v.dyn_into::<js_sys::Object>().map_err(JsValue::from))
+        {
+            js_sys::Object::assign(&elements, &entries);
+        }
+    }
     let Ok(json) = serde_json::to_string(state) else { return };
     if let Ok(value) = js_sys::JSON::parse(&json) {
-        let _ = js_sys::Reflect::set(&target, &JsValue::from_str("twinscene"), &value);
+        let _ = js_sys::Reflect::set(&value, &elements_key, &elements);
+        let _ = js_sys::Reflect::set(&target, &key, &value);
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn write_to_page(_state: &mut PublishedState, _canvas: Option<&str>) {}
+fn write_to_page(_state: &mut PublishedState, _changed: &ChangedElements, _canvas: Option<&str>) {}

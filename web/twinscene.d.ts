@@ -7,7 +7,9 @@ export interface TwinsceneElementState {
   twinFound: boolean;
   /** `#rrggbb`, or null when the element shows its model's own material. */
   color: string | null;
-  /** Canvas position of the element's center in CSS pixels, or null when behind the camera. */
+  /** Canvas position of the element's center in CSS pixels, or null when behind the camera —
+   * and, in a scene with more elements than `screen-positions-up-to`, for every element that is
+   * not alerting, stale, selected, hovered or a search result. */
   screen: [number, number] | null;
   onTop: boolean;
   visible: boolean;
@@ -38,7 +40,16 @@ export interface TwinsceneState {
   sourceFormat: 'twinscene' | 'adt-3dscenes' | 'twinmaker' | 'adt-explorer' | null;
   /** What the scene file has that the viewer does not show (`pointer: message`). */
   importNotes: string[];
+  /** Every element by id. One object for the life of a scene: each publish rewrites only the
+   * entries that changed (compare entries, not this object, to see changes). */
   elements: Record<string, TwinsceneElementState>;
+  elementCount: number;
+  /** Elements whose primary twin is not in the twin graph. */
+  missingTwinCount: number;
+  /** Elements with alert badges, in scene order; a new array with every publish. */
+  alerts: { element: string; badges: TwinsceneBadge[] }[];
+  /** Elements that show stale data, in scene order. */
+  staleElements: string[];
   missingNodes: [string, string][];
   selected: string | null;
   hovered: string | null;

@@ -160,8 +160,9 @@ function escapeHtml(text) {
 /** Every badge of a published state, keyed by element, icon and position, so that the same
  * alert keeps its key from one publish to the next. */
 function badgesOf(state) {
-  return new Map(Object.entries(state?.elements ?? {}).flatMap(([id, element]) =>
-    element.badges.map((badge, index) => [`${id}\u0000${badge.icon}\u0000${index}`, { id, element, badge }])));
+  // `alerts` is new with every publish; `elements` is one object updated in place.
+  return new Map((state?.alerts ?? []).flatMap(({ element: id, badges }) =>
+    badges.map((badge, index) => [`${id}\u0000${badge.icon}\u0000${index}`, { id, element: state.elements[id], badge }])));
 }
 
 function formatValue(value) {
@@ -173,6 +174,8 @@ function formatValue(value) {
 export class TwinSceneElement extends HTMLElement {
   #viewer = null;
   #lastPublished = -1;
+  /** What the page sees once the viewer failed outside the wasm (it publishes no more). */
+  #failedState = null;
   #lastInspector = '';
   #lastResults = '';
   #lastAlerts = '';
@@ -277,12 +280,14 @@ export class TwinSceneElement extends HTMLElement {
     const options = JSON.stringify({
       mesh: mesh ? new URL(mesh, location.href).href : undefined,
       scene: this.getAttribute('scene-name') ?? (this.hasAttribute('deep-link') ? params.get('sceneName') : null) ?? undefined,
+      // Above this many elements only alerting, stale, selected, hovered and found elements
+      // get a screen position (each costs a ray cast whenever the camera moves).
+      screenPositionsUpTo: this.hasAttribute('screen-positions-up-to') ? Number(this.getAttribute('screen-positions-up-to')) : undefined,
     });
     viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl, this.getAttribute('token') ?? undefined, options);
+    this.#mirrorToWindow();
     const render = () => {
       const state = this.state;
-      // The first viewer also mirrors its state to window.twinscene, for simple pages.
-      if (state && this.instance === 1) window.twinscene = state;
       this.#render(state);
       this.#renderBanner(state);
       this.#frame = requestAnimationFrame(render);
@@ -385,7 +390,7 @@ export class TwinSceneElement extends HTMLElement {
       return;
     }
     this.$('progress').parentElement.hidden = true;
-    const count = Object.keys(state.elements).length;
+    const count = state.elementCount;
     const live = {
       live: 'live',
       stale: `live · ${state.staleCount} stale (no update for ${formatSeconds(state.staleAfterSeconds)})`,
@@ -393,7 +398,7 @@ export class TwinSceneElement extends HTMLElement {
       offline: `live data offline${state.liveError ? ` (${state.liveError})` : ''}, retrying`,
       off: 'no live data',
     }[liveState(state)];
-    const missing = Object.values(state.elements).filter((e) => !e.twinFound).length;
+    const missing = state.missingTwinCount;
     this.$('status-text').textContent = `${count} elements${missing ? `, ${missing} without twin` : ''} · ${live}`;
     this.$('ghost').setAttribute('aria-pressed', String(state.ghosting));
     this.#renderResults(state);
@@ -442,8 +447,9 @@ export class TwinSceneElement extends HTMLElement {
           <span class="text">${escapeHtml(badge.label ?? badge.icon)}</span></button>`).join('');
       wanted.set(`alert:${id}`, { id, html, x, y, className: `badge${inside ? '' : ' edge'}`, attribute: 'data-alert-element' });
     }
-    for (const [id, e] of Object.entries(state.elements)) {
-      if (!(e.stale && e.visible && e.screen)) continue;
+    for (const id of state.staleElements) {
+      const e = state.elements[id];
+      if (!(e?.stale && e.visible && e.screen)) continue;
       const [x, y] = e.screen;
       if (x < 0 || y < 0 || x > width || y > height) continue;
       wanted.set(`stale:${id}`, { id, html: 'stale', x, y, className: 'stale-marker', attribute: 'data-stale-element' });
@@ -548,7 +554,7 @@ export class TwinSceneElement extends HTMLElement {
     if (!state.ready) return;
     if (!previous?.ready) {
       this.#applyInitialView(state);
-      this.#emit('ready', { scene: state.scene, elements: Object.keys(state.elements).length });
+      this.#emit('ready', { scene: state.scene, elements: state.elementCount });
     }
     if (state.selected !== (previous?.ready ? previous.selected : null)) {
       this.#emit('select', { element: state.selected, twin: state.selected ? state.elements[state.selected]?.twin : null });
@@ -694,12 +700,19 @@ export class TwinSceneElement extends HTMLElement {
       .map((r) => `<div><span class="swatch" style="background:${escapeHtml(r.color)}"></span>${escapeHtml(r.label)}</div>`).join('')).join('');
   }
 
+  /** The first viewer's state is also window.twinscene, for simple pages: always the latest
+   * one, never a copy a frame old (its `elements` object is shared with newer states). */
+  #mirrorToWindow() {
+    if (this.instance !== 1) return;
+    Object.defineProperty(window, 'twinscene', { configurable: true, get: () => this.#failedState ?? this.state });
+  }
+
   #showFailure(message) {
     this.dataset.state = 'failed';
     this.$('failure-text').textContent = message;
     this.$('status').hidden = true;
-    const failed = { ...(this.state ?? {}), state: 'failed', ready: false, error: message };
-    if (this.instance === 1) window.twinscene = failed;
+    this.#failedState = { ...(this.state ?? {}), state: 'failed', ready: false, error: message };
+    this.#mirrorToWindow();
     if (!this.#failed) this.#emit('error', { message });
     this.#failed = true;
   }
