@@ -3,8 +3,8 @@
 //! space. Other plugins read [`Selection`]; the page can select through `PageCommand`.
 
 use bevy::picking::backend::HitData;
-use bevy::picking::events::{Click, Move, Out, Over, Pointer, Press};
-use bevy::picking::pointer::PointerButton;
+use bevy::picking::events::{Move, Out, Over, Pointer, Press};
+use bevy::picking::pointer::{PointerAction, PointerButton, PointerId, PointerInput};
 use bevy::prelude::*;
 
 use crate::app_phase::ready;
@@ -22,9 +22,10 @@ pub struct Selection {
 /// A press that moved farther than this (in logical pixels) before release was a drag.
 const CLICK_SLOP: f32 = 5.0;
 
-/// Where the primary button went down, to tell clicks from drags.
+/// The primary button's last press: which pointer, where, and the element it went down on
+/// (`None`: on empty space or a mesh outside every element).
 #[derive(Resource, Default)]
-struct PressPosition(Option<Vec2>);
+struct PressPosition(Option<(PointerId, Vec2, Option<usize>)>);
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Selection>()
@@ -66,25 +67,39 @@ fn track_hover(
     }
 }
 
+/// A click selects what the press went down on. Bevy's own `Click` needs the element hovered in
+/// the frame before the release, so at a few frames per second (software rendering) a quick
+/// move-and-click within one frame was lost; the press knows what is under the pointer.
 fn select_on_click(
     mut presses: MessageReader<Pointer<Press>>,
-    mut clicks: MessageReader<Pointer<Click>>,
+    mut inputs: MessageReader<PointerInput>,
     mut press_position: ResMut<PressPosition>,
     element_meshes: Res<ElementMeshes>,
     mut selection: ResMut<Selection>,
 ) {
-    for press in presses.read().filter(|p| p.button == PointerButton::Primary) {
-        press_position.0 = Some(press.pointer_location.position);
+    // One press reaches every entity under the pointer (an element and the window behind it):
+    // the nearest one is what the user pressed.
+    let nearest = presses
+        .read()
+        .filter(|p| p.button == PointerButton::Primary)
+        .min_by(|a, b| a.hit.depth.total_cmp(&b.hit.depth));
+    if let Some(press) = nearest {
+        let element = element_at(&element_meshes, press.entity, &press.hit);
+        press_position.0 = Some((press.pointer_id, press.pointer_location.position, element));
     }
-    for click in clicks.read().filter(|c| c.button == PointerButton::Primary) {
-        let moved =
-            press_position.0.is_some_and(|at| at.distance(click.pointer_location.position) > CLICK_SLOP);
-        if moved {
+    for input in inputs.read() {
+        let PointerAction::Release(PointerButton::Primary) = input.action else { continue };
+        let Some((pointer, at, element)) = press_position.0 else { continue };
+        if pointer != input.pointer_id {
+            continue;
+        }
+        press_position.0 = None;
+        // A press that moved before release was a drag (the camera orbits), not a click.
+        if at.distance(input.location.position) > CLICK_SLOP {
             continue;
         }
         // A click on a mesh outside every element, or on empty space (the window), clears.
-        let selected = element_at(&element_meshes, click.entity, &click.hit);
-        selection.set_if_neq(Selection { selected, ..selection.clone() });
+        selection.set_if_neq(Selection { selected: element, ..selection.clone() });
     }
 }
 

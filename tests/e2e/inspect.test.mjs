@@ -47,6 +47,24 @@ test('clicking an element opens the inspector with its twin; Esc closes it', { t
   }),
 );
 
+test('a click right after moving onto an element selects it, even within one slow frame', { timeout: 120_000 }, () =>
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
+    await page.evaluate(() => document.querySelector('twin-scene').select(null));
+    await waitForState(page, () => window.twinscene.selected === null);
+    // Away from every element first, so that the click's frame is the first to see it hovered.
+    await page.mouse.move(2, 2);
+    await waitForState(page, () => window.twinscene.hovered === null);
+    const target = await visibleElement(page);
+    await page.mouse.move(target.screen[0], target.screen[1]);
+    await page.mouse.click(target.screen[0], target.screen[1]);
+    await waitForState(page, (id) => window.twinscene.selected === id, target.id);
+    await page.keyboard.press('Escape');
+    await waitForState(page, () => window.twinscene.selected === null);
+    context.viewer.assertNoPanics();
+  }),
+);
+
 test('the inspector shows live values with their DTDL units as deltas arrive', { timeout: 120_000 }, () =>
   withDiagnostics(context.diagnostics, async () => {
     const { page } = context.viewer;
