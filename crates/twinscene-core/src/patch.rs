@@ -230,10 +230,10 @@ fn apply_general(
     // moved value (found by fuzzing), and a type mismatch is only found afterwards.
     let saved: Vec<(&String, Option<Value>)> =
         touched.iter().map(|name| (name, twin.properties.get(name).cloned())).collect();
-    let mut document = Value::Object(std::mem::take(&mut twin.properties));
+    let mut document = Value::Object(std::mem::take(&mut twin.properties).into());
     let result = json_patch::patch(&mut document, patch);
     twin.properties = match document {
-        Value::Object(map) => map,
+        Value::Object(map) => map.into(),
         // Unreachable: the root cannot be targeted (checked above), so it stays an object.
         _ => Default::default(),
     };

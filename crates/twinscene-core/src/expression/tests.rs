@@ -8,7 +8,7 @@ use crate::twin::{Relationship, Twin};
 fn twin(id: &str, properties: Value) -> Twin {
     let mut twin = Twin::new(id, "dtmi:test:Thing;1");
     if let Value::Object(map) = properties {
-        twin.properties = map;
+        twin.properties = map.into();
     }
     twin
 }
