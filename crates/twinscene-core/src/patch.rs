@@ -59,6 +59,13 @@ impl TouchedNames<'_> {
         }
     }
 
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&str)) {
+        match self {
+            Self::One(name) => f(name),
+            Self::Many(names) => names.iter().for_each(|name| f(name)),
+        }
+    }
+
     #[cfg(test)]
     fn to_vec(&self) -> Touched {
         match self {

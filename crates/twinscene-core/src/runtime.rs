@@ -322,6 +322,7 @@ impl SceneRuntime {
         if let Some(models) = &models {
             graph.set_models(models.clone());
         }
+        graph.track_numbers(tracked_names(&reads, &computed_rules));
         let computed = ComputedPlan::new(computed_rules.clone(), &graph)
             .map_err(|cycle| invalid("/computed".into(), cycle))?;
         let mut runtime = Self {
@@ -406,6 +407,7 @@ impl SceneRuntime {
         if trusted {
             self.graph.trust_writes();
         }
+        self.graph.track_numbers(tracked_names(&self.reads, &self.computed_rules));
         self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
         self.bind();
         self.evaluate_all()
@@ -792,6 +794,12 @@ impl SceneRuntime {
         }
         style
     }
+}
+
+/// The properties whose numbers the graph keeps in columns: those the scene's expressions read.
+fn tracked_names<'r>(reads: &'r ElementReads, rules: &'r [ComputedRule]) -> impl Iterator<Item = &'r str> {
+    let computed = rules.iter().flat_map(|rule| rule.expression.dependencies().properties.iter());
+    reads.properties.iter().chain(computed).map(String::as_str)
 }
 
 fn selects(selection: &Option<Vec<u32>>, element: usize) -> bool {
