@@ -93,6 +93,20 @@ pub struct TwinGraph {
     /// deltas): models stay known, but writes are not checked again.
     writes_trusted: bool,
     numbers: NumberColumns,
+    /// Per source twin index, its outgoing relationships as (name id, target), in no particular
+    /// order: what aggregates walk. petgraph's edge lists thread through edge records that hold
+    /// whole relationships, a cache line or two per edge; these are 8 bytes each, adjacent.
+    outgoing: Vec<Vec<(u32, TwinIndex)>>,
+}
+
+/// What [`TwinGraph::related_numbers`] adds up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NumberTotals {
+    pub count: usize,
+    pub nonzero: usize,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 /// The numeric values of the properties that expressions read ([`TwinGraph::track_numbers`]),
@@ -350,11 +364,36 @@ impl TwinGraph {
         mut visit: impl FnMut(TwinIndex),
     ) {
         let Some(&name) = self.relationship_names.get(name) else { return };
-        for edge in self.graph.edges_directed(twin, Direction::Outgoing) {
-            if edge.weight().name == name {
-                visit(edge.target());
+        for &(edge_name, target) in self.outgoing.get(twin.index()).into_iter().flatten() {
+            if edge_name == name {
+                visit(target);
             }
         }
+    }
+
+    /// Sum, minimum, maximum, count and non-zero count of the tracked numbers in `column` of the
+    /// targets of the twin's relationships named `name`, in one pass over adjacent memory.
+    /// `None` when some target's value is not a tracked number: the caller then reads the twins.
+    pub(crate) fn related_numbers(&self, twin: TwinIndex, name: &str, column: usize) -> Option<NumberTotals> {
+        let mut totals =
+            NumberTotals { count: 0, nonzero: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+        let Some(&name) = self.relationship_names.get(name) else { return Some(totals) };
+        let values = &self.numbers.columns[column];
+        for &(edge_name, target) in self.outgoing.get(twin.index()).into_iter().flatten() {
+            if edge_name != name {
+                continue;
+            }
+            let number = values.get(target.index()).copied().unwrap_or(f64::NAN);
+            if number.is_nan() {
+                return None;
+            }
+            totals.count += 1;
+            totals.nonzero += usize::from(number != 0.0);
+            totals.sum += number;
+            totals.min = totals.min.min(number);
+            totals.max = totals.max.max(number);
+        }
+        Some(totals)
     }
 
     /// Targets of all the twin's outgoing relationships, whatever their name.
@@ -425,9 +464,7 @@ impl TwinGraph {
             let missing = if source.is_none() { &relationship.source } else { &relationship.target };
             return Err(GraphError::UnknownTwin(missing.clone()));
         };
-        let edge = self.edge(relationship);
-        let edge = self.graph.add_edge(source, target, edge);
-        self.relationship_by_id.insert(key, edge);
+        self.connect(key, source, target, relationship);
         Ok(())
     }
 
@@ -436,7 +473,15 @@ impl TwinGraph {
         let unknown =
             || GraphError::UnknownRelationship { twin: source.to_owned(), relationship: id.to_owned() };
         let edge = self.relationship_by_id.remove(&(source.to_owned(), id.to_owned())).ok_or_else(unknown)?;
-        self.graph.remove_edge(edge).map(|edge| edge.relationship).ok_or_else(unknown)
+        let (from, to) = self.graph.edge_endpoints(edge).ok_or_else(unknown)?;
+        let removed = self.graph.remove_edge(edge).ok_or_else(unknown)?;
+        if let Some(outgoing) = self.outgoing.get_mut(from.index())
+            && let Some(at) = outgoing.iter().position(|&pair| pair == (removed.name, to))
+        {
+            // Keeps the order of the others, which sums follow.
+            outgoing.remove(at);
+        }
+        Ok(removed.relationship)
     }
 
     /// Applies a JSON Patch to one twin, all operations or none; `timestamp` (RFC 3339) becomes
@@ -519,13 +564,30 @@ impl TwinGraph {
         Edge { name, relationship }
     }
 
+    /// Adds a relationship between two twins of the graph, indexed.
+    fn connect(
+        &mut self,
+        key: (String, String),
+        source: TwinIndex,
+        target: TwinIndex,
+        relationship: Relationship,
+    ) {
+        let edge = self.edge(relationship);
+        let name = edge.name;
+        let edge = self.graph.add_edge(source, target, edge);
+        self.relationship_by_id.insert(key, edge);
+        let slot = source.index();
+        if self.outgoing.len() <= slot {
+            self.outgoing.resize_with(slot + 1, Vec::new);
+        }
+        self.outgoing[slot].push((name, target));
+    }
+
     fn insert_relationship_unchecked(&mut self, relationship: Relationship) {
         let key = (relationship.source.clone(), relationship.id.clone());
         match (self.twin_index(&relationship.source), self.twin_index(&relationship.target)) {
             (Some(source), Some(target)) if !self.relationship_by_id.contains_key(&key) => {
-                let edge = self.edge(relationship);
-                let edge = self.graph.add_edge(source, target, edge);
-                self.relationship_by_id.insert(key, edge);
+                self.connect(key, source, target, relationship);
             }
             _ => self.dangling.push(relationship),
         }
@@ -567,6 +629,20 @@ mod tests {
         assert_eq!(graph.apply_patch("a", &patch, "t").unwrap().property("x"), Some(&json!(1)));
     }
 
+    /// The outgoing index gives the same targets as petgraph's edge lists, for every name.
+    fn assert_outgoing_index_matches(graph: &TwinGraph) {
+        for (index, _) in graph.indexed_twins() {
+            for name in graph.relationship_names.keys() {
+                let mut indexed = Vec::new();
+                graph.for_each_related_index(index, name, |target| indexed.push(target));
+                let mut walked: Vec<TwinIndex> = graph.related(index, name).collect();
+                indexed.sort_unstable();
+                walked.sort_unstable();
+                assert_eq!(indexed, walked, "{name} from {:?}", graph.twin_at(index).map(|t| &t.id));
+            }
+        }
+    }
+
     #[test]
     fn twins_and_relationships_have_crud() {
         let mut graph = TwinGraph::new([Twin::new("floor", "m"), Twin::new("r1", "m")], vec![]);
@@ -574,6 +650,12 @@ mod tests {
         assert_eq!(graph.add_twin(Twin::new("r2", "m")), Err(GraphError::DuplicateTwin("r2".into())));
         graph.add_relationship(relationship("c1", "floor", "r1", "contains")).unwrap();
         graph.add_relationship(relationship("c2", "floor", "r2", "contains")).unwrap();
+        graph.add_relationship(relationship("c3", "floor", "r2", "contains")).unwrap();
+        graph.add_relationship(relationship("f", "floor", "r2", "feeds")).unwrap();
+        assert_outgoing_index_matches(&graph);
+        graph.remove_relationship("floor", "c3").unwrap();
+        graph.remove_relationship("floor", "f").unwrap();
+        assert_outgoing_index_matches(&graph);
         assert!(matches!(
             graph.add_relationship(relationship("c1", "floor", "r2", "contains")),
             Err(GraphError::DuplicateRelationship { .. })
@@ -589,6 +671,9 @@ mod tests {
         assert_eq!(graph.remove_twin("r1"), Err(GraphError::TwinHasRelationships("r1".into())));
         graph.remove_relationship("floor", "c1").unwrap();
         assert_eq!(graph.remove_twin("r1").unwrap().id, "r1");
+        graph.add_twin(Twin::new("r3", "m")).unwrap();
+        graph.add_relationship(relationship("c4", "r3", "floor", "contains")).unwrap();
+        assert_outgoing_index_matches(&graph);
         assert_eq!(graph.related(floor, "contains").count(), 1);
         assert_eq!(graph.relationship("floor", "c2").unwrap().target, "r2");
         assert!(graph.twin("r1").is_none());
@@ -603,6 +688,7 @@ mod tests {
         assert_eq!(graph.related(a, "feeds").count(), 0);
         graph.add_twin(Twin::new("b", "m")).unwrap();
         assert_eq!(graph.related(a, "feeds").count(), 1);
+        assert_outgoing_index_matches(&graph);
         assert_eq!(graph.relationships().len(), 1);
     }
 

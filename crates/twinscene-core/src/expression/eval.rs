@@ -457,10 +457,27 @@ impl<'a> Evaluator<'_, 'a> {
         let EvalValue::Twin(index, _) = self.eval(*base)? else { return Ok(None) };
         self.note_read(index);
         let graph: &'a TwinGraph = self.scope.graph;
+        let column = graph.number_column(name);
+        // All items tracked numbers (the usual case): added up without reading a twin. Not
+        // while recording reads, which lists every item.
+        if self.read.is_none()
+            && let Some(totals) = column.and_then(|column| graph.related_numbers(index, relationship, column))
+        {
+            let (count, nonzero) = (totals.count, totals.nonzero);
+            return Ok(Some(match function {
+                Function::Count => EvalValue::Number(count as f64),
+                Function::Any => EvalValue::Bool(nonzero > 0),
+                Function::All => EvalValue::Bool(nonzero == count),
+                Function::Sum => EvalValue::Number(totals.sum),
+                _ if count == 0 => EvalValue::Undefined,
+                Function::Avg => EvalValue::Number(totals.sum / count as f64),
+                Function::Min => EvalValue::Number(totals.min),
+                _ => EvalValue::Number(totals.max),
+            }));
+        }
         let mut totals = Totals::default();
         let mut failed = false;
         let mut read = self.read.as_deref_mut();
-        let column = graph.number_column(name);
         graph.for_each_related_index(index, relationship, |target| {
             if let Some(read) = read.as_deref_mut() {
                 read.push(target);
