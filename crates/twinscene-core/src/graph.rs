@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use json_patch::PatchOperation;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
@@ -146,6 +146,13 @@ impl NumberColumns {
     fn refresh_one(&mut self, index: TwinIndex, twin: &Twin, name: &str) {
         if let Some(c) = self.column(name) {
             Self::store(&mut self.columns[c], index, Self::number(twin.properties.get(name)));
+        }
+    }
+
+    /// Records `value` as the twin's value of `name` (when tracked).
+    fn set(&mut self, index: TwinIndex, name: &str, value: &serde_json::Value) {
+        if let Some(c) = self.column(name) {
+            Self::store(&mut self.columns[c], index, Self::number(Some(value)));
         }
     }
 
@@ -530,7 +537,14 @@ impl TwinGraph {
             self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
         let touched = apply_to_twin_borrowed(twin, patch, timestamp, models)
             .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })?;
-        touched.for_each(|name| self.numbers.refresh_one(index, twin, name));
+        match (&touched, patch) {
+            // A single top-level write: the value is the operation's, no need to look it up.
+            (TouchedNames::One(name), [PatchOperation::Add(AddOperation { value, .. })])
+            | (TouchedNames::One(name), [PatchOperation::Replace(ReplaceOperation { value, .. })]) => {
+                self.numbers.set(index, name, value);
+            }
+            _ => touched.for_each(|name| self.numbers.refresh_one(index, twin, name)),
+        }
         Ok(touched)
     }
 

@@ -118,6 +118,8 @@ enum VisualRule {
     Ranges {
         expression: Expression,
         ranges: Vec<CompiledRange>,
+        /// Some range has an icon (gives a badge); color visuals have none, and skip that pass.
+        badges: bool,
     },
     Visibility {
         expression: Expression,
@@ -137,7 +139,7 @@ struct CompiledVisual {
 impl CompiledVisual {
     fn expressions(&self) -> Vec<&Expression> {
         match &self.rule {
-            VisualRule::Ranges { expression, ranges } => {
+            VisualRule::Ranges { expression, ranges, .. } => {
                 std::iter::once(expression).chain(ranges.iter().filter_map(|r| r.label.as_ref())).collect()
             }
             VisualRule::Visibility { expression } => vec![expression],
@@ -734,12 +736,15 @@ impl SceneRuntime {
                 continue;
             }
             match &visual.rule {
-                VisualRule::Ranges { expression, ranges } => {
+                VisualRule::Ranges { expression, ranges, badges } => {
                     let Some(value) = expression.evaluate(&scope) else { continue };
                     let mesh =
                         last_match(ranges, |r| &r.test, |r| r.icon.is_none() && r.color.is_some(), &value);
                     if let Some(range) = mesh {
                         style.color = range.color;
+                    }
+                    if !badges {
+                        continue;
                     }
                     let badge = last_match(ranges, |r| &r.test, |r| r.icon.is_some(), &value);
                     if let Some(CompiledRange { icon: Some(icon), color, label, severity, .. }) = badge {
@@ -823,6 +828,7 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
                     severity: None,
                 })
                 .collect(),
+            badges: false,
         },
         Visual::ValueRanges { expression, kind, ranges } => {
             let mut compiled = Vec::new();
@@ -844,7 +850,8 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
                     severity: range.severity,
                 });
             }
-            VisualRule::Ranges { expression: parse(expression, "expression")?, ranges: compiled }
+            let badges = compiled.iter().any(|range| range.icon.is_some());
+            VisualRule::Ranges { expression: parse(expression, "expression")?, ranges: compiled, badges }
         }
         Visual::Visibility { expression } => {
             VisualRule::Visibility { expression: parse(expression, "expression")? }

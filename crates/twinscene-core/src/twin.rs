@@ -110,40 +110,35 @@ impl Twin {
 }
 
 /// Adds one to a canonical `W/"<n>"` etag by editing its digits, without formatting; false
-/// (etag unchanged) for any other shape, which [`Twin::bump_etag`] handles in full.
+/// (etag unchanged) for any other shape, which [`Twin::bump_etag`] handles in full. Byte by
+/// byte: it runs on every live write.
 fn increment_etag_in_place(etag: &mut String) -> bool {
-    let Some(digits) = etag.strip_prefix("W/\"").and_then(|rest| rest.strip_suffix('"')) else {
+    let bytes = etag.as_bytes();
+    let len = bytes.len();
+    if len < 5 || &bytes[..3] != b"W/\"" || bytes[len - 1] != b'"' {
         return false;
-    };
+    }
+    let digits = &bytes[3..len - 1];
     // Canonical (what `parse::<u64>` then `{}` would give back) and far from overflow.
-    let canonical = !digits.is_empty()
-        && digits.len() < 20
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits.len() == 1 || !digits.starts_with('0'));
+    let canonical = digits.len() < 20
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0');
     if !canonical {
         return false;
     }
     // The trailing nines become zeros and the digit before them goes up (a new leading 1 when
-    // all are nines). Within the old buffer except when a digit is added.
-    let nines = digits.bytes().rev().take_while(|&b| b == b'9').count();
-    if nines == 0 {
-        // The usual case: only the last digit changes.
-        let last = digits.as_bytes()[digits.len() - 1];
-        etag.truncate(etag.len() - 2);
-        etag.push(char::from(last + 1));
-        etag.push('"');
-        return true;
-    }
-    let all_nines = nines == digits.len();
-    etag.truncate(etag.len() - 1 - nines);
-    match etag.pop() {
-        Some(digit) if !all_nines => etag.push(char::from(digit as u8 + 1)),
-        Some(quote) => {
-            etag.push(quote);
-            etag.push('1');
-        }
-        None => return false,
-    }
+    // all are nines). In the old buffer except when a digit is added.
+    let nines = digits.iter().rev().take_while(|&&b| b == b'9').count();
+    let bumped = if nines < digits.len() {
+        let at = len - 2 - nines;
+        let digit = bytes[at];
+        etag.truncate(at);
+        char::from(digit + 1)
+    } else {
+        etag.truncate(3);
+        '1'
+    };
+    etag.push(bumped);
     etag.extend(std::iter::repeat_n('0', nines));
     etag.push('"');
     true
