@@ -222,6 +222,11 @@ impl<V> PropertyMap<V> {
         match self.entries.binary_search_by(|(key, _)| key.as_str().cmp(&name)) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
+                // Exact growth while small: most twins have a few properties, and the default
+                // first allocation (four entries) would triple the size of a one-property twin.
+                if self.entries.len() == self.entries.capacity() && self.entries.len() < Self::SCAN {
+                    self.entries.reserve_exact(1);
+                }
                 self.entries.insert(i, (name, value));
                 None
             }
