@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use json_patch::PatchOperation;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
@@ -92,6 +92,81 @@ pub struct TwinGraph {
     /// Writes come from an authority that checked them already (a viewer applying a server's
     /// deltas): models stay known, but writes are not checked again.
     writes_trusted: bool,
+    numbers: NumberColumns,
+    /// Per source twin index, its outgoing relationships as (name id, target), in no particular
+    /// order: what aggregates walk. petgraph's edge lists thread through edge records that hold
+    /// whole relationships, a cache line or two per edge; these are 8 bytes each, adjacent.
+    outgoing: Vec<Vec<(u32, TwinIndex)>>,
+}
+
+/// What [`TwinGraph::related_numbers`] adds up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NumberTotals {
+    pub count: usize,
+    pub nonzero: usize,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The numeric values of the properties that expressions read ([`TwinGraph::track_numbers`]),
+/// one dense column per property name indexed by twin index. An aggregate over related twins
+/// (`avg(related(twin, 'contains').temperature)`) then reads a few adjacent cache lines instead
+/// of each twin and its property map, which are scattered over the heap. A copy of what the
+/// twins' maps hold, kept in step by every write in this module; `NaN` means "not a number here
+/// (absent, text, an object, no such twin): read the twin".
+#[derive(Clone, Debug, Default)]
+struct NumberColumns {
+    /// Few names: a scan of them beats hashing.
+    names: Vec<Box<str>>,
+    columns: Vec<Vec<f64>>,
+}
+
+impl NumberColumns {
+    fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|known| known.len() == name.len() && **known == *name)
+    }
+
+    fn number(value: Option<&serde_json::Value>) -> f64 {
+        value.and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN)
+    }
+
+    fn store(column: &mut Vec<f64>, index: TwinIndex, number: f64) {
+        let slot = index.index();
+        if column.len() <= slot {
+            if number.is_nan() {
+                return;
+            }
+            column.resize(slot + 1, f64::NAN);
+        }
+        column[slot] = number;
+    }
+
+    /// Copies the value of `name` (when tracked) from the twin.
+    fn refresh_one(&mut self, index: TwinIndex, twin: &Twin, name: &str) {
+        if let Some(c) = self.column(name) {
+            Self::store(&mut self.columns[c], index, Self::number(twin.properties.get(name)));
+        }
+    }
+
+    /// Records `value` as the twin's value of `name` (when tracked).
+    fn set(&mut self, index: TwinIndex, name: &str, value: &serde_json::Value) {
+        if let Some(c) = self.column(name) {
+            Self::store(&mut self.columns[c], index, Self::number(Some(value)));
+        }
+    }
+
+    /// Copies every tracked value from the twin (`None`: the twin is gone).
+    fn refresh(&mut self, index: TwinIndex, twin: Option<&Twin>) {
+        for (name, column) in self.names.iter().zip(&mut self.columns) {
+            let number = Self::number(twin.and_then(|twin| twin.properties.get(name)));
+            Self::store(column, index, number);
+        }
+    }
+
+    fn get(&self, column: usize, index: TwinIndex) -> f64 {
+        self.columns[column].get(index.index()).copied().unwrap_or(f64::NAN)
+    }
 }
 
 /// Why an update was not applied. The graph is unchanged whenever one is returned.
@@ -150,6 +225,41 @@ impl TwinGraph {
             graph.insert_relationship_unchecked(relationship);
         }
         graph
+    }
+
+    /// Keeps the numeric values of these top-level properties in dense columns as well, for
+    /// expressions that read them from many twins (see [`Self::tracked_number`]). Replaces the
+    /// previous set. Names starting with `$` are not properties and are ignored.
+    pub fn track_numbers<'n>(&mut self, names: impl IntoIterator<Item = &'n str>) {
+        let mut tracked: Vec<Box<str>> = Vec::new();
+        for name in names {
+            if !name.starts_with('$') && !tracked.iter().any(|known| **known == *name) {
+                tracked.push(name.into());
+            }
+        }
+        let bound = self.graph.node_indices().map(|index| index.index() + 1).max().unwrap_or(0);
+        let columns = tracked
+            .iter()
+            .map(|name| {
+                let mut column = vec![f64::NAN; bound];
+                for index in self.graph.node_indices() {
+                    column[index.index()] = NumberColumns::number(self.graph[index].properties.get(name));
+                }
+                column
+            })
+            .collect();
+        self.numbers = NumberColumns { names: tracked, columns };
+    }
+
+    /// Which tracked column holds property `name`, if it is tracked ([`Self::track_numbers`]).
+    pub(crate) fn number_column(&self, name: &str) -> Option<usize> {
+        self.numbers.column(name)
+    }
+
+    /// The value of the twin's property in column `column` when it is a number; `None` when it
+    /// is anything else (or the twin does not exist): then read the twin.
+    pub(crate) fn tracked_number(&self, column: usize, twin: TwinIndex) -> Option<f64> {
+        Some(self.numbers.get(column, twin)).filter(|number| !number.is_nan())
     }
 
     /// Turns on type checks of property writes against these models.
@@ -252,6 +362,47 @@ impl TwinGraph {
         }
     }
 
+    /// [`Self::for_each_related`] with the targets' indexes alone: a caller that reads tracked
+    /// columns ([`Self::tracked_number`]) need not touch the twins.
+    pub(crate) fn for_each_related_index(
+        &self,
+        twin: TwinIndex,
+        name: &str,
+        mut visit: impl FnMut(TwinIndex),
+    ) {
+        let Some(&name) = self.relationship_names.get(name) else { return };
+        for &(edge_name, target) in self.outgoing.get(twin.index()).into_iter().flatten() {
+            if edge_name == name {
+                visit(target);
+            }
+        }
+    }
+
+    /// Sum, minimum, maximum, count and non-zero count of the tracked numbers in `column` of the
+    /// targets of the twin's relationships named `name`, in one pass over adjacent memory.
+    /// `None` when some target's value is not a tracked number: the caller then reads the twins.
+    pub(crate) fn related_numbers(&self, twin: TwinIndex, name: &str, column: usize) -> Option<NumberTotals> {
+        let mut totals =
+            NumberTotals { count: 0, nonzero: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+        let Some(&name) = self.relationship_names.get(name) else { return Some(totals) };
+        let values = &self.numbers.columns[column];
+        for &(edge_name, target) in self.outgoing.get(twin.index()).into_iter().flatten() {
+            if edge_name != name {
+                continue;
+            }
+            let number = values.get(target.index()).copied().unwrap_or(f64::NAN);
+            if number.is_nan() {
+                return None;
+            }
+            totals.count += 1;
+            totals.nonzero += usize::from(number != 0.0);
+            totals.sum += number;
+            totals.min = totals.min.min(number);
+            totals.max = totals.max.max(number);
+        }
+        Some(totals)
+    }
+
     /// Targets of all the twin's outgoing relationships, whatever their name.
     pub fn all_related(&self, twin: TwinIndex) -> impl Iterator<Item = TwinIndex> + '_ {
         self.graph.edges_directed(twin, Direction::Outgoing).map(|edge| edge.target())
@@ -277,6 +428,7 @@ impl TwinGraph {
         self.check_twin(&twin)?;
         let id = twin.id.clone();
         let index = self.graph.add_node(twin);
+        self.numbers.refresh(index, Some(&self.graph[index]));
         self.twin_by_id.insert(id, index);
         self.reattach_dangling();
         Ok(index)
@@ -290,6 +442,7 @@ impl TwinGraph {
         twin.etag.clone_from(&self.graph[index].etag);
         twin.bump_etag();
         self.graph[index] = twin;
+        self.numbers.refresh(index, Some(&self.graph[index]));
         Ok(index)
     }
 
@@ -302,6 +455,7 @@ impl TwinGraph {
             return Err(GraphError::TwinHasRelationships(id.to_owned()));
         }
         self.twin_by_id.remove(id);
+        self.numbers.refresh(index, None);
         self.graph.remove_node(index).ok_or_else(|| GraphError::UnknownTwin(id.to_owned()))
     }
 
@@ -317,9 +471,7 @@ impl TwinGraph {
             let missing = if source.is_none() { &relationship.source } else { &relationship.target };
             return Err(GraphError::UnknownTwin(missing.clone()));
         };
-        let edge = self.edge(relationship);
-        let edge = self.graph.add_edge(source, target, edge);
-        self.relationship_by_id.insert(key, edge);
+        self.connect(key, source, target, relationship);
         Ok(())
     }
 
@@ -328,7 +480,15 @@ impl TwinGraph {
         let unknown =
             || GraphError::UnknownRelationship { twin: source.to_owned(), relationship: id.to_owned() };
         let edge = self.relationship_by_id.remove(&(source.to_owned(), id.to_owned())).ok_or_else(unknown)?;
-        self.graph.remove_edge(edge).map(|edge| edge.relationship).ok_or_else(unknown)
+        let (from, to) = self.graph.edge_endpoints(edge).ok_or_else(unknown)?;
+        let removed = self.graph.remove_edge(edge).ok_or_else(unknown)?;
+        if let Some(outgoing) = self.outgoing.get_mut(from.index())
+            && let Some(at) = outgoing.iter().position(|&pair| pair == (removed.name, to))
+        {
+            // Keeps the order of the others, which sums follow.
+            outgoing.remove(at);
+        }
+        Ok(removed.relationship)
     }
 
     /// Applies a JSON Patch to one twin, all operations or none; `timestamp` (RFC 3339) becomes
@@ -356,8 +516,12 @@ impl TwinGraph {
         let models = self.models.as_deref().filter(|_| !self.writes_trusted);
         let twin =
             self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
-        apply_to_twin(twin, patch, timestamp, models)
-            .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })
+        let touched = apply_to_twin(twin, patch, timestamp, models)
+            .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })?;
+        for name in &touched {
+            self.numbers.refresh_one(index, twin, name);
+        }
+        Ok(touched)
     }
 
     /// [`Self::apply_patch_at`] without copying the touched names out of the patch.
@@ -371,8 +535,17 @@ impl TwinGraph {
         let models = self.models.as_deref().filter(|_| !self.writes_trusted);
         let twin =
             self.graph.node_weight_mut(index).ok_or_else(|| UpdateError::UnknownTwin(String::new()))?;
-        apply_to_twin_borrowed(twin, patch, timestamp, models)
-            .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })
+        let touched = apply_to_twin_borrowed(twin, patch, timestamp, models)
+            .map_err(|rejection| UpdateError::Rejected { twin: twin.id.clone(), rejection })?;
+        match (&touched, patch) {
+            // A single top-level write: the value is the operation's, no need to look it up.
+            (TouchedNames::One(name), [PatchOperation::Add(AddOperation { value, .. })])
+            | (TouchedNames::One(name), [PatchOperation::Replace(ReplaceOperation { value, .. })]) => {
+                self.numbers.set(index, name, value);
+            }
+            _ => touched.for_each(|name| self.numbers.refresh_one(index, twin, name)),
+        }
+        Ok(touched)
     }
 
     /// Sets a property without a client write (computed properties): no etag or time change.
@@ -389,6 +562,7 @@ impl TwinGraph {
                 twin.properties.remove(name);
             }
         }
+        self.numbers.refresh_one(index, twin, name);
     }
 
     fn check_twin(&self, twin: &Twin) -> Result<(), GraphError> {
@@ -404,13 +578,30 @@ impl TwinGraph {
         Edge { name, relationship }
     }
 
+    /// Adds a relationship between two twins of the graph, indexed.
+    fn connect(
+        &mut self,
+        key: (String, String),
+        source: TwinIndex,
+        target: TwinIndex,
+        relationship: Relationship,
+    ) {
+        let edge = self.edge(relationship);
+        let name = edge.name;
+        let edge = self.graph.add_edge(source, target, edge);
+        self.relationship_by_id.insert(key, edge);
+        let slot = source.index();
+        if self.outgoing.len() <= slot {
+            self.outgoing.resize_with(slot + 1, Vec::new);
+        }
+        self.outgoing[slot].push((name, target));
+    }
+
     fn insert_relationship_unchecked(&mut self, relationship: Relationship) {
         let key = (relationship.source.clone(), relationship.id.clone());
         match (self.twin_index(&relationship.source), self.twin_index(&relationship.target)) {
             (Some(source), Some(target)) if !self.relationship_by_id.contains_key(&key) => {
-                let edge = self.edge(relationship);
-                let edge = self.graph.add_edge(source, target, edge);
-                self.relationship_by_id.insert(key, edge);
+                self.connect(key, source, target, relationship);
             }
             _ => self.dangling.push(relationship),
         }
@@ -452,6 +643,20 @@ mod tests {
         assert_eq!(graph.apply_patch("a", &patch, "t").unwrap().property("x"), Some(&json!(1)));
     }
 
+    /// The outgoing index gives the same targets as petgraph's edge lists, for every name.
+    fn assert_outgoing_index_matches(graph: &TwinGraph) {
+        for (index, _) in graph.indexed_twins() {
+            for name in graph.relationship_names.keys() {
+                let mut indexed = Vec::new();
+                graph.for_each_related_index(index, name, |target| indexed.push(target));
+                let mut walked: Vec<TwinIndex> = graph.related(index, name).collect();
+                indexed.sort_unstable();
+                walked.sort_unstable();
+                assert_eq!(indexed, walked, "{name} from {:?}", graph.twin_at(index).map(|t| &t.id));
+            }
+        }
+    }
+
     #[test]
     fn twins_and_relationships_have_crud() {
         let mut graph = TwinGraph::new([Twin::new("floor", "m"), Twin::new("r1", "m")], vec![]);
@@ -459,6 +664,12 @@ mod tests {
         assert_eq!(graph.add_twin(Twin::new("r2", "m")), Err(GraphError::DuplicateTwin("r2".into())));
         graph.add_relationship(relationship("c1", "floor", "r1", "contains")).unwrap();
         graph.add_relationship(relationship("c2", "floor", "r2", "contains")).unwrap();
+        graph.add_relationship(relationship("c3", "floor", "r2", "contains")).unwrap();
+        graph.add_relationship(relationship("f", "floor", "r2", "feeds")).unwrap();
+        assert_outgoing_index_matches(&graph);
+        graph.remove_relationship("floor", "c3").unwrap();
+        graph.remove_relationship("floor", "f").unwrap();
+        assert_outgoing_index_matches(&graph);
         assert!(matches!(
             graph.add_relationship(relationship("c1", "floor", "r2", "contains")),
             Err(GraphError::DuplicateRelationship { .. })
@@ -474,6 +685,9 @@ mod tests {
         assert_eq!(graph.remove_twin("r1"), Err(GraphError::TwinHasRelationships("r1".into())));
         graph.remove_relationship("floor", "c1").unwrap();
         assert_eq!(graph.remove_twin("r1").unwrap().id, "r1");
+        graph.add_twin(Twin::new("r3", "m")).unwrap();
+        graph.add_relationship(relationship("c4", "r3", "floor", "contains")).unwrap();
+        assert_outgoing_index_matches(&graph);
         assert_eq!(graph.related(floor, "contains").count(), 1);
         assert_eq!(graph.relationship("floor", "c2").unwrap().target, "r2");
         assert!(graph.twin("r1").is_none());
@@ -488,7 +702,64 @@ mod tests {
         assert_eq!(graph.related(a, "feeds").count(), 0);
         graph.add_twin(Twin::new("b", "m")).unwrap();
         assert_eq!(graph.related(a, "feeds").count(), 1);
+        assert_outgoing_index_matches(&graph);
         assert_eq!(graph.relationships().len(), 1);
+    }
+
+    /// Every tracked column agrees with the twins' own maps (and says nothing of absent twins).
+    fn assert_columns_match(graph: &TwinGraph) {
+        for (c, name) in graph.numbers.names.iter().enumerate() {
+            for slot in 0..graph.numbers.columns[c].len().max(8) {
+                let index = TwinIndex::new(slot);
+                let expected = graph.twin_at(index).and_then(|twin| twin.properties.get(name)?.as_f64());
+                assert_eq!(graph.tracked_number(c, index), expected, "{name} of twin slot {slot}");
+            }
+        }
+    }
+
+    #[test]
+    fn tracked_numbers_follow_every_kind_of_write() {
+        let with = |id: &str, value: serde_json::Value| {
+            let mut twin = Twin::new(id, "m");
+            twin.properties.insert("t".into(), value);
+            twin
+        };
+        let mut graph = TwinGraph::new([with("a", json!(1)), with("b", json!("warm"))], vec![]);
+        graph.track_numbers(["t", "u", "t", "$dtId"]);
+        assert_eq!(graph.numbers.names.len(), 2, "repeats and $ names are not tracked");
+        assert_columns_match(&graph);
+        let write = |graph: &mut TwinGraph, id: &str, ops: serde_json::Value| {
+            let patch: json_patch::Patch = serde_json::from_value(ops).unwrap();
+            let _ = graph.apply_patch(id, &patch, "t");
+            assert_columns_match(graph);
+        };
+        write(&mut graph, "a", json!([{"op": "replace", "path": "/t", "value": 2.5}]));
+        write(&mut graph, "b", json!([{"op": "replace", "path": "/t", "value": 3}]));
+        write(&mut graph, "a", json!([{"op": "replace", "path": "/t", "value": "cold"}]));
+        write(
+            &mut graph,
+            "a",
+            json!([{"op": "add", "path": "/u", "value": 4}, {"op": "remove", "path": "/t"}]),
+        );
+        write(&mut graph, "a", json!([{"op": "move", "from": "/u", "path": "/t"}]));
+        write(&mut graph, "a", json!([{"op": "add", "path": "/u", "value": {"x": 1}}]));
+        write(
+            &mut graph,
+            "b",
+            json!([{"op": "replace", "path": "/t", "value": 9}, {"op": "remove", "path": "/nope"}]),
+        );
+        let b = graph.twin_index("b").unwrap();
+        graph.set_computed(b, "u", Some(json!(7)));
+        assert_columns_match(&graph);
+        graph.set_computed(b, "u", None);
+        assert_columns_match(&graph);
+        graph.replace_twin(with("b", json!(null))).unwrap();
+        assert_columns_match(&graph);
+        graph.remove_twin("a").unwrap();
+        assert_columns_match(&graph);
+        graph.add_twin(with("c", json!(11))).unwrap();
+        graph.add_twin(with("d", json!(12))).unwrap();
+        assert_columns_match(&graph);
     }
 
     #[test]

@@ -118,6 +118,8 @@ enum VisualRule {
     Ranges {
         expression: Expression,
         ranges: Vec<CompiledRange>,
+        /// Some range has an icon (gives a badge); color visuals have none, and skip that pass.
+        badges: bool,
     },
     Visibility {
         expression: Expression,
@@ -137,7 +139,7 @@ struct CompiledVisual {
 impl CompiledVisual {
     fn expressions(&self) -> Vec<&Expression> {
         match &self.rule {
-            VisualRule::Ranges { expression, ranges } => {
+            VisualRule::Ranges { expression, ranges, .. } => {
                 std::iter::once(expression).chain(ranges.iter().filter_map(|r| r.label.as_ref())).collect()
             }
             VisualRule::Visibility { expression } => vec![expression],
@@ -322,6 +324,7 @@ impl SceneRuntime {
         if let Some(models) = &models {
             graph.set_models(models.clone());
         }
+        graph.track_numbers(tracked_names(&reads, &computed_rules));
         let computed = ComputedPlan::new(computed_rules.clone(), &graph)
             .map_err(|cycle| invalid("/computed".into(), cycle))?;
         let mut runtime = Self {
@@ -406,6 +409,7 @@ impl SceneRuntime {
         if trusted {
             self.graph.trust_writes();
         }
+        self.graph.track_numbers(tracked_names(&self.reads, &self.computed_rules));
         self.computed = ComputedPlan::build(self.computed_rules.clone(), &self.graph);
         self.bind();
         self.evaluate_all()
@@ -732,12 +736,15 @@ impl SceneRuntime {
                 continue;
             }
             match &visual.rule {
-                VisualRule::Ranges { expression, ranges } => {
+                VisualRule::Ranges { expression, ranges, badges } => {
                     let Some(value) = expression.evaluate(&scope) else { continue };
                     let mesh =
                         last_match(ranges, |r| &r.test, |r| r.icon.is_none() && r.color.is_some(), &value);
                     if let Some(range) = mesh {
                         style.color = range.color;
+                    }
+                    if !badges {
+                        continue;
                     }
                     let badge = last_match(ranges, |r| &r.test, |r| r.icon.is_some(), &value);
                     if let Some(CompiledRange { icon: Some(icon), color, label, severity, .. }) = badge {
@@ -794,6 +801,12 @@ impl SceneRuntime {
     }
 }
 
+/// The properties whose numbers the graph keeps in columns: those the scene's expressions read.
+fn tracked_names<'r>(reads: &'r ElementReads, rules: &'r [ComputedRule]) -> impl Iterator<Item = &'r str> {
+    let computed = rules.iter().flat_map(|rule| rule.expression.dependencies().properties.iter());
+    reads.properties.iter().chain(computed).map(String::as_str)
+}
+
 fn selects(selection: &Option<Vec<u32>>, element: usize) -> bool {
     selection.as_ref().is_none_or(|selected| selected.binary_search(&(element as u32)).is_ok())
 }
@@ -815,6 +828,7 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
                     severity: None,
                 })
                 .collect(),
+            badges: false,
         },
         Visual::ValueRanges { expression, kind, ranges } => {
             let mut compiled = Vec::new();
@@ -836,7 +850,8 @@ fn compile_visual(visual: &Visual, at: &str) -> Result<VisualRule, SceneError> {
                     severity: range.severity,
                 });
             }
-            VisualRule::Ranges { expression: parse(expression, "expression")?, ranges: compiled }
+            let badges = compiled.iter().any(|range| range.icon.is_some());
+            VisualRule::Ranges { expression: parse(expression, "expression")?, ranges: compiled, badges }
         }
         Visual::Visibility { expression } => {
             VisualRule::Visibility { expression: parse(expression, "expression")? }

@@ -2,9 +2,9 @@
 //! `$metadata.$model`, per-property `lastUpdateTime`), and the collection that holds them.
 //!
 //! The JSON shape is kept on the wire and in files so that ADT exports load unchanged; inside,
-//! a twin's properties are one JSON object so that JSON Patch applies to it directly.
+//! a twin's properties and their update times are small maps sorted by name ([`PropertyMap`]),
+//! which JSON Patch reaches through a JSON object made for the rare patch that needs one.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -18,9 +18,9 @@ pub struct Twin {
     /// Changes on every accepted write; lets writers detect lost updates.
     pub etag: String,
     /// Property values, keyed by property name (components are nested objects).
-    pub properties: Map<String, Value>,
+    pub properties: PropertyMap<Value>,
     /// When each property was last written (RFC 3339), as ADT reports it.
-    pub last_update_time: BTreeMap<String, String>,
+    pub last_update_time: PropertyMap<String>,
 }
 
 /// Error for a twin document that is not in the ADT shape.
@@ -40,8 +40,8 @@ impl Twin {
             id: id.into(),
             model: model.into(),
             etag: initial_etag(),
-            properties: Map::new(),
-            last_update_time: BTreeMap::new(),
+            properties: PropertyMap::new(),
+            last_update_time: PropertyMap::new(),
         }
     }
 
@@ -55,7 +55,7 @@ impl Twin {
             .and_then(Value::as_str)
             .ok_or_else(|| TwinFormatError::MissingModel { id: id.clone() })?
             .to_owned();
-        let mut last_update_time = BTreeMap::new();
+        let mut last_update_time = PropertyMap::new();
         for (name, entry) in metadata.into_iter().flatten() {
             if let Some(time) = entry.get("lastUpdateTime").and_then(Value::as_str) {
                 last_update_time.insert(name.clone(), time.to_owned());
@@ -110,40 +110,35 @@ impl Twin {
 }
 
 /// Adds one to a canonical `W/"<n>"` etag by editing its digits, without formatting; false
-/// (etag unchanged) for any other shape, which [`Twin::bump_etag`] handles in full.
+/// (etag unchanged) for any other shape, which [`Twin::bump_etag`] handles in full. Byte by
+/// byte: it runs on every live write.
 fn increment_etag_in_place(etag: &mut String) -> bool {
-    let Some(digits) = etag.strip_prefix("W/\"").and_then(|rest| rest.strip_suffix('"')) else {
+    let bytes = etag.as_bytes();
+    let len = bytes.len();
+    if len < 5 || &bytes[..3] != b"W/\"" || bytes[len - 1] != b'"' {
         return false;
-    };
+    }
+    let digits = &bytes[3..len - 1];
     // Canonical (what `parse::<u64>` then `{}` would give back) and far from overflow.
-    let canonical = !digits.is_empty()
-        && digits.len() < 20
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits.len() == 1 || !digits.starts_with('0'));
+    let canonical = digits.len() < 20
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0');
     if !canonical {
         return false;
     }
     // The trailing nines become zeros and the digit before them goes up (a new leading 1 when
-    // all are nines). Within the old buffer except when a digit is added.
-    let nines = digits.bytes().rev().take_while(|&b| b == b'9').count();
-    if nines == 0 {
-        // The usual case: only the last digit changes.
-        let last = digits.as_bytes()[digits.len() - 1];
-        etag.truncate(etag.len() - 2);
-        etag.push(char::from(last + 1));
-        etag.push('"');
-        return true;
-    }
-    let all_nines = nines == digits.len();
-    etag.truncate(etag.len() - 1 - nines);
-    match etag.pop() {
-        Some(digit) if !all_nines => etag.push(char::from(digit as u8 + 1)),
-        Some(quote) => {
-            etag.push(quote);
-            etag.push('1');
-        }
-        None => return false,
-    }
+    // all are nines). In the old buffer except when a digit is added.
+    let nines = digits.iter().rev().take_while(|&&b| b == b'9').count();
+    let bumped = if nines < digits.len() {
+        let at = len - 2 - nines;
+        let digit = bytes[at];
+        etag.truncate(at);
+        char::from(digit + 1)
+    } else {
+        etag.truncate(3);
+        '1'
+    };
+    etag.push(bumped);
     etag.extend(std::iter::repeat_n('0', nines));
     etag.push('"');
     true
@@ -163,6 +158,220 @@ impl<'de> Deserialize<'de> for Twin {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         Twin::from_adt_json(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A twin's top-level property values (or their update times) by property name, iterated in
+/// name order as a `serde_json` map is.
+///
+/// A vector sorted by name rather than a B-tree: twins have a handful of properties, and a B-tree
+/// leaf is sized for eleven entries (over 600 bytes for a single property value), so a twin took
+/// kilobytes and a property read went through three or four cache lines. Here one property costs
+/// its name and value, and a read scans a few adjacent entries. Maps of more than
+/// [`PropertyMap::SCAN`] entries are searched by bisection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PropertyMap<V> {
+    entries: Vec<(String, V)>,
+}
+
+impl<V> Default for PropertyMap<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> PropertyMap<V> {
+    /// Up to this many entries a lookup scans (lengths first, which rejects most names without
+    /// reading their bytes); beyond, it bisects.
+    const SCAN: usize = 8;
+
+    pub const fn new() -> Self {
+        Self { entries: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        if self.entries.len() <= Self::SCAN {
+            self.entries.iter().position(|(key, _)| key.len() == name.len() && key == name)
+        } else {
+            self.entries.binary_search_by(|(key, _)| key.as_str().cmp(name)).ok()
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.position(name).map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        self.position(name).map(|i| &mut self.entries[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Sets `name` to `value`; returns the value it replaces.
+    pub fn insert(&mut self, name: String, value: V) -> Option<V> {
+        match self.entries.binary_search_by(|(key, _)| key.as_str().cmp(&name)) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                // Exact growth while small: most twins have a few properties, and the default
+                // first allocation (four entries) would triple the size of a one-property twin.
+                if self.entries.len() == self.entries.capacity() && self.entries.len() < Self::SCAN {
+                    self.entries.reserve_exact(1);
+                }
+                self.entries.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<V> {
+        self.position(name).map(|i| self.entries.remove(i).1)
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn iter(&self) -> PropertyIter<'_, V> {
+        PropertyIter(self.entries.iter())
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.entries.iter().map(|(key, _)| key)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
+        self.entries.iter().map(|(_, value)| value)
+    }
+
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
+        self.entries.iter_mut().map(|(_, value)| value)
+    }
+
+    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = (&String, &mut V)> + ExactSizeIterator {
+        self.entries.iter_mut().map(|(key, value)| (&*key, value))
+    }
+
+    /// Keeps the entries for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut V) -> bool) {
+        self.entries.retain_mut(|(key, value)| keep(key, value));
+    }
+}
+
+/// Iterator over a [`PropertyMap`]'s entries, in name order.
+#[derive(Clone, Debug)]
+pub struct PropertyIter<'a, V>(std::slice::Iter<'a, (String, V)>);
+
+impl<'a, V> Iterator for PropertyIter<'a, V> {
+    type Item = (&'a String, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(key, value)| (key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<V> DoubleEndedIterator for PropertyIter<'_, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(key, value)| (key, value))
+    }
+}
+
+impl<V> ExactSizeIterator for PropertyIter<'_, V> {}
+
+impl<'a, V> IntoIterator for &'a PropertyMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = PropertyIter<'a, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<V> IntoIterator for PropertyMap<V> {
+    type Item = (String, V);
+    type IntoIter = std::vec::IntoIter<(String, V)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl<V> FromIterator<(String, V)> for PropertyMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        let mut entries: Vec<(String, V)> = iter.into_iter().collect();
+        // Stable, so that of repeated names the last one is kept, as inserting them would.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut map = Self { entries: Vec::with_capacity(entries.len()) };
+        for (key, value) in entries {
+            match map.entries.last_mut() {
+                Some(last) if last.0 == key => last.1 = value,
+                _ => map.entries.push((key, value)),
+            }
+        }
+        map
+    }
+}
+
+impl<V> Extend<(String, V)> for PropertyMap<V> {
+    fn extend<I: IntoIterator<Item = (String, V)>>(&mut self, iter: I) {
+        for (key, value) in iter {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl<V> std::ops::Index<&str> for PropertyMap<V> {
+    type Output = V;
+
+    /// Panics when there is no such property, as `serde_json::Map` does.
+    fn index(&self, name: &str) -> &V {
+        self.get(name).unwrap_or_else(|| panic!("no property {name:?}"))
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for PropertyMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V: Serialize> Serialize for PropertyMap<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for PropertyMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, V>::deserialize(deserializer)?;
+        Ok(Self { entries: map.into_iter().collect() })
+    }
+}
+
+impl From<Map<String, Value>> for PropertyMap<Value> {
+    fn from(map: Map<String, Value>) -> Self {
+        // Through `FromIterator`, which sorts: name order is serde_json's default, not a promise
+        // (its `preserve_order` feature keeps insertion order).
+        map.into_iter().collect()
+    }
+}
+
+impl From<PropertyMap<Value>> for Map<String, Value> {
+    fn from(map: PropertyMap<Value>) -> Self {
+        map.entries.into_iter().collect()
     }
 }
 
@@ -202,6 +411,41 @@ mod tests {
         assert_eq!(twin.property("temperature"), Some(&json!(21.5)));
         assert_eq!(twin.last_update_time["temperature"], "2026-01-01T00:00:00Z");
         assert_eq!(twin.to_adt_json(), adt);
+    }
+
+    proptest::proptest! {
+        /// Short maps are scanned and long ones bisected: both must behave as a B-tree map.
+        #[test]
+        fn property_map_behaves_as_an_ordered_map(
+            ops in proptest::collection::vec((0u8..3, 0u8..24, 0i32..100), 0..80)
+        ) {
+            let mut map = PropertyMap::new();
+            let mut model = std::collections::BTreeMap::new();
+            for (op, key, value) in ops {
+                let key = format!("p{key}");
+                match op {
+                    0 => proptest::prop_assert_eq!(map.insert(key.clone(), value), model.insert(key, value)),
+                    1 => proptest::prop_assert_eq!(map.remove(&key), model.remove(&key)),
+                    _ => proptest::prop_assert_eq!(map.get(&key), model.get(&key)),
+                }
+                proptest::prop_assert!(map.iter().eq(model.iter()));
+            }
+            let collected: PropertyMap<i32> = model.clone().into_iter().rev().collect();
+            proptest::prop_assert!(collected.iter().eq(model.iter()));
+        }
+    }
+
+    #[test]
+    fn property_maps_convert_to_json_objects_in_name_order_and_last_repeat_wins() {
+        let map: PropertyMap<Value> =
+            [("b".to_owned(), json!(1)), ("a".to_owned(), json!(2)), ("b".to_owned(), json!(3))]
+                .into_iter()
+                .collect();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(Value::Object(map.clone().into()), json!({"a": 2, "b": 3}));
+        assert_eq!(PropertyMap::from(json!({"b": 3, "a": 2}).as_object().unwrap().clone()), map);
+        assert_eq!(serde_json::to_value(&map).unwrap(), json!({"a": 2, "b": 3}));
+        assert_eq!(serde_json::from_value::<PropertyMap<Value>>(json!({"b": 3, "a": 2})).unwrap(), map);
     }
 
     #[test]

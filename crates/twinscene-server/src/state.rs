@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use twinscene_core::graph::TwinGraph;
 use twinscene_core::live::{PROTOCOL_VERSION, ServerMessage, TwinChange};
 use twinscene_core::scene::Scene;
-use twinscene_core::twin::{Relationship, Twin};
+use twinscene_core::twin::{PropertyMap, Relationship, Twin};
 
 use crate::api_error::ApiError;
 use crate::auth::{Grant, Tokens};
@@ -942,7 +942,7 @@ fn models_by_id(models: Vec<Value>) -> BTreeMap<String, Value> {
 
 /// The patch that turns `old` properties into `new`: `add` sets a top-level property whether
 /// or not it exists, `remove` drops one that is gone.
-fn replacement_patch(old: &Map<String, Value>, new: &Map<String, Value>) -> Patch {
+fn replacement_patch(old: &PropertyMap<Value>, new: &PropertyMap<Value>) -> Patch {
     let pointer = |name: &str| json_patch::jsonptr::PointerBuf::from_tokens([name]);
     let mut operations = Vec::new();
     for name in old.keys().filter(|name| !new.contains_key(*name)) {
@@ -1156,7 +1156,8 @@ mod tests {
     fn a_replacement_is_one_patch() {
         let old = json!({"a": 1, "b": 2, "c": 3});
         let new = json!({"a": 1, "b": 5, "d": 4});
-        let patch = replacement_patch(old.as_object().unwrap(), new.as_object().unwrap());
+        let properties = |value: &Value| PropertyMap::from(value.as_object().unwrap().clone());
+        let patch = replacement_patch(&properties(&old), &properties(&new));
         let mut document = old.clone();
         json_patch::patch(&mut document, &patch).unwrap();
         assert_eq!(document, new);

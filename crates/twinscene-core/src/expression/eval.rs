@@ -220,6 +220,13 @@ impl<'a> Evaluator<'_, 'a> {
                 if let Node::Primary = self.node(*object)? {
                     let index = self.scope.primary.ok_or(Failure)?;
                     let graph: &'a TwinGraph = self.scope.graph;
+                    // A tracked number holds only for an existing twin: no need to look it up.
+                    if let Some(number) =
+                        graph.number_column(name).and_then(|column| graph.tracked_number(column, index))
+                    {
+                        self.note_read(index);
+                        return Ok(EvalValue::Number(number));
+                    }
                     let twin = graph.twin_at(index).ok_or(Failure)?;
                     self.note_read(index);
                     return Ok(twin_property(twin, name));
@@ -450,13 +457,37 @@ impl<'a> Evaluator<'_, 'a> {
         let EvalValue::Twin(index, _) = self.eval(*base)? else { return Ok(None) };
         self.note_read(index);
         let graph: &'a TwinGraph = self.scope.graph;
+        let column = graph.number_column(name);
+        // All items tracked numbers (the usual case): added up without reading a twin. Not
+        // while recording reads, which lists every item.
+        if self.read.is_none()
+            && let Some(totals) = column.and_then(|column| graph.related_numbers(index, relationship, column))
+        {
+            let (count, nonzero) = (totals.count, totals.nonzero);
+            return Ok(Some(match function {
+                Function::Count => EvalValue::Number(count as f64),
+                Function::Any => EvalValue::Bool(nonzero > 0),
+                Function::All => EvalValue::Bool(nonzero == count),
+                Function::Sum => EvalValue::Number(totals.sum),
+                _ if count == 0 => EvalValue::Undefined,
+                Function::Avg => EvalValue::Number(totals.sum / count as f64),
+                Function::Min => EvalValue::Number(totals.min),
+                _ => EvalValue::Number(totals.max),
+            }));
+        }
         let mut totals = Totals::default();
         let mut failed = false;
         let mut read = self.read.as_deref_mut();
-        graph.for_each_related(index, relationship, |target, twin| {
+        graph.for_each_related_index(index, relationship, |target| {
             if let Some(read) = read.as_deref_mut() {
                 read.push(target);
             }
+            // Tracked numbers first: most items are numbers, and then the twin is not read.
+            if let Some(number) = column.and_then(|column| graph.tracked_number(column, target)) {
+                totals.add_number(number);
+                return;
+            }
+            let Some(twin) = graph.twin_at(target) else { return };
             failed |= match name.as_ref() {
                 "$dtId" => totals.add(&EvalValue::Str(Cow::Borrowed(&twin.id))),
                 "$etag" => totals.add(&EvalValue::Str(Cow::Borrowed(&twin.etag))),
@@ -571,6 +602,21 @@ impl Totals {
             self.max = self.max.max(number);
         }
         Ok(())
+    }
+
+    /// [`Self::add_json`] of a number (never NaN: JSON has none).
+    fn add_number(&mut self, number: f64) {
+        if self.numbers == 0 {
+            self.min = f64::INFINITY;
+            self.max = f64::NEG_INFINITY;
+        }
+        self.items += 1;
+        self.present += 1;
+        self.truthy += usize::from(number != 0.0);
+        self.numbers += 1;
+        self.sum += number;
+        self.min = self.min.min(number);
+        self.max = self.max.max(number);
     }
 
     /// Arrays inside an item are left to the general path (`Err`).

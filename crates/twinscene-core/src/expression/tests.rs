@@ -8,7 +8,7 @@ use crate::twin::{Relationship, Twin};
 fn twin(id: &str, properties: Value) -> Twin {
     let mut twin = Twin::new(id, "dtmi:test:Thing;1");
     if let Value::Object(map) = properties {
-        twin.properties = map;
+        twin.properties = map.into();
     }
     twin
 }
@@ -306,5 +306,46 @@ proptest! {
         let expression = Expression::parse(&source).unwrap();
         let graph = building();
         let _ = expression.evaluate(&Scope::new(&graph).with_primary_id("floor"));
+    }
+}
+
+#[test]
+fn aggregates_over_tracked_numbers_equal_those_over_the_twins() {
+    let numbers = |values: &[f64]| {
+        let rooms: Vec<Twin> = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| twin(&format!("r{i}"), json!({"t": value, "label": "x"})))
+            .collect();
+        let relationships =
+            (0..values.len()).map(|i| contains(&format!("c{i}"), "floor", &format!("r{i}"))).collect();
+        TwinGraph::new(std::iter::once(twin("floor", json!({}))).chain(rooms), relationships)
+    };
+    for values in [&[][..], &[0.0], &[2.5, -1.0, 0.0, 7.25], &[3.0, 3.0]] {
+        let plain = numbers(values);
+        let mut tracked = plain.clone();
+        tracked.track_numbers(["t"]);
+        for function in ["sum", "avg", "min", "max", "count", "any", "all"] {
+            let source = format!("{function}(related(twin, 'contains').t)");
+            let expected = eval_on(&plain, "floor", &source);
+            assert_eq!(eval_on(&tracked, "floor", &source), expected, "{source} over {values:?}");
+        }
+        // A value that is not a number leaves the tracked path for the twins, whole.
+        let mut mixed = tracked.clone();
+        let patch: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "add", "path": "/t", "value": "warm"}])).unwrap();
+        if !values.is_empty() {
+            mixed.apply_patch("r0", &patch, "t").unwrap();
+            let mut reference = plain.clone();
+            reference.apply_patch("r0", &patch, "t").unwrap();
+            for function in ["sum", "avg", "count", "all"] {
+                let source = format!("{function}(related(twin, 'contains').t)");
+                assert_eq!(
+                    eval_on(&mixed, "floor", &source),
+                    eval_on(&reference, "floor", &source),
+                    "{source}"
+                );
+            }
+        }
     }
 }

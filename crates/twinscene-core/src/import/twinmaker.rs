@@ -369,8 +369,9 @@ pub(super) fn import(root: &Value) -> Result<(Scene, Notes), ImportError> {
     // A twin per bound entity, with the bound properties present (null) for a live feed to fill.
     for (entity, paths) in &context.twins {
         let mut twin = Twin::new(entity.clone(), ENTITY_MODEL);
+        let mut properties = Map::new();
         for path in paths {
-            let mut object = &mut twin.properties;
+            let mut object = &mut properties;
             for (i, key) in path.iter().enumerate() {
                 if i + 1 == path.len() {
                     object.entry(key.clone()).or_insert(Value::Null);
@@ -383,6 +384,7 @@ pub(super) fn import(root: &Value) -> Result<(Scene, Notes), ImportError> {
                 }
             }
         }
+        twin.properties = properties.into();
         scene.twins.push(twin);
     }
     Ok((scene, context.notes))
