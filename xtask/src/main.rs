@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_live;
 mod bench_render;
 mod facility;
 
@@ -83,6 +84,9 @@ enum Task {
 enum Bench {
     /// twinscene against a Babylon.js baseline on generated facilities, in headless Chromium.
     Render(bench_render::Args),
+    /// The live-data load test: N viewers × M updates/s against a release server on loopback
+    /// (docs/server.md, "Load test"); arguments go to the `live_load` example.
+    Live(bench_live::Args),
 }
 
 type TaskResult = Result<(), String>;
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             gen_facility(&facility::Options { tiles, lowpoly, source, out }, validate)
         }
         Task::Bench { what: Bench::Render(args) } => bench_render::run(&args),
+        Task::Bench { what: Bench::Live(args) } => bench_live::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
