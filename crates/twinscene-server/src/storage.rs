@@ -668,6 +668,46 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_between_checkpoints_loses_no_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let storage = SqliteStorage::open(&path, SyncMode::Full).unwrap();
+        let checkpoints = Connection::open(&path).unwrap();
+        let mut twin = Twin::new("a", "m");
+        for round in 0..4 {
+            for step in 0..10 {
+                let value = round * 10 + step;
+                twin.properties.insert("v".into(), json!(value));
+                let writes = [
+                    StoredWrite::Twin(twin.clone()),
+                    point(value, value as f64),
+                    StoredWrite::Seq(value as u64),
+                ];
+                storage.commit(&writes).unwrap();
+            }
+            // The log starts over after each round, so the later rounds overwrite its start.
+            checkpoint(&checkpoints, &storage.connection).unwrap();
+        }
+        twin.properties.insert("v".into(), json!(40));
+        storage.commit(&[StoredWrite::Twin(twin.clone()), point(40, 40.0), StoredWrite::Seq(40)]).unwrap();
+
+        // What `kill -9` leaves: the files as they are, the storage never closed.
+        let crashed = dir.path().join("crashed.sqlite");
+        std::fs::copy(&path, &crashed).unwrap();
+        std::fs::copy(dir.path().join("state.sqlite-wal"), dir.path().join("crashed.sqlite-wal")).unwrap();
+        let reopened = SqliteStorage::open(&crashed, SyncMode::Full).unwrap();
+        let loaded = reopened.load().unwrap().unwrap();
+        assert_eq!(loaded.seq, 40);
+        assert_eq!(loaded.twins, [twin]);
+        let history = reopened.history("t", "p", 0, 41, 41).unwrap();
+        assert_eq!(
+            history.iter().map(|bucket| bucket.last).collect::<Vec<_>>(),
+            (0..=40).map(f64::from).collect::<Vec<_>>()
+        );
+        drop(storage);
+    }
+
+    #[test]
     fn history_is_downsampled_into_buckets() {
         let storage = SqliteStorage::in_memory().unwrap();
         let points: Vec<_> = (0..100).map(|i| point(1000 + i * 10, i as f64)).collect();
