@@ -136,6 +136,20 @@ const SCHEMA: &str = "
 
 impl SqliteStorage {
     pub fn open(path: &Path, sync: SyncMode) -> Result<Self, StorageError> {
+        let storage = Self::open_without_checkpoints(path, sync)?;
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_timeout(Duration::from_secs(5))?;
+        // Weak: the thread ends once the storage is dropped, and never keeps the writer open.
+        let writer = Arc::downgrade(&storage.connection);
+        std::thread::Builder::new()
+            .name("twinscene-checkpoint".into())
+            .spawn(move || run_checkpoints(&checkpoints, &writer))
+            .map_err(|error| StorageError(format!("cannot start the checkpoint thread: {error}")))?;
+        Ok(storage)
+    }
+
+    /// The file without the checkpoint thread: its log grows until `checkpoint` is called.
+    fn open_without_checkpoints(path: &Path, sync: SyncMode) -> Result<Self, StorageError> {
         let connection = Connection::open(path)
             .map_err(|error| StorageError(format!("cannot open {}: {error}", path.display())))?;
         // Every commit rewrites one page per history series and per twin it touches (B-tree
@@ -156,16 +170,7 @@ impl SqliteStorage {
         // Checkpoints (copying the log into the database file) would otherwise run inside
         // some commit and stall every write waiting on it; a thread runs them beside the writer.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let storage = Self::with_connection(connection, true)?;
-        let checkpoints = Connection::open(path)?;
-        checkpoints.busy_timeout(Duration::from_secs(5))?;
-        // Weak: the thread ends once the storage is dropped, and never keeps the writer open.
-        let writer = Arc::downgrade(&storage.connection);
-        std::thread::Builder::new()
-            .name("twinscene-checkpoint".into())
-            .spawn(move || run_checkpoints(&checkpoints, &writer))
-            .map_err(|error| StorageError(format!("cannot start the checkpoint thread: {error}")))?;
-        Ok(storage)
+        Self::with_connection(connection, true)
     }
 
     /// History only; `load` finds nothing.
@@ -646,11 +651,18 @@ mod tests {
         connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1)).unwrap()
     }
 
+    /// Checks the outcome only: without commits running beside it, a PASSIVE checkpoint alone
+    /// would also let the next commit start the log over. The RESTART is for commits landing
+    /// while the PASSIVE runs, which the load test (`examples/live_load.rs`) exercises.
     #[test]
     fn a_checkpoint_starts_the_log_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
-        let storage = SqliteStorage::open(&path, SyncMode::Full).unwrap();
+        // No checkpoint thread: on a slow machine it could start the log over mid-test.
+        let storage = SqliteStorage::open_without_checkpoints(&path, SyncMode::Full).unwrap();
+        let page_size: i64 =
+            storage.connection().query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap();
+        assert_eq!(page_size, 1024);
         for group in 0..50 {
             storage.commit(&(0..20).map(|i| point(group * 100 + i, i as f64)).collect::<Vec<_>>()).unwrap();
         }
@@ -671,7 +683,7 @@ mod tests {
     fn a_crash_between_checkpoints_loses_no_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
-        let storage = SqliteStorage::open(&path, SyncMode::Full).unwrap();
+        let storage = SqliteStorage::open_without_checkpoints(&path, SyncMode::Full).unwrap();
         let checkpoints = Connection::open(&path).unwrap();
         let mut twin = Twin::new("a", "m");
         for round in 0..4 {
