@@ -137,8 +137,7 @@ const SCHEMA: &str = "
 impl SqliteStorage {
     pub fn open(path: &Path, sync: SyncMode) -> Result<Self, StorageError> {
         let storage = Self::open_without_checkpoints(path, sync)?;
-        let checkpoints = Connection::open(path)?;
-        checkpoints.busy_timeout(Duration::from_secs(5))?;
+        let checkpoints = checkpoint_connection(path)?;
         // Weak: the thread ends once the storage is dropped, and never keeps the writer open.
         let writer = Arc::downgrade(&storage.connection);
         std::thread::Builder::new()
@@ -368,6 +367,15 @@ fn run_checkpoints(connection: &Connection, writer: &std::sync::Weak<Mutex<Conne
             tracing::warn!("checkpoint failed: {error}");
         }
     }
+}
+
+/// The checkpoint thread's own connection to the database at `path`.
+fn checkpoint_connection(path: &Path) -> Result<Connection, StorageError> {
+    let connection = Connection::open(path)?;
+    // The RESTART waits for readers (an online backup holds one for its whole copy) while
+    // commits wait for it: it gives up at once instead, and the next round tries again.
+    connection.busy_timeout(Duration::ZERO)?;
+    Ok(connection)
 }
 
 /// One PASSIVE checkpoint, then a RESTART with the writer locked; the next commit starts the
@@ -677,6 +685,26 @@ mod tests {
             after < 10,
             "the commit after a checkpoint starts the log over: {after} frames (was {before})"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_does_not_wait_for_a_reader_while_commits_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let storage = SqliteStorage::open_without_checkpoints(&path, SyncMode::Full).unwrap();
+        storage.commit(&[point(1, 1.0)]).unwrap();
+        let mut reader = Connection::open(&path).unwrap();
+        // A read transaction that sees the log, as an online backup holds while it copies.
+        let reading = reader.transaction().unwrap();
+        let _: i64 = reading.query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0)).unwrap();
+        storage.commit(&[point(2, 2.0)]).unwrap();
+        let checkpoints = checkpoint_connection(&path).unwrap();
+        let started = Instant::now();
+        let (busy, _, _) = checkpoint(&checkpoints, &storage.connection).unwrap();
+        assert_eq!(busy, 1, "the reader keeps the log from starting over");
+        assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+        storage.commit(&[point(3, 3.0)]).unwrap();
+        drop(reading);
     }
 
     #[test]
