@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_live;
 mod bench_render;
 mod bench_size;
 mod facility;
@@ -95,6 +96,9 @@ enum Bench {
     Render(bench_render::Args),
     /// Build the bundle to ship and check its compressed size against the budget.
     Size(bench_size::Args),
+    /// The live-data load test: N viewers × M updates/s against a release server on loopback
+    /// (docs/server.md, "Load test"); arguments go to the `live_load` example.
+    Live(bench_live::Args),
 }
 
 type TaskResult = Result<(), String>;
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         }
         Task::Bench { what: Bench::Render(args) } => bench_render::run(&args),
         Task::Bench { what: Bench::Size(args) } => bench_size::run(&args),
+        Task::Bench { what: Bench::Live(args) } => bench_live::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -138,7 +138,6 @@ impl ServerChild {
         cpu_seconds_of(&self.child.id().to_string())
     }
 
-    /// Peak resident memory in MiB.
     /// Bytes the server caused to be written to storage so far (`/proc/PID/io`).
     fn disk_write_bytes(&self) -> f64 {
         let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
@@ -162,6 +161,7 @@ impl ServerChild {
         (value("twinscene_storage_commit_seconds_count"), value("twinscene_storage_commit_seconds_sum"))
     }
 
+    /// Peak resident memory in MiB.
     fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let kib = status
@@ -207,8 +207,11 @@ struct Outcome {
     /// Storage commits (each one log sync with `--sync full`) per second, and their mean duration.
     commits_per_s: f64,
     commit_mean_ms: f64,
-    /// What the server wrote to disk, MiB/s.
+    /// The commit-time bucket that holds the 99th percentile (whole run, warm-up included).
+    commit_p99_ms: f64,
+    /// What the server wrote to disk, MiB/s, and per update accepted.
     disk_mib_per_s: f64,
+    disk_kib_per_update: f64,
 }
 
 async fn run_all(args: Args) -> Result<(), String> {
@@ -226,16 +229,16 @@ async fn run_all(args: Args) -> Result<(), String> {
     );
     println!();
     println!(
-        "| updates/s sent | delivered/s (all viewers) | per viewer/s | p50 ms | p99 ms | max ms | server p99 ≤ ms | server CPU % | server RSS MiB | load generator CPU % | resyncs | commits/s | commit mean ms | disk MiB/s |"
+        "| updates/s sent | delivered/s (all viewers) | per viewer/s | p50 ms | p99 ms | max ms | server p99 ≤ ms | server CPU % | server RSS MiB | load generator CPU % | resyncs | commits/s | commit mean ms | commit p99 ≤ ms | disk MiB/s | disk KiB/update |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for rate in rates {
         if !(1.0..=200_000.0).contains(&rate) {
             return Err(format!("rate {rate} is outside 1..=200000"));
         }
         let outcome = run_once(&args, &scene, rate).await?;
         println!(
-            "| {:.0} (target {:.0}) | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.1} |",
+            "| {:.0} (target {:.0}) | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.2} |",
             outcome.sent_per_s,
             outcome.rate,
             outcome.delivered_per_s,
@@ -250,7 +253,9 @@ async fn run_all(args: Args) -> Result<(), String> {
             outcome.resyncs,
             outcome.commits_per_s,
             outcome.commit_mean_ms,
+            outcome.commit_p99_ms,
             outcome.disk_mib_per_s,
+            outcome.disk_kib_per_update,
         );
     }
     Ok(())
@@ -438,7 +443,9 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
         f64::from(latencies[index]) / 1000.0
     };
     let metrics = client.get(format!("{}/metrics", server.base)).send().await.map_err(|e| e.to_string())?;
-    let server_p99_ms = histogram_p99(&metrics.text().await.map_err(|e| e.to_string())?) * 1000.0;
+    let page = metrics.text().await.map_err(|e| e.to_string())?;
+    let server_p99_ms = histogram_p99(&page, "twinscene_update_latency_seconds") * 1000.0;
+    let commit_p99_ms = histogram_p99(&page, "twinscene_storage_commit_seconds") * 1000.0;
     Ok(Outcome {
         server_p99_ms,
         generator_cpu_percent: own_cpu / measured * 100.0,
@@ -453,15 +460,18 @@ async fn run_once(args: &Args, scene: &Path, rate: f64) -> Result<Outcome, Strin
         resyncs: resyncs.load(Ordering::Relaxed),
         commits_per_s: commits / measured,
         commit_mean_ms: if commits > 0.0 { commit_seconds / commits * 1000.0 } else { 0.0 },
+        commit_p99_ms,
         disk_mib_per_s: disk_bytes / measured / (1024.0 * 1024.0),
+        disk_kib_per_update: if sent_total > 0 { disk_bytes / sent_total as f64 / 1024.0 } else { 0.0 },
     })
 }
 
-/// The upper bound of the latency bucket that holds the 99th percentile.
-fn histogram_p99(page: &str) -> f64 {
+/// The upper bound of the bucket of histogram `name` that holds the 99th percentile.
+fn histogram_p99(page: &str, name: &str) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"");
     let buckets: Vec<(f64, f64)> = page
         .lines()
-        .filter_map(|line| line.strip_prefix("twinscene_update_latency_seconds_bucket{le=\""))
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
         .filter_map(|rest| {
             let (bound, count) = rest.split_once("\"} ")?;
             let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };

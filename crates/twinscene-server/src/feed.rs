@@ -24,7 +24,8 @@ pub struct FeedChange {
 }
 
 enum Pending {
-    Change(FeedChange, Instant),
+    /// With when it was accepted (tokio's clock, which tests can pause).
+    Change(FeedChange, tokio::time::Instant),
     /// Twins or relationships were created or deleted: viewers need a new snapshot.
     Structural(u64),
 }
@@ -105,7 +106,7 @@ impl Feed {
 
     /// Queues an accepted change; it is published once durable. Called in seq order.
     pub fn push(&self, change: FeedChange) {
-        self.inner().pending.push_back(Pending::Change(change, Instant::now()));
+        self.inner().pending.push_back(Pending::Change(change, tokio::time::Instant::now()));
     }
 
     pub fn push_structural(&self, seq: u64) {
@@ -154,6 +155,14 @@ impl Feed {
         seq >= self.inner().oldest_base
     }
 
+    /// When the oldest write waiting to be published was accepted.
+    fn oldest_pending(&self) -> Option<tokio::time::Instant> {
+        match self.inner().pending.front()? {
+            Pending::Change(_, accepted) => Some(*accepted),
+            Pending::Structural(_) => None,
+        }
+    }
+
     fn ready(&self) -> usize {
         let durable = self.durable.load(Ordering::Acquire);
         let inner = self.inner();
@@ -190,7 +199,7 @@ impl Feed {
                     let (merged, dropped) = coalesce(changes.iter().map(|change| &change.change));
                     metrics::counter!(crate::metrics::COALESCED).increment(dropped as u64);
                     let text = delta_text(base, seq, merged.iter());
-                    Batch { base, seq, changes, structural: false, accepted, text }
+                    Batch { base, seq, changes, structural: false, accepted: accepted.into_std(), text }
                 }
                 None => break,
             };
@@ -213,12 +222,15 @@ impl Feed {
     }
 }
 
-/// Waits for a first durable change, gives the batch one tick (or until it is full) to fill,
-/// then publishes. Idle feeds cost nothing.
+/// Waits for a first durable change, gives the batch until one tick after its oldest write was
+/// accepted (or until it is full) to fill, then publishes. The tick counts from acceptance, not
+/// from durability: the commit already took part of it, and a write should not wait for its
+/// commit and then a whole tick more. Idle feeds cost nothing.
 async fn run_publisher(feed: Arc<Feed>) {
     loop {
         feed.wake.notified().await;
-        let deadline = tokio::time::Instant::now() + feed.batching.tick;
+        let accepted = feed.oldest_pending().unwrap_or_else(tokio::time::Instant::now);
+        let deadline = accepted + feed.batching.tick;
         while feed.ready() < feed.batching.max_changes {
             if tokio::time::timeout_at(deadline, feed.wake.notified()).await.is_err() {
                 break;
@@ -454,6 +466,29 @@ mod tests {
         let Pull::Batches(batches) = feed.pull(12) else { panic!("the ring should reach back to 12") };
         assert!(batches[0].text.as_str().contains("99"), "{}", batches[0].text.as_str());
         assert!(!batches.iter().any(|batch| batch.structural), "the failed structural change is gone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_goes_out_one_tick_after_its_first_write_was_accepted_however_long_its_commit_took() {
+        let batching = LiveBatching { tick: std::time::Duration::from_millis(16), ..LiveBatching::default() };
+        let feed = Feed::new(10, batching);
+        let mut published = feed.subscribe();
+        let accepted = tokio::time::Instant::now();
+        feed.push(feed_change(11, 1));
+        // Its commit takes 12 of the tick's 16 ms.
+        tokio::time::advance(std::time::Duration::from_millis(12)).await;
+        feed.mark_durable(11);
+        published.changed().await.unwrap();
+        assert_eq!(accepted.elapsed(), std::time::Duration::from_millis(16), "not 12 + 16 ms");
+
+        // A write whose commit took longer than a tick goes out as soon as it is durable.
+        let accepted = tokio::time::Instant::now();
+        feed.push(feed_change(12, 2));
+        tokio::time::advance(std::time::Duration::from_millis(20)).await;
+        feed.mark_durable(12);
+        published.changed().await.unwrap();
+        assert_eq!(accepted.elapsed(), std::time::Duration::from_millis(20));
+        assert_eq!(published_seqs(&feed, 10), [11, 12]);
     }
 
     #[test]

@@ -24,11 +24,19 @@ const SHARED_BATCHES: usize = 8;
 /// A viewer that does not take a message within this time is disconnected.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much one read from a viewer's socket takes. Tungstenite zero-fills this much of its
+/// buffer before every read, even one that finds nothing, and a viewer's task reads whenever it
+/// wakes for a batch: with the default 128 KiB, zeroing took 12 % of the server's CPU at 10k
+/// updates/s to 100 viewers. Viewers send a few small messages; a larger one (up to the
+/// message cap) is read in several pieces.
+const READ_BUFFER_BYTES: usize = 4096;
+
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Result<Response, ApiError> {
     let slot = ConnectionSlot::take(&state)?;
     // The hard cap protects memory; messages between the limit and the cap get a clear error.
     let cap = state.config().limits.max_message_bytes.saturating_mul(2);
-    Ok(ws.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| async move {
+    let ws = ws.read_buffer_size(READ_BUFFER_BYTES).max_message_size(cap).max_frame_size(cap);
+    Ok(ws.on_upgrade(move |socket| async move {
         let _slot = slot;
         if let Err(error) = serve_viewer(socket, state).await {
             tracing::debug!("live socket ended: {error}");

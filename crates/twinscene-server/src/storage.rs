@@ -117,16 +117,10 @@ pub enum SyncMode {
 /// SQLite in a file (WAL), or in memory for history alone: a
 /// memory-only server never reloads its state, so it does not copy twins into SQLite.
 pub struct SqliteStorage {
-    connection: Mutex<Connection>,
+    /// Shared with the checkpoint thread, which holds it (weakly) to keep commits out while it
+    /// restarts the log.
+    connection: Arc<Mutex<Connection>>,
     keeps_state: bool,
-    /// Set on drop to stop the checkpoint thread.
-    closing: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for SqliteStorage {
-    fn drop(&mut self) {
-        self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 const SCHEMA: &str = "
@@ -142,8 +136,26 @@ const SCHEMA: &str = "
 
 impl SqliteStorage {
     pub fn open(path: &Path, sync: SyncMode) -> Result<Self, StorageError> {
+        let storage = Self::open_without_checkpoints(path, sync)?;
+        let checkpoints = checkpoint_connection(path)?;
+        // Weak: the thread ends once the storage is dropped, and never keeps the writer open.
+        let writer = Arc::downgrade(&storage.connection);
+        std::thread::Builder::new()
+            .name("twinscene-checkpoint".into())
+            .spawn(move || run_checkpoints(&checkpoints, &writer))
+            .map_err(|error| StorageError(format!("cannot start the checkpoint thread: {error}")))?;
+        Ok(storage)
+    }
+
+    /// The file without the checkpoint thread: its log grows until `checkpoint` is called.
+    fn open_without_checkpoints(path: &Path, sync: SyncMode) -> Result<Self, StorageError> {
         let connection = Connection::open(path)
             .map_err(|error| StorageError(format!("cannot open {}: {error}", path.display())))?;
+        // Every commit rewrites one page per history series and per twin it touches (B-tree
+        // leaves keyed by twin), and the log holds each such page whole: 1 KiB pages instead of
+        // the default 4 KiB log and sync about a quarter less per update (measured: 28 → 21 MiB/s
+        // at 10k updates/s). Only takes effect on a new file, before WAL mode fixes the size.
+        connection.pragma_update(None, "page_size", 1024)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         let synchronous = match sync {
             SyncMode::Full => "FULL",
@@ -157,16 +169,7 @@ impl SqliteStorage {
         // Checkpoints (copying the log into the database file) would otherwise run inside
         // some commit and stall every write waiting on it; a thread runs them beside the writer.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let storage = Self::with_connection(connection, true)?;
-        let checkpoints = Connection::open(path)?;
-        checkpoints.busy_timeout(Duration::from_secs(5))?;
-        let closing = storage.closing.clone();
-        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
-        std::thread::Builder::new()
-            .name("twinscene-checkpoint".into())
-            .spawn(move || run_checkpoints(&checkpoints, &wal, &closing))
-            .map_err(|error| StorageError(format!("cannot start the checkpoint thread: {error}")))?;
-        Ok(storage)
+        Self::with_connection(connection, true)
     }
 
     /// History only; `load` finds nothing.
@@ -176,7 +179,7 @@ impl SqliteStorage {
 
     fn with_connection(connection: Connection, keeps_state: bool) -> Result<Self, StorageError> {
         connection.execute_batch(SCHEMA)?;
-        Ok(Self { connection: Mutex::new(connection), keeps_state, closing: Arc::default() })
+        Ok(Self { connection: Arc::new(Mutex::new(connection)), keeps_state })
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -341,24 +344,51 @@ impl Storage for SqliteStorage {
     }
 }
 
-/// Copies the log into the database once a second without blocking writers (PASSIVE), so that
-/// no commit pays for a whole checkpoint. Under steady writes a passive checkpoint never quite
-/// catches up and the log would grow without end, so past `WAL_LIMIT` a TRUNCATE checkpoint
-/// (which waits for the writer once, briefly: most frames are already copied) starts it over.
-fn run_checkpoints(connection: &Connection, wal: &Path, closing: &std::sync::atomic::AtomicBool) {
-    const WAL_LIMIT: u64 = 64 << 20;
-    while !closing.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_secs(1));
-        let large = std::fs::metadata(wal).is_ok_and(|metadata| metadata.len() > WAL_LIMIT);
-        let mode = if large { "TRUNCATE" } else { "PASSIVE" };
-        let result: rusqlite::Result<(i64, i64, i64)> =
-            connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            });
-        if let Err(error) = result {
+/// How often the checkpoint thread copies the log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies the log into the database file beside the writer, so that no commit pays for a whole
+/// checkpoint, and keeps the log from growing.
+///
+/// A PASSIVE checkpoint copies what was committed when it started without blocking commits.
+/// SQLite starts the log over only when a write begins while every frame is copied, which under
+/// steady commits never happens (each one lands while the checkpoint runs), so on its own the
+/// log grows without end, and a TRUNCATE once it is large copies seconds of frames while
+/// commits wait (100–200 ms stalls at 10k updates/s). So each PASSIVE is followed by a RESTART
+/// with the writer's connection locked: no commit is under way, none can start, and the
+/// RESTART only has the few frames committed during the PASSIVE left to copy before the log
+/// starts over. Commits wait on the mutex (woken the moment it is released) rather than in
+/// SQLite's busy handler, which sleeps in steps of up to 100 ms.
+fn run_checkpoints(connection: &Connection, writer: &std::sync::Weak<Mutex<Connection>>) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(writer) = writer.upgrade() else { return };
+        if let Err(error) = checkpoint(connection, &writer) {
             tracing::warn!("checkpoint failed: {error}");
         }
     }
+}
+
+/// The checkpoint thread's own connection to the database at `path`.
+fn checkpoint_connection(path: &Path) -> Result<Connection, StorageError> {
+    let connection = Connection::open(path)?;
+    // The RESTART waits for readers (an online backup holds one for its whole copy) while
+    // commits wait for it: it gives up at once instead, and the next round tries again.
+    connection.busy_timeout(Duration::ZERO)?;
+    Ok(connection)
+}
+
+/// One PASSIVE checkpoint, then a RESTART with the writer locked; the next commit starts the
+/// log over. Returns the RESTART's (busy, log frames, frames copied).
+fn checkpoint(connection: &Connection, writer: &Mutex<Connection>) -> rusqlite::Result<(i64, i64, i64)> {
+    let run = |mode: &str| {
+        connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+    };
+    run("PASSIVE")?;
+    let _no_commits = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    run("RESTART")
 }
 
 /// A group of writes and who waits for them to be durable.
@@ -620,6 +650,101 @@ mod tests {
         }
         assert_eq!(storage.commit_count(), 2);
         assert_eq!(*outcomes.lock().unwrap(), [true, false, false, false, false]);
+    }
+
+    /// Frames in the log of the database at `path`, by a PASSIVE checkpoint on a connection of
+    /// its own (which copies them, but never starts the log over).
+    fn log_frames(path: &Path) -> i64 {
+        let connection = Connection::open(path).unwrap();
+        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1)).unwrap()
+    }
+
+    /// Checks the outcome only: without commits running beside it, a PASSIVE checkpoint alone
+    /// would also let the next commit start the log over. The RESTART is for commits landing
+    /// while the PASSIVE runs, which the load test (`examples/live_load.rs`) exercises.
+    #[test]
+    fn a_checkpoint_starts_the_log_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        // No checkpoint thread: on a slow machine it could start the log over mid-test.
+        let storage = SqliteStorage::open_without_checkpoints(&path, SyncMode::Full).unwrap();
+        let page_size: i64 =
+            storage.connection().query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap();
+        assert_eq!(page_size, 1024);
+        for group in 0..50 {
+            storage.commit(&(0..20).map(|i| point(group * 100 + i, i as f64)).collect::<Vec<_>>()).unwrap();
+        }
+        let before = log_frames(&path);
+        assert!(before >= 50, "every commit appends to the log: {before} frames");
+        let checkpoints = Connection::open(&path).unwrap();
+        let (busy, _, _) = checkpoint(&checkpoints, &storage.connection).unwrap();
+        assert_eq!(busy, 0);
+        storage.commit(&[point(10_000, 1.0)]).unwrap();
+        let after = log_frames(&path);
+        assert!(
+            after < 10,
+            "the commit after a checkpoint starts the log over: {after} frames (was {before})"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_does_not_wait_for_a_reader_while_commits_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let storage = SqliteStorage::open_without_checkpoints(&path, SyncMode::Full).unwrap();
+        storage.commit(&[point(1, 1.0)]).unwrap();
+        let mut reader = Connection::open(&path).unwrap();
+        // A read transaction that sees the log, as an online backup holds while it copies.
+        let reading = reader.transaction().unwrap();
+        let _: i64 = reading.query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0)).unwrap();
+        storage.commit(&[point(2, 2.0)]).unwrap();
+        let checkpoints = checkpoint_connection(&path).unwrap();
+        let started = Instant::now();
+        let (busy, _, _) = checkpoint(&checkpoints, &storage.connection).unwrap();
+        assert_eq!(busy, 1, "the reader keeps the log from starting over");
+        assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+        storage.commit(&[point(3, 3.0)]).unwrap();
+        drop(reading);
+    }
+
+    #[test]
+    fn a_crash_between_checkpoints_loses_no_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let storage = SqliteStorage::open_without_checkpoints(&path, SyncMode::Full).unwrap();
+        let checkpoints = Connection::open(&path).unwrap();
+        let mut twin = Twin::new("a", "m");
+        for round in 0..4 {
+            for step in 0..10 {
+                let value = round * 10 + step;
+                twin.properties.insert("v".into(), json!(value));
+                let writes = [
+                    StoredWrite::Twin(twin.clone()),
+                    point(value, value as f64),
+                    StoredWrite::Seq(value as u64),
+                ];
+                storage.commit(&writes).unwrap();
+            }
+            // The log starts over after each round, so the later rounds overwrite its start.
+            checkpoint(&checkpoints, &storage.connection).unwrap();
+        }
+        twin.properties.insert("v".into(), json!(40));
+        storage.commit(&[StoredWrite::Twin(twin.clone()), point(40, 40.0), StoredWrite::Seq(40)]).unwrap();
+
+        // What `kill -9` leaves: the files as they are, the storage never closed.
+        let crashed = dir.path().join("crashed.sqlite");
+        std::fs::copy(&path, &crashed).unwrap();
+        std::fs::copy(dir.path().join("state.sqlite-wal"), dir.path().join("crashed.sqlite-wal")).unwrap();
+        let reopened = SqliteStorage::open(&crashed, SyncMode::Full).unwrap();
+        let loaded = reopened.load().unwrap().unwrap();
+        assert_eq!(loaded.seq, 40);
+        assert_eq!(loaded.twins, [twin]);
+        let history = reopened.history("t", "p", 0, 41, 41).unwrap();
+        assert_eq!(
+            history.iter().map(|bucket| bucket.last).collect::<Vec<_>>(),
+            (0..=40).map(f64::from).collect::<Vec<_>>()
+        );
+        drop(storage);
     }
 
     #[test]

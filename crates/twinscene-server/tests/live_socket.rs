@@ -288,3 +288,16 @@ async fn a_viewer_that_stops_reading_gets_coalesced_latest_values_not_a_queue() 
     assert_eq!(slow.snapshots, 1, "no resync was needed");
     assert!(slow.changes < WRITES, "{} changes for {WRITES} writes: nothing was coalesced", slow.changes);
 }
+
+#[tokio::test]
+async fn a_viewer_message_larger_than_one_socket_read_is_read_whole() {
+    let base = serve(demo_state()).await;
+    let mut viewer = Viewer::connect(&base).await;
+    // 48 KiB of JSON whitespace: within the 64 KiB message limit, a dozen reads of the socket.
+    let padding = " ".repeat(48 * 1024);
+    viewer
+        .send(&format!(r#"{{"type": "hello", "protocol": {PROTOCOL_VERSION},{padding}"scene": null}}"#))
+        .await;
+    let snapshot = viewer.next().await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+}
