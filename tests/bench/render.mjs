@@ -212,15 +212,33 @@ async function bigUpdate(page, url, state) {
   return { count, totalMs: applied - started, ingestMs: acked - started };
 }
 
-async function pickLatency(page, kind) {
-  const target = await page.evaluate((kind) => {
-    const clear = (x, y) => x > 30 && y > 50 && x < 370 && y < 250 && document.elementFromPoint(x, y)?.tagName === 'CANVAS';
-    if (kind === 'twinscene') {
-      for (const [id, e] of Object.entries(window.twinscene.elements)) {
-        if (e.onTop && e.screen && clear(e.screen[0], e.screen[1])) return { id, x: e.screen[0], y: e.screen[1] };
+/** A canvas point over an element for twinscene: large scenes publish screen positions only
+ * for elements with badges (which the badges then cover), so points are tried by hovering. */
+async function twinscenePickTarget(page) {
+  const candidates = await page.evaluate(() => {
+    const clear = (x, y) => document.elementFromPoint(x, y)?.tagName === 'CANVAS';
+    const points = [];
+    for (let d = 0; d <= 120; d += 20) {
+      for (const [x, y] of [[200 + d, 150], [200 - d, 150], [200, 150 + d * 0.6], [200, 150 - d * 0.6]]) {
+        if (clear(x, y)) points.push([x, y]);
       }
-      return null;
     }
+    return points;
+  });
+  for (const [x, y] of candidates.slice(0, 6)) {
+    await page.mouse.move(x, y);
+    const hovered = await page
+      .waitForFunction(() => window.twinscene.hovered, null, { timeout: 20_000, polling: 100 })
+      .then((handle) => handle.jsonValue())
+      .catch(() => null);
+    if (hovered) return { id: hovered, x, y };
+  }
+  return null;
+}
+
+async function pickLatency(page, kind) {
+  const target = kind === 'twinscene' ? await twinscenePickTarget(page) : await page.evaluate(() => {
+    const clear = (x, y) => x > 30 && y > 50 && x < 370 && y < 250 && document.elementFromPoint(x, y)?.tagName === 'CANVAS';
     for (let y = 150; y < 250; y += 10) {
       for (let x = 200, d = 0; d < 170; d += 10) {
         for (const px of [x - d, x + d]) {
@@ -230,7 +248,7 @@ async function pickLatency(page, kind) {
       }
     }
     return null;
-  }, kind);
+  });
   if (!target) return { ms: NaN, note: 'no element on screen to click' };
   const times = [];
   for (let i = 0; i < REPEATS; i++) {
