@@ -945,10 +945,10 @@ fn models_by_id(models: Vec<Value>) -> BTreeMap<String, Value> {
 fn replacement_patch(old: &PropertyMap<Value>, new: &PropertyMap<Value>) -> Patch {
     let pointer = |name: &str| json_patch::jsonptr::PointerBuf::from_tokens([name]);
     let mut operations = Vec::new();
-    for name in old.keys().filter(|name| !new.contains_key(*name)) {
+    for name in old.keys().filter(|name| !new.contains_key(name)) {
         operations.push(PatchOperation::Remove(RemoveOperation { path: pointer(name) }));
     }
-    for (name, value) in new.iter().filter(|(name, value)| old.get(*name) != Some(value)) {
+    for (name, value) in new.iter().filter(|(name, value)| old.get(name) != Some(value)) {
         operations.push(PatchOperation::Add(AddOperation { path: pointer(name), value: value.clone() }));
     }
     Patch(operations)
