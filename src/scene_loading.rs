@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use twinscene_core::import::{self, ImportNote, ImportOptions, Imported, SourceFormat};
 use twinscene_core::runtime::SceneRuntime;
 use twinscene_core::scene::Scene;
+use twinscene_core::scene_check::{self, Finding};
 
 use crate::ViewerConfig;
 use crate::app_phase::{AppPhase, LoadStage, loading};
@@ -114,6 +115,11 @@ struct SceneFiles {
 pub struct SceneSource {
     pub format: SourceFormat,
     pub notes: Vec<ImportNote>,
+    /// What `twinscene validate` would say about the (imported) scene: expressions that do not
+    /// parse or do not fit the twins' DTDL types, unknown names, and so on. The scene is shown
+    /// anyway (a failing expression has no value); these tell its author why. `None` until the
+    /// twins are known: a server's scene comes without them, and the live snapshot brings them.
+    pub findings: Option<Vec<Finding>>,
 }
 
 /// What to load, from the viewer's configuration.
@@ -138,8 +144,37 @@ pub(super) fn plugin(app: &mut App) {
             receive_mesh_bytes.run_if(resource_exists::<MeshDownload>),
             watch_model_load.run_if(loading(LoadStage::Mesh).and_then(resource_exists::<PendingModel>)),
             measure_elements.run_if(loading(LoadStage::Layout)),
+            check_scene_once_twins_are_known,
         ),
     );
+}
+
+/// Checks the scene as `twinscene validate` would, once: as soon as there are twins to check
+/// it against (the scene's own, or the live snapshot's), or at once without live data.
+fn check_scene_once_twins_are_known(
+    runtime: Option<Res<TwinRuntime>>,
+    source: Option<ResMut<SceneSource>>,
+    config: Res<ViewerConfig>,
+) {
+    let (Some(runtime), Some(mut source)) = (runtime, source) else { return };
+    if source.findings.is_some() || (runtime.graph().twin_count() == 0 && config.live_url.is_some()) {
+        return;
+    }
+    let findings = scene_check::check_scene_with_twins(
+        runtime.scene(),
+        runtime.graph().twins(),
+        runtime.graph().models(),
+    );
+    for finding in &findings {
+        warn!(
+            "scene {}: {} {}: {}",
+            config.scene_url,
+            finding.severity.as_str(),
+            finding.pointer,
+            finding.message
+        );
+    }
+    source.findings = Some(findings);
 }
 
 fn request_scene_file(mut commands: Commands, config: Res<ViewerConfig>, mut phase: ResMut<AppPhase>) {
@@ -204,7 +239,7 @@ fn receive_scene_file(
         // Live writes come from the server, which has accepted them: the viewer must apply
         // them, not re-judge them against the scene's models (kept for units and selections).
         runtime.trust_writes();
-        Ok((runtime, SceneSource { format: files.format, notes: files.notes }))
+        Ok((runtime, SceneSource { format: files.format, notes: files.notes, findings: None }))
     });
     let (runtime, source) = match loaded {
         Ok(loaded) => loaded,

@@ -46,6 +46,9 @@ pub struct PublishedState {
     pub source_format: Option<&'static str>,
     /// What the scene file has that the viewer does not show (`pointer: message`).
     pub import_notes: Vec<String>,
+    /// What checking the scene found (`severity pointer: message`): expressions that do not
+    /// parse or do not fit the twins' DTDL types, unknown names. The scene is shown anyway.
+    pub scene_checks: Vec<String>,
     /// Every element by id. In the browser this object is kept between publishes and only the
     /// entries that changed are rewritten (see `write_to_page`).
     #[serde(skip)]
@@ -254,7 +257,8 @@ fn publish_state(
         || twins_changed
         || layout_changed
         || download_moved
-        || !styled.is_empty())
+        || !styled.is_empty()
+        || source.as_ref().is_some_and(|s| s.is_changed()))
     {
         return;
     }
@@ -286,6 +290,12 @@ fn publish_state(
         if let Some(source) = &source {
             next.source_format = Some(source.format.name());
             next.import_notes = source.notes.iter().map(ToString::to_string).collect();
+            next.scene_checks = source
+                .findings
+                .iter()
+                .flatten()
+                .map(|f| format!("{} {}: {}", f.severity.as_str(), f.pointer, f.message))
+                .collect();
         }
         next.legend = legend(runtime.scene());
         next.viewpoints = runtime

@@ -40,6 +40,10 @@ export interface TwinsceneState {
   sourceFormat: 'twinscene' | 'adt-3dscenes' | 'twinmaker' | 'adt-explorer' | null;
   /** What the scene file has that the viewer does not show (`pointer: message`). */
   importNotes: string[];
+  /** What checking the scene found, `severity pointer: message` (as `twinscene validate` says
+   * it): expressions that do not parse or do not fit the twins' DTDL types, unknown names. The
+   * scene is shown anyway; an expression that fails has no value. */
+  sceneChecks: string[];
   /** Every element by id. One object for the life of a scene: each publish rewrites only the
    * entries that changed (compare entries, not this object, to see changes). */
   elements: Record<string, TwinsceneElementState>;

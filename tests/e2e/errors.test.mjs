@@ -1,12 +1,13 @@
 // Loading failures are shown to the user, precisely: a scene whose mesh is missing names the
 // mesh; a malformed scene names the line and column. The viewer fails cleanly, never panics.
+// A scene whose rules do not fit its twins still shows, and says what is wrong where.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { openViewer, startServer, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, openViewer, startServer, waitForReady, withDiagnostics } from './harness.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -54,6 +55,31 @@ test('a malformed scene shows the parse error with line and column', { timeout: 
     const { error, shown } = await failureOf(viewer);
     assert.match(error, /line 4, column 1/);
     assert.match(shown, /line 4, column 1/);
+    viewer.assertNoPanics();
+  });
+});
+
+test('a rule expression that does not fit the twins is reported with its pointer, and the scene still shows', { timeout: 180_000 }, async () => {
+  const demo = JSON.parse(await readFile(path.join(REPO_ROOT, 'scenes/demo.json'), 'utf8'));
+  const dir = await mkdtemp(path.join(tmpdir(), 'twinscene-e2e-typo-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const behavior = demo.behaviors.findIndex((b) => b.visuals.some((v) => v.type === 'color'));
+  const visual = demo.behaviors[behavior].visuals.findIndex((v) => v.type === 'color');
+  demo.behaviors[behavior].visuals[visual].expression = 'PrimaryTwin.temprature';
+  const scene = path.join(dir, 'typo.json');
+  await writeFile(scene, JSON.stringify({ ...demo, mesh: path.join(REPO_ROOT, 'assets/duplex.glb') }));
+  const server = await startServer({ scene });
+  cleanup.push(() => server.stop());
+  const viewer = await openViewer(server.url);
+  cleanup.push(() => viewer.close());
+  await withDiagnostics({ server, viewer }, async () => {
+    await waitForReady(viewer.page);
+    const checks = await viewer.page.evaluate(() => window.twinscene.sceneChecks);
+    const pointer = `/behaviors/${behavior}/visuals/${visual}/expression`;
+    const finding = checks.find((check) => check.includes(pointer));
+    assert.ok(finding, `a finding at ${pointer}: ${JSON.stringify(checks)}`);
+    assert.match(finding, /temprature/);
+    assert.match(finding, /did you mean "temperature"/);
     viewer.assertNoPanics();
   });
 });

@@ -79,9 +79,19 @@ pub fn did_you_mean(suggestions: &[&str]) -> String {
 /// Checks `scene` with the twins it may be shown with (its own, then `extra_twins`, e.g. from a
 /// twins file) and, when known, the DTDL models of those twins. Findings come in scene order.
 pub fn check_scene(scene: &Scene, extra_twins: &[Twin], models: Option<&ModelSet>) -> Vec<Finding> {
+    check_scene_with_twins(scene, extra_twins.iter(), models)
+}
+
+/// [`check_scene`] with the extra twins borrowed from wherever they live (the viewer's twin
+/// graph once live data arrived), so that 10^5 twins need not be copied into a slice.
+pub fn check_scene_with_twins<'a>(
+    scene: &'a Scene,
+    extra_twins: impl IntoIterator<Item = &'a Twin>,
+    models: Option<&ModelSet>,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let twins: HashMap<&str, &Twin> =
-        extra_twins.iter().chain(&scene.twins).map(|twin| (twin.id.as_str(), twin)).collect();
+        extra_twins.into_iter().chain(&scene.twins).map(|twin| (twin.id.as_str(), twin)).collect();
     let catalog = Catalog::new(scene, twins.values().copied(), models);
 
     if let Some(models) = models {
