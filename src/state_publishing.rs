@@ -208,13 +208,12 @@ impl Interaction<'_> {
 /// move. Pages set it with the `screen-positions-up-to` attribute.
 pub const ALL_SCREEN_POSITIONS_UP_TO: usize = 5_000;
 
-/// What was last published per element, so that a publish writes only the elements that
-/// changed: at 10^5 elements rebuilding and sending every element on each live update or
-/// camera move would take longer than a frame.
+/// What a publish needs besides the published entries themselves (`PublishedState::elements`),
+/// so that it writes only the elements that changed: at 10^5 elements rebuilding and sending
+/// every element on each live update or camera move would take longer than a frame.
 #[derive(Default)]
 struct ElementCache {
-    /// Per element (scene index): the entry last published.
-    published: Vec<Option<PublishedElement>>,
+    /// Per element (scene index); its length is the element count of the scene cached.
     screen: Vec<ScreenPosition>,
     /// Elements with badges, in scene order.
     alerting: std::collections::BTreeSet<usize>,
@@ -290,12 +289,7 @@ fn publish_state(
         if let Some(source) = &source {
             next.source_format = Some(source.format.name());
             next.import_notes = source.notes.iter().map(ToString::to_string).collect();
-            next.scene_checks = source
-                .findings
-                .iter()
-                .flatten()
-                .map(|f| format!("{} {}: {}", f.severity.as_str(), f.pointer, f.message))
-                .collect();
+            next.scene_checks = source.findings.iter().flatten().map(ToString::to_string).collect();
         }
         next.legend = legend(runtime.scene());
         next.viewpoints = runtime
@@ -340,11 +334,9 @@ fn publish_state(
             .alerting
             .iter()
             .filter_map(|&index| {
-                let entry = cache.published[index].as_ref()?;
-                Some(PublishedAlert {
-                    element: runtime.elements()[index].id.clone(),
-                    badges: entry.badges.clone(),
-                })
+                let id = &runtime.elements()[index].id;
+                let entry = next.elements.get(id)?;
+                Some(PublishedAlert { element: id.clone(), badges: entry.badges.clone() })
             })
             .collect();
         next.stale_elements = (0..runtime.elements().len())
@@ -409,13 +401,9 @@ fn update_elements(
     ray_cast: &mut ElementRayCast,
 ) -> ChangedElements {
     let count = runtime.elements().len();
-    let reset = cache.published.len() != count;
+    let reset = cache.screen.len() != count;
     if reset {
-        *cache = ElementCache {
-            published: vec![None; count],
-            screen: vec![ScreenPosition::default(); count],
-            ..default()
-        };
+        *cache = ElementCache { screen: vec![ScreenPosition::default(); count], ..default() };
         published.clear();
     }
     let mut dirty = vec![reset; count];
@@ -425,8 +413,9 @@ fn update_elements(
         }
     }
     if interaction.freshness.is_changed() {
-        for (element, entry) in cache.published.iter().enumerate() {
-            if entry.as_ref().is_some_and(|e| e.stale != interaction.freshness.is_stale(element)) {
+        for (element, scene_element) in runtime.elements().iter().enumerate() {
+            let published_stale = published.get(&scene_element.id).map(|e| e.stale);
+            if published_stale.is_some_and(|stale| stale != interaction.freshness.is_stale(element)) {
                 dirty[element] = true;
             }
         }
@@ -442,26 +431,24 @@ fn update_elements(
     // Screen positions: all of them when the view moved, else those of rewritten elements (and
     // of the selection and hover, which position large scenes).
     let every_position = count <= screen_positions_up_to;
+    let wanted: std::collections::BTreeSet<usize> = if every_position {
+        Default::default()
+    } else {
+        positioned_in_large_scene(cache, interaction, count).collect()
+    };
     let to_position: std::collections::BTreeSet<usize> = if layout_changed || reset {
         if every_position {
             (0..count).collect()
         } else {
             // Those positioned before too, so that an element that no longer needs one drops it.
-            let wanted = positioned_in_large_scene(cache, interaction, count);
-            cache.positioned.iter().copied().chain(wanted).collect()
+            cache.positioned.iter().chain(&wanted).copied().collect()
         }
     } else {
         let mut elements: std::collections::BTreeSet<usize> = (0..count).filter(|&e| dirty[e]).collect();
         if !every_position && (interaction.selection.is_changed() || interaction.search.is_changed()) {
-            elements.extend(cache.positioned.iter().copied());
-            elements.extend(positioned_in_large_scene(cache, interaction, count));
+            elements.extend(cache.positioned.iter().chain(&wanted).copied());
         }
         elements
-    };
-    let wanted: std::collections::BTreeSet<usize> = if every_position {
-        Default::default()
-    } else {
-        positioned_in_large_scene(cache, interaction, count).collect()
     };
     for element in to_position {
         let position = match view {
@@ -485,15 +472,14 @@ fn update_elements(
     let mut changed = ChangedElements { reset, ..default() };
     for element in (0..count).filter(|&e| dirty[e]) {
         let entry = published_element(runtime, interaction, element, cache.screen[element]);
-        let previous = &mut cache.published[element];
-        if previous.as_ref() != Some(&entry) {
-            let was_missing = previous.as_ref().is_some_and(|e| !e.twin_found);
+        let id = &runtime.elements()[element].id;
+        let previous = published.get(id);
+        if previous != Some(&entry) {
+            let was_missing = previous.is_some_and(|e| !e.twin_found);
             cache.missing_twins =
                 cache.missing_twins + usize::from(!entry.twin_found) - usize::from(was_missing);
-            let id = runtime.elements()[element].id.clone();
-            published.insert(id.clone(), entry.clone());
-            changed.entries.insert(id, entry.clone());
-            *previous = Some(entry);
+            changed.entries.insert(id.clone(), entry.clone());
+            published.insert(id.clone(), entry);
         }
     }
     changed
