@@ -166,13 +166,7 @@ fn check_scene_once_twins_are_known(
         runtime.graph().models(),
     );
     for finding in &findings {
-        warn!(
-            "scene {}: {} {}: {}",
-            config.scene_url,
-            finding.severity.as_str(),
-            finding.pointer,
-            finding.message
-        );
+        warn!("scene {}: {finding}", config.scene_url);
     }
     source.findings = Some(findings);
 }

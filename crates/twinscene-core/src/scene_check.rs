@@ -47,6 +47,13 @@ pub struct Finding {
     pub message: String,
 }
 
+/// `severity pointer: message`, as the viewer logs and publishes it.
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.severity.as_str(), self.pointer, self.message)
+    }
+}
+
 /// Up to three names close to `name` (edit distance), closest first.
 pub fn near_misses<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let limit = (name.chars().count() / 3).clamp(1, 4);
