@@ -41,7 +41,8 @@ pub fn run(args: &Args) -> crate::TaskResult {
         mb(shipped.wasm_raw),
         mb(shipped.wasm_gzip)
     );
-    let verdict = if mb(shipped.wasm_gzip) <= args.budget_mb { "within" } else { "over" };
+    let within = mb(shipped.wasm_gzip) <= args.budget_mb;
+    let verdict = if within { "within" } else { "over" };
     let _ = writeln!(
         report,
         "\nBudget: {:.1} MB gzip: {verdict} ({:.2} MB). Build took {:.0} s.",
@@ -52,7 +53,7 @@ pub fn run(args: &Args) -> crate::TaskResult {
     std::fs::create_dir_all("target/bench").map_err(|e| format!("cannot create target/bench: {e}"))?;
     std::fs::write(REPORT, &report).map_err(|e| format!("cannot write {REPORT}: {e}"))?;
     eprintln!("{report}xtask: written to {REPORT}");
-    if verdict == "over" {
+    if !within {
         return Err(format!(
             "the shipped wasm is {:.2} MB gzip, over the {:.1} MB budget",
             mb(shipped.wasm_gzip),
