@@ -19,30 +19,58 @@ use bevy::camera::visibility::NoAutoAabb;
 use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
 use bevy::pbr::{ExtendedMaterial, MaterialExtension};
 use bevy::prelude::*;
-use bevy::render::render_resource::{AsBindGroup, Extent3d, TextureDimension, TextureFormat};
+use bevy::render::render_resource::{AsBindGroup, Extent3d, ShaderType, TextureDimension, TextureFormat};
 use bevy::shader::ShaderRef;
 use twinscene_core::color::{Color as StyleColor, Opacity};
 
+use crate::camera::{AMBIENT_BRIGHTNESS, KEY_LIGHT_FROM, KEY_LIGHT_LUX};
 use crate::element_picking::PartTree;
 use crate::scene_loading::{ElementBounds, ElementMeshes};
 
 /// The material of a batch: the model's own material, extended by the element state lookup.
 pub type BatchMaterial = ExtendedMaterial<StandardMaterial, ElementStateLookup>;
 
-/// The state texture binding of a batch material.
+/// What a batch material adds to the model's material: the state texture, and the scene's
+/// lights for its vertex shader (Bevy's light bindings are visible to fragment shaders only).
 #[derive(Asset, AsBindGroup, Reflect, Debug, Clone, Default)]
 pub struct ElementStateLookup {
     #[texture(100)]
     pub state: Handle<Image>,
+    #[uniform(101)]
+    pub lighting: BatchLighting,
+}
+
+/// The scene's lights as the batch shader uses them (`BatchLighting` in batched_geometry.wgsl);
+/// RGB in w-padded vectors, intensities as Bevy's light bindings carry them (before exposure).
+#[derive(ShaderType, Reflect, Debug, Clone, Copy, Default)]
+pub struct BatchLighting {
+    pub direction_to_light: Vec4,
+    pub key_light: Vec4,
+    pub ambient_light: Vec4,
+}
+
+impl BatchLighting {
+    /// The viewer's own lights (camera.rs).
+    fn of_scene() -> Self {
+        BatchLighting {
+            direction_to_light: KEY_LIGHT_FROM.normalize().extend(0.0),
+            key_light: Vec4::splat(KEY_LIGHT_LUX),
+            ambient_light: Vec4::splat(AMBIENT_BRIGHTNESS),
+        }
+    }
 }
 
 impl MaterialExtension for ElementStateLookup {
+    fn vertex_shader() -> ShaderRef {
+        "embedded://twinscene_viewer/batched_geometry.wgsl".into()
+    }
+
     fn fragment_shader() -> ShaderRef {
         "embedded://twinscene_viewer/batched_geometry.wgsl".into()
     }
 
-    // Hidden elements are discarded in the fragment shader; a depth prepass or shadow pass
-    // would still draw them. The viewer uses neither.
+    // Hidden elements are collapsed by the batch's own vertex shader; a depth prepass or shadow
+    // pass would use Bevy's and still draw them. The viewer uses neither.
     fn enable_prepass() -> bool {
         false
     }
@@ -473,8 +501,10 @@ fn merge_into_batches(
         // Tangents are not merged, so a normal map would have nothing to work with.
         base.normal_map_texture = None;
         let own_alpha = base.alpha_mode;
-        let material = batch_materials
-            .add(BatchMaterial { base, extension: ElementStateLookup { state: image.clone() } });
+        let material = batch_materials.add(BatchMaterial {
+            base,
+            extension: ElementStateLookup { state: image.clone(), lighting: BatchLighting::of_scene() },
+        });
         materials.push((material.clone(), own_alpha));
         let (mesh, aabb, geometry) = builder.build();
         commands.spawn((

@@ -1,17 +1,41 @@
-// Fragment shader of batched geometry: the model's own material (StandardMaterial), then the
-// element's state from the state texture, looked up by the element slot every vertex carries in
-// UV channel 1. Mirrors the per-element materials in element_styles.rs: a style color replaces
-// the model's color (with a little self-light), hover and selection brighten, ghosting makes the
-// element faint, a style opacity scales alpha, and hidden elements are not drawn at all.
+// Shaders of batched geometry. They mirror the per-element materials in element_styles.rs: a
+// style color replaces the model's color (with a little self-light), hover and selection
+// brighten, ghosting makes the element faint, a style opacity scales alpha and hidden elements
+// are not drawn.
+//
+// Almost all of the work is per vertex, not per pixel. Software WebGL (SwiftShader, what a
+// headless browser or a machine without a GPU has) shades every pixel on the CPU, and Bevy's
+// full PBR fragment shader made a frame of a building about ten times as expensive as a
+// constant color. So the vertex stage reads the element's state from the state texture (by
+// the element slot every vertex carries in UV channel 1), collapses hidden elements, and lights
+// the vertex: Lambert diffuse from the key light plus the ambient light, which for the planar
+// faces of a building equals per-pixel lighting. The fragment stage only multiplies in the base
+// color texture, if the material has one.
 
 #import bevy_pbr::{
-    pbr_fragment::pbr_input_from_standard_material,
-    pbr_functions::{alpha_discard, apply_pbr_lighting, main_pass_post_lighting_processing},
-    forward_io::{VertexOutput, FragmentOutput},
+    forward_io::{FragmentOutput, Vertex},
+    mesh_functions,
+    mesh_view_bindings::view,
+    pbr_bindings,
+    pbr_types,
+    view_transformations::position_world_to_clip,
 }
+
+#ifdef TONEMAP_IN_SHADER
+#import bevy_core_pipeline::tonemapping::tone_mapping
+#endif
 
 // Two texels per slot: [r, g, b, opacity] of the style color (sRGB bytes), then [flags, 0, 0, 0].
 @group(#{MATERIAL_BIND_GROUP}) @binding(100) var element_state: texture_2d<f32>;
+
+// The scene's lights (`BatchLighting` in batched_geometry.rs): Bevy's light bindings are not
+// visible to vertex shaders.
+struct BatchLighting {
+    direction_to_light: vec4<f32>,
+    key_light: vec4<f32>,
+    ambient_light: vec4<f32>,
+}
+@group(#{MATERIAL_BIND_GROUP}) @binding(101) var<uniform> lighting: BatchLighting;
 
 // Keep in step with `StateFlags` in batched_geometry.rs.
 const HAS_COLOR: u32 = 1u;
@@ -24,60 +48,140 @@ const GHOSTED: u32 = 16u;
 const HIGHLIGHT: vec3<f32> = vec3<f32>(0.1, 0.55, 1.0);
 const GHOST_ALPHA: f32 = 0.12;
 
-fn srgb_to_linear(color: vec3<f32>) -> vec3<f32> {
-    let low = color / 12.92;
-    let high = pow((color + 0.055) / 1.055, vec3<f32>(2.4));
-    return select(high, low, color <= vec3<f32>(0.04045));
+const PI: f32 = 3.141592653589793;
+
+struct BatchVertexOutput {
+    @builtin(position) position: vec4<f32>,
+    // Linear base color and alpha: the style color, or the model material's color.
+    @location(0) base_color: vec4<f32>,
+    // What the base color is multiplied by (light), and what is added (emitted light).
+    @location(1) light: vec3<f32>,
+    @location(2) emitted: vec3<f32>,
+#ifdef VERTEX_UVS_A
+    @location(3) uv: vec2<f32>,
+#endif
+#ifndef VERTEX_NORMALS
+    @location(4) world_position: vec3<f32>,
+#endif
+    @location(5) @interpolate(flat) flags: u32,
+}
+
+// sRGB to linear by a cubic fit (within 0.2 % of the exact curve): the exact one takes three
+// pow() calls, paid here for every vertex.
+fn srgb_to_linear(c: vec3<f32>) -> vec3<f32> {
+    return c * (c * (c * 0.305306011 + 0.682171111) + 0.012522878);
+}
+
+// Light reaching a surface with normal `normal`, in the view's exposure: the key light as
+// Lambert diffuse, plus the ambient light.
+fn light_at(normal: vec3<f32>) -> vec3<f32> {
+    let key = max(dot(normal, lighting.direction_to_light.xyz), 0.0) / PI;
+    return (lighting.ambient_light.rgb + lighting.key_light.rgb * key) * view.exposure;
+}
+
+@vertex
+fn vertex(vertex: Vertex) -> BatchVertexOutput {
+    var out: BatchVertexOutput;
+    let slot = u32(vertex.uv_b.x + 0.5);
+    let per_row = textureDimensions(element_state).x / 2u;
+    let texel = vec2<i32>(i32((slot % per_row) * 2u), i32(slot / per_row));
+    let flags = u32(textureLoad(element_state, texel + vec2<i32>(1, 0), 0).r * 255.0 + 0.5);
+    out.flags = flags;
+    if (flags & HIDDEN) != 0u {
+        // Every vertex of a hidden element lands on the same point outside the clip volume, so
+        // its triangles are clipped before any pixel is shaded.
+        out.position = vec4<f32>(2.0, 2.0, 2.0, 1.0);
+        return out;
+    }
+    let world_from_local = mesh_functions::get_world_from_local(vertex.instance_index);
+    let world_position = mesh_functions::mesh_position_local_to_world(
+        world_from_local, vec4<f32>(vertex.position, 1.0));
+    out.position = position_world_to_clip(world_position.xyz);
+#ifdef VERTEX_UVS_A
+    out.uv = vertex.uv;
+#endif
+#ifdef VERTEX_NORMALS
+    let normal = normalize(mesh_functions::mesh_normal_local_to_world(vertex.normal, vertex.instance_index));
+    out.light = light_at(normal);
+#else
+    out.world_position = world_position.xyz;
+#endif
+
+    let material = pbr_bindings::material;
+    let styled = (flags & HAS_COLOR) != 0u;
+    var emissive: vec3<f32>;
+    if styled {
+        let look = textureLoad(element_state, texel, 0);
+        let color = srgb_to_linear(look.rgb);
+        // A style color is opaque (as the style materials are), whatever the model's alpha; its
+        // self-light keeps faces turned away from the light readable.
+        out.base_color = vec4<f32>(color, look.a);
+        emissive = color * 0.25;
+    } else {
+        out.base_color = material.base_color;
+#ifdef VERTEX_COLORS
+        out.base_color *= vertex.color;
+#endif
+        out.base_color.a *= textureLoad(element_state, texel, 0).a;
+        // Emissive alpha is the material's exposure weight, as in Bevy's PBR.
+        emissive = material.emissive.rgb * mix(1.0, view.exposure, material.emissive.a);
+    }
+    // Styled elements keep their hue (it carries the twin's state); unstyled ones take the tint.
+    let glow = select(HIGHLIGHT, out.base_color.rgb, styled);
+    if (flags & SELECTED) != 0u {
+        emissive += glow * 0.6;
+    } else if (flags & HOVERED) != 0u {
+        emissive += glow * 0.2;
+    }
+    if (flags & GHOSTED) != 0u {
+        out.base_color.a = GHOST_ALPHA;
+        emissive = vec3<f32>(0.0);
+    }
+    out.emitted = emissive * out.base_color.a;
+    return out;
 }
 
 @fragment
-fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> FragmentOutput {
-    let slot = u32(in.uv_b.x + 0.5);
-    let per_row = textureDimensions(element_state).x / 2u;
-    let texel = vec2<i32>(i32((slot % per_row) * 2u), i32(slot / per_row));
-    let look = textureLoad(element_state, texel, 0);
-    let flags = u32(textureLoad(element_state, texel + vec2<i32>(1, 0), 0).r * 255.0 + 0.5);
-    if (flags & HIDDEN) != 0u {
-        discard;
+fn fragment(in: BatchVertexOutput) -> FragmentOutput {
+    let material = pbr_bindings::material;
+    var base_color = in.base_color;
+#ifdef VERTEX_UVS_A
+    let textured = (material.flags & pbr_types::STANDARD_MATERIAL_FLAGS_BASE_COLOR_TEXTURE_BIT) != 0u;
+    if textured && (in.flags & HAS_COLOR) == 0u {
+        let uv = (material.uv_transform * vec3(in.uv, 1.0)).xy;
+        base_color *= textureSampleBias(
+            pbr_bindings::base_color_texture, pbr_bindings::base_color_sampler, uv, view.mip_bias);
     }
-
-    var pbr_input = pbr_input_from_standard_material(in, is_front);
-#ifndef VERTEX_NORMALS
+#endif
+#ifdef VERTEX_NORMALS
+    let light = in.light;
+#else
     // A flat-shaded batch has welded vertices and no normals: each face's normal is the cross
-    // product of the position's screen-space derivatives, turned toward the viewer.
-    var face = normalize(cross(dpdx(in.world_position.xyz), dpdy(in.world_position.xyz)));
-    if dot(face, pbr_input.V) < 0.0 {
+    // product of the position's screen-space derivatives (its sign does not matter below).
+    var face = normalize(cross(dpdx(in.world_position), dpdy(in.world_position)));
+    if dot(face, view.world_position.xyz - in.world_position) < 0.0 {
         face = -face;
     }
-    pbr_input.N = face;
-    pbr_input.world_normal = face;
+    let light = light_at(face);
 #endif
-    let styled = (flags & HAS_COLOR) != 0u;
-    if styled {
-        let color = srgb_to_linear(look.rgb);
-        // A style color is opaque (as the style materials are), whatever the model's alpha.
-        pbr_input.material.base_color = vec4<f32>(color, 1.0);
-        pbr_input.material.emissive = vec4<f32>(color * 0.25, 1.0);
-        pbr_input.material.perceptual_roughness = 0.85;
-        pbr_input.material.metallic = 0.0;
+
+    let alpha_mode = material.flags & pbr_types::STANDARD_MATERIAL_FLAGS_ALPHA_MODE_RESERVED_BITS;
+    if alpha_mode == pbr_types::STANDARD_MATERIAL_FLAGS_ALPHA_MODE_OPAQUE {
+        base_color.a = 1.0;
     }
-    // Styled elements keep their hue (it carries the twin's state); unstyled ones take the tint.
-    let glow = select(HIGHLIGHT, pbr_input.material.base_color.rgb, styled);
-    if (flags & SELECTED) != 0u {
-        pbr_input.material.emissive = vec4<f32>(pbr_input.material.emissive.rgb + glow * 0.6, 1.0);
-    } else if (flags & HOVERED) != 0u {
-        pbr_input.material.emissive = vec4<f32>(pbr_input.material.emissive.rgb + glow * 0.2, 1.0);
+#ifdef MAY_DISCARD
+    else if alpha_mode == pbr_types::STANDARD_MATERIAL_FLAGS_ALPHA_MODE_MASK {
+        if base_color.a < material.alpha_cutoff {
+            discard;
+        }
+        base_color.a = 1.0;
     }
-    if (flags & GHOSTED) != 0u {
-        pbr_input.material.base_color.a = GHOST_ALPHA;
-        pbr_input.material.emissive = vec4<f32>(0.0, 0.0, 0.0, 1.0);
-    } else {
-        pbr_input.material.base_color.a = pbr_input.material.base_color.a * look.a;
-    }
-    pbr_input.material.base_color = alpha_discard(pbr_input.material, pbr_input.material.base_color);
+#endif
 
     var out: FragmentOutput;
-    out.color = apply_pbr_lighting(pbr_input);
-    out.color = main_pass_post_lighting_processing(pbr_input, out.color);
+    out.color = vec4<f32>(base_color.rgb * light + in.emitted, base_color.a);
+#ifdef TONEMAP_IN_SHADER
+    out.color = tone_mapping(out.color, view.color_grading);
+#endif
     return out;
 }

@@ -32,11 +32,25 @@ pub enum CameraRequest {
     Viewpoint(usize),
 }
 
+// The scene's lights: a white key light shining from KEY_LIGHT_FROM toward the origin and white
+// ambient light. Batched geometry lights itself from the same values (batched_geometry.rs). With
+// the default exposure, a style-colored face (which adds a quarter of its color as self-light)
+// turned to the key light shows its color at about 1.0 and one turned away at 0.55, so no tone
+// mapping is needed: the color on screen is the legend's color, not a tone-mapped shift of it.
+// Model materials show at 0.3 to 0.75 of their color.
+pub(crate) const KEY_LIGHT_FROM: Vec3 = Vec3::new(3.0, 10.0, 5.0);
+pub(crate) const KEY_LIGHT_LUX: f32 = 2_100.0;
+pub(crate) const AMBIENT_BRIGHTNESS: f32 = 450.0;
+
 pub(super) fn plugin(app: &mut App) {
     app.add_plugins(PanOrbitCameraPlugin)
         .add_message::<CameraRequest>()
         .insert_resource(ClearColor(Color::srgb_u8(0x1b, 0x1f, 0x24)))
-        .insert_resource(GlobalAmbientLight { color: Color::WHITE, brightness: 400.0, ..default() })
+        .insert_resource(GlobalAmbientLight {
+            color: Color::WHITE,
+            brightness: AMBIENT_BRIGHTNESS,
+            ..default()
+        })
         .add_systems(Startup, spawn_camera_and_light)
         .add_systems(Update, frame_on_load.run_if(resource_added::<ElementBounds>))
         .add_systems(Update, (keyboard_orbit, fly).chain().run_if(ready));
@@ -47,12 +61,12 @@ fn spawn_camera_and_light(mut commands: Commands) {
         PanOrbitCamera::default(),
         // MSAA multiplies the cost of every pixel on software WebGL; edges stay acceptable.
         Msaa::Off,
-        Tonemapping::AcesFitted,
+        Tonemapping::None,
         Transform::from_xyz(20.0, 15.0, 20.0).looking_at(Vec3::ZERO, Vec3::Y),
     ));
     commands.spawn((
-        DirectionalLight { illuminance: 6_000.0, shadow_maps_enabled: false, ..default() },
-        Transform::from_xyz(3.0, 10.0, 5.0).looking_at(Vec3::ZERO, Vec3::Y),
+        DirectionalLight { illuminance: KEY_LIGHT_LUX, shadow_maps_enabled: false, ..default() },
+        Transform::from_translation(KEY_LIGHT_FROM).looking_at(Vec3::ZERO, Vec3::Y),
     ));
 }
 
