@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use bevy::asset::{RenderAssetUsages, embedded_asset};
 use bevy::camera::primitives::Aabb;
-use bevy::camera::visibility::NoAutoAabb;
+use bevy::camera::visibility::{NoAutoAabb, VisibilityRange};
 use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
 use bevy::pbr::{ExtendedMaterial, MaterialExtension};
 use bevy::prelude::*;
@@ -25,7 +25,7 @@ use twinscene_core::color::{Color as StyleColor, Opacity};
 
 use crate::camera::{AMBIENT_BRIGHTNESS, KEY_LIGHT_FROM, KEY_LIGHT_LUX};
 use crate::element_picking::PartTree;
-use crate::scene_loading::{ElementBounds, ElementMeshes};
+use crate::scene_loading::{ElementBounds, ElementMesh, ElementMeshes};
 
 /// The material of a batch: the model's own material, extended by the element state lookup.
 pub type BatchMaterial = ExtendedMaterial<StandardMaterial, ElementStateLookup>;
@@ -253,7 +253,9 @@ struct BatchBuilder {
     normals: Vec<[f32; 3]>,
     uvs: Vec<[f32; 2]>,
     slots: Vec<[f32; 2]>,
-    colors: Option<Vec<[f32; 4]>>,
+    /// The source material's base color (times the source's vertex colors): batches share a
+    /// material across source materials that differ only in color.
+    colors: Vec<[f32; 4]>,
     indices: Vec<u32>,
     parts: Vec<BatchPart>,
 }
@@ -263,8 +265,9 @@ impl BatchBuilder {
         Self { faceted, ..Self::default() }
     }
 
-    /// Appends one mesh in world space; false (and nothing appended) if it cannot be merged.
-    fn add(&mut self, mesh: &Mesh, transform: &GlobalTransform, slot: u32) -> bool {
+    /// Appends one mesh in world space, colored `tint` (linear RGBA, its material's base color);
+    /// false (and nothing appended) if it cannot be merged.
+    fn add(&mut self, mesh: &Mesh, transform: &GlobalTransform, slot: u32, tint: [f32; 4]) -> bool {
         if mesh.primitive_topology() != PrimitiveTopology::TriangleList {
             return false;
         }
@@ -317,15 +320,12 @@ impl BatchBuilder {
             Some(uvs) => self.uvs.extend(kept.iter().map(|&v| uvs[v as usize])),
             None => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
         }
-        if colors.is_some() && self.colors.is_none() {
-            // The first mesh with vertex colors: earlier ones are white.
-            self.colors = Some(vec![[1.0; 4]; base as usize]);
-        }
-        if let Some(merged) = self.colors.as_mut() {
-            match colors {
-                Some(colors) => merged.extend(kept.iter().map(|&v| colors[v as usize])),
-                None => merged.extend(std::iter::repeat_n([1.0; 4], count)),
-            }
+        match colors {
+            Some(colors) => self.colors.extend(kept.iter().map(|&v| {
+                let c = colors[v as usize];
+                [c[0] * tint[0], c[1] * tint[1], c[2] * tint[2], c[3] * tint[3]]
+            })),
+            None => self.colors.extend(std::iter::repeat_n(tint, count)),
         }
         self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], count));
         let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
@@ -338,6 +338,29 @@ impl BatchBuilder {
         let last_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
         self.parts.push(BatchPart { slot, triangles: first_triangle..last_triangle, min, max });
         true
+    }
+
+    /// Appends a box from `min` to `max` (12 triangles facing out, no normals) for `slot`: an
+    /// element as the far level of detail draws it. The builder must be faceted.
+    fn add_box(&mut self, min: Vec3, max: Vec3, slot: u32, tint: [f32; 4]) {
+        let Ok(base) = u32::try_from(self.positions.len()) else { return };
+        // Corner i has x, y, z from bits 0, 1, 2 of i: 0 is `min`, 1 is `max`.
+        for corner in 0..8u32 {
+            let pick = |bit: u32, low: f32, high: f32| if corner & bit == 0 { low } else { high };
+            self.positions.push([pick(1, min.x, max.x), pick(2, min.y, max.y), pick(4, min.z, max.z)]);
+        }
+        self.uvs.extend(std::iter::repeat_n([0.0, 0.0], 8));
+        self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], 8));
+        self.colors.extend(std::iter::repeat_n(tint, 8));
+        let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
+        // Each face counter-clockwise seen from outside (Bevy's front faces; back faces are culled).
+        for [a, b, c, d] in
+            [[1, 3, 7, 5], [0, 4, 6, 2], [2, 6, 7, 3], [0, 1, 5, 4], [4, 5, 7, 6], [0, 2, 3, 1]]
+        {
+            self.indices.extend([a, b, c, a, c, d].map(|i: u32| base + i));
+        }
+        let last_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
+        self.parts.push(BatchPart { slot, triangles: first_triangle..last_triangle, min, max });
     }
 
     fn build(self) -> (Mesh, Aabb, BatchGeometry) {
@@ -359,9 +382,7 @@ impl BatchBuilder {
         }
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, self.uvs);
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_1, self.slots);
-        if let Some(colors) = self.colors {
-            mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, colors);
-        }
+        mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, self.colors);
         mesh.insert_indices(Indices::U32(self.indices));
         (mesh, Aabb::from_min_max(min, max), geometry)
     }
@@ -428,23 +449,132 @@ fn face_normals(positions: &[[f32; 3]], indices: &[u32]) -> Vec<Vec3> {
     normals.into_iter().map(|n| n.normalize_or(Vec3::Y)).collect()
 }
 
+/// A model with more mesh nodes than this per chunk is split into chunks (up to MAX_CHUNKS).
+const MEMBERS_PER_CHUNK: usize = 2_000;
+/// Chunks times the batch materials of a chunk are the draw calls; a large model's materials
+/// share a batch material (see `SharedLook`), so this keeps them to a few dozen.
+const MAX_CHUNKS: u32 = 16;
+/// A chunk is drawn in full while the camera is nearer its center than this many times its
+/// diagonal, and as boxes beyond.
+const FAR_DETAIL_DIAGONALS: f32 = 1.5;
+
+/// A grid over the model's ground plane (x, z) that splits a large model into chunks. Each
+/// chunk's batches are culled when off screen and switch to their far level of detail on their
+/// own: from afar, every element is a box (12 triangles; a third to a fifth of what the shared
+/// buildings' elements have), and when the camera is close to a part of a facility, only that
+/// part is drawn in full.
+struct ChunkGrid {
+    min: Vec2,
+    cell: Vec2,
+    columns: u32,
+    rows: u32,
+    /// The diagonal of a chunk, including the model's height.
+    diagonal: f32,
+}
+
+impl ChunkGrid {
+    /// A grid for `members` mesh nodes around `centers` (x, z), with cells about square.
+    fn new(centers: &[Vec3], members: usize) -> Self {
+        let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
+        for center in centers {
+            (min, max) = (min.min(*center), max.max(*center));
+        }
+        if centers.is_empty() {
+            (min, max) = (Vec3::ZERO, Vec3::ZERO);
+        }
+        let wanted = u32::try_from(members / MEMBERS_PER_CHUNK).unwrap_or(MAX_CHUNKS).clamp(1, MAX_CHUNKS);
+        let extent = (max - min).xz().max(Vec2::splat(1e-3));
+        let columns = ((wanted as f32 * extent.x / extent.y).sqrt().round() as u32).clamp(1, wanted);
+        let rows = (wanted / columns).max(1);
+        let cell = extent / Vec2::new(columns as f32, rows as f32);
+        let diagonal = Vec3::new(cell.x, max.y - min.y, cell.y).length();
+        Self { min: min.xz(), cell, columns, rows, diagonal }
+    }
+
+    fn count(&self) -> u32 {
+        self.columns * self.rows
+    }
+
+    fn chunk_of(&self, point: Vec3) -> u32 {
+        let cell = ((point.xz() - self.min) / self.cell).floor();
+        let column = (cell.x.max(0.0) as u32).min(self.columns - 1);
+        let row = (cell.y.max(0.0) as u32).min(self.rows - 1);
+        row * self.columns + column
+    }
+}
+
+/// What source materials must have in common to share a batch material: everything the batch
+/// shader reads from the model's material except the base color, which the batch carries in its
+/// vertex colors instead.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct SharedLook {
+    texture: Option<AssetId<Image>>,
+    alpha: (u8, u32),
+    emissive: [u32; 5],
+    uv_transform: [u32; 6],
+    unlit: bool,
+}
+
+impl SharedLook {
+    fn of(material: &StandardMaterial) -> Self {
+        let alpha = match material.alpha_mode {
+            AlphaMode::Opaque => (0, 0),
+            AlphaMode::Mask(cutoff) => (1, cutoff.to_bits()),
+            AlphaMode::Blend => (2, 0),
+            AlphaMode::Premultiplied => (3, 0),
+            AlphaMode::AlphaToCoverage => (4, 0),
+            AlphaMode::Add => (5, 0),
+            AlphaMode::Multiply => (6, 0),
+        };
+        let e = material.emissive;
+        let uv = material.uv_transform.to_cols_array();
+        Self {
+            texture: material.base_color_texture.as_ref().map(Handle::id),
+            alpha,
+            emissive: [e.red, e.green, e.blue, e.alpha, material.emissive_exposure_weight].map(f32::to_bits),
+            uv_transform: uv.map(f32::to_bits),
+            unlit: material.unlit,
+        }
+    }
+}
+
+/// The batches of one shared look in one chunk: the full geometry and, for a chunked model,
+/// its elements as boxes for the far level of detail.
+struct ChunkBatch {
+    material: StandardMaterial,
+    full: BatchBuilder,
+    boxes: Option<BatchBuilder>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn merge_into_batches(
     mut commands: Commands,
     element_meshes: Res<ElementMeshes>,
-    sources: Query<(&Mesh3d, &GlobalTransform)>,
+    sources: Query<(&Mesh3d, &GlobalTransform, Option<&Aabb>)>,
     mut meshes: ResMut<Assets<Mesh>>,
     standard_materials: Res<Assets<StandardMaterial>>,
     mut batch_materials: ResMut<Assets<BatchMaterial>>,
     mut images: ResMut<Assets<Image>>,
 ) {
-    let members = element_meshes.unbound.iter().map(|mesh| (UNBOUND_SLOT, mesh)).chain(
-        element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
-    );
+    let members: Vec<(u32, &ElementMesh)> = element_meshes
+        .unbound
+        .iter()
+        .map(|mesh| (UNBOUND_SLOT, mesh))
+        .chain(
+            element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
+        )
+        .collect();
+    let center_of = |entity: Entity| {
+        let (_, transform, aabb) = sources.get(entity).ok()?;
+        Some(aabb.map_or(transform.translation(), |aabb| transform.transform_point(Vec3::from(aabb.center))))
+    };
+    let centers: Vec<Vec3> = members.iter().filter_map(|(_, member)| center_of(member.entity)).collect();
+    let grid = ChunkGrid::new(&centers, members.len());
+    let chunked = grid.count() > 1;
     // Batches in order of first appearance, so that a model always batches the same way.
-    let mut order: Vec<(AssetId<StandardMaterial>, bool)> = Vec::new();
-    let mut builders: HashMap<(AssetId<StandardMaterial>, bool), (Handle<StandardMaterial>, BatchBuilder)> =
-        HashMap::new();
+    type Key = (SharedLook, bool, u32);
+    let mut order: Vec<Key> = Vec::new();
+    let mut builders: HashMap<Key, ChunkBatch> = HashMap::new();
     let mut batched = Vec::new();
     let mut slots = 1;
     // A node two elements both name is drawn once, for the first (as `element_of` maps it):
@@ -455,16 +585,26 @@ fn merge_into_batches(
         if !seen.insert(member.entity) {
             continue;
         }
-        let Ok((mesh3d, transform)) = sources.get(member.entity) else { continue };
+        let Ok((mesh3d, transform, _)) = sources.get(member.entity) else { continue };
         let Some(mesh) = meshes.get(&mesh3d.0) else { continue };
+        let material = standard_materials.get(&member.model_material).cloned().unwrap_or_default();
+        let tint = material.base_color.to_linear().to_f32_array();
         let faceted = is_faceted(mesh);
-        let key = (member.model_material.id(), faceted);
-        let (_, builder) = builders.entry(key).or_insert_with(|| {
+        let chunk = center_of(member.entity).map_or(0, |center| grid.chunk_of(center));
+        let key = (SharedLook::of(&material), faceted, chunk);
+        let batch = builders.entry(key).or_insert_with(|| {
             order.push(key);
-            (member.model_material.clone(), BatchBuilder::new(faceted))
+            ChunkBatch {
+                material: StandardMaterial { base_color: Color::WHITE, ..material },
+                full: BatchBuilder::new(faceted),
+                boxes: chunked.then(|| BatchBuilder::new(true)),
+            }
         });
-        if builder.add(mesh, transform, slot) {
+        if batch.full.add(mesh, transform, slot, tint) {
             batched.push(member.entity);
+            if let (Some(boxes), Some(part)) = (batch.boxes.as_mut(), batch.full.parts.last()) {
+                boxes.add_box(part.min, part.max, slot, tint);
+            }
         }
     }
     let rows = slots.div_ceil(SLOTS_PER_ROW).max(1);
@@ -486,12 +626,12 @@ fn merge_into_batches(
     let texels = image.data.clone().unwrap_or_default();
     let image = images.add(image);
     let mut materials = Vec::new();
+    let far = FAR_DETAIL_DIAGONALS * grid.diagonal;
     for key in order {
-        let Some((model_material, builder)) = builders.remove(&key) else { continue };
-        if builder.parts.is_empty() {
+        let Some(ChunkBatch { material: mut base, full, boxes }) = builders.remove(&key) else { continue };
+        if full.parts.is_empty() {
             continue;
         }
-        let mut base = standard_materials.get(&model_material).cloned().unwrap_or_default();
         // Back faces are culled, as the model's own material and Babylon.js's default do: under
         // software WebGL every rasterized triangle costs, and drawing both faces halved the
         // frame rate of a 58k-triangle office. A model wound inconsistently would show holes;
@@ -506,21 +646,46 @@ fn merge_into_batches(
             extension: ElementStateLookup { state: image.clone(), lighting: BatchLighting::of_scene() },
         });
         materials.push((material.clone(), own_alpha));
-        let (mesh, aabb, geometry) = builder.build();
-        commands.spawn((
+        let (mesh, aabb, geometry) = full.build();
+        let mut batch = commands.spawn((
             Name::new(format!("batch {}", materials.len())),
             Mesh3d(meshes.add(mesh)),
-            MeshMaterial3d(material),
+            MeshMaterial3d(material.clone()),
             Transform::IDENTITY,
             aabb,
             NoAutoAabb,
             geometry,
         ));
+        if let Some(boxes) = boxes {
+            // Both levels are measured from the same center (the chunk's bounds), so exactly
+            // one of them is drawn at any distance.
+            batch.insert(VisibilityRange { start_margin: 0.0..0.0, end_margin: far..far, use_aabb: true });
+            // Picking always uses the full geometry (`BatchGeometry`), so the boxes keep none.
+            let (mesh, _, _) = boxes.build();
+            commands.spawn((
+                Name::new(format!("batch {} far", materials.len())),
+                Mesh3d(meshes.add(mesh)),
+                MeshMaterial3d(material),
+                Transform::IDENTITY,
+                aabb,
+                NoAutoAabb,
+                VisibilityRange { start_margin: far..far, end_margin: f32::MAX..f32::MAX, use_aabb: true },
+            ));
+        }
     }
     for entity in batched {
         commands.entity(entity).remove::<Mesh3d>().insert(Batched);
     }
-    info!("batched the model into {} meshes ({} slots)", materials.len(), slots);
+    if chunked {
+        info!(
+            "batched the model into {} meshes ({} slots) in {} chunks, drawn as boxes beyond {far:.0} m",
+            materials.len(),
+            slots,
+            grid.count()
+        );
+    } else {
+        info!("batched the model into {} meshes ({} slots)", materials.len(), slots);
+    }
     commands.insert_resource(ElementStates {
         image,
         texels,
@@ -537,6 +702,8 @@ fn merge_into_batches(
 mod tests {
     use super::*;
 
+    const WHITE: [f32; 4] = [1.0; 4];
+
     fn triangle_mesh() -> Mesh {
         let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::default());
         mesh.insert_attribute(
@@ -550,8 +717,8 @@ mod tests {
     #[test]
     fn merged_meshes_are_in_world_space_with_their_slots() {
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&triangle_mesh(), &GlobalTransform::from_xyz(10.0, 0.0, 0.0), 3));
-        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 7));
+        assert!(builder.add(&triangle_mesh(), &GlobalTransform::from_xyz(10.0, 0.0, 0.0), 3, WHITE));
+        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 7, WHITE));
         let (_, aabb, geometry) = builder.build();
         assert_eq!(geometry.positions[0], Vec3::new(10.0, 0.0, 0.0));
         assert_eq!(geometry.indices, vec![0, 1, 2, 3, 4, 5]);
@@ -600,8 +767,8 @@ mod tests {
         assert!(!is_faceted(&smooth), "normals that differ within a face are kept");
 
         let mut builder = BatchBuilder::new(true);
-        assert!(builder.add(&square, &GlobalTransform::from_xyz(0.0, 0.0, 2.0), 5));
-        assert!(builder.add(&square, &GlobalTransform::IDENTITY, 6));
+        assert!(builder.add(&square, &GlobalTransform::from_xyz(0.0, 0.0, 2.0), 5, WHITE));
+        assert!(builder.add(&square, &GlobalTransform::IDENTITY, 6, WHITE));
         // Four shared corners per square, the two triangles still whole.
         assert_eq!(builder.positions.len(), 8);
         assert_eq!(builder.indices, vec![0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7]);
@@ -620,10 +787,72 @@ mod tests {
         let mut mesh = triangle_mesh();
         mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 1, 9]));
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&mesh, &GlobalTransform::IDENTITY, 1));
+        assert!(builder.add(&mesh, &GlobalTransform::IDENTITY, 1, WHITE));
         assert_eq!(builder.indices.len(), 3);
         let lines = Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default());
-        assert!(!builder.add(&lines, &GlobalTransform::IDENTITY, 1));
+        assert!(!builder.add(&lines, &GlobalTransform::IDENTITY, 1, WHITE));
+    }
+
+    #[test]
+    fn far_boxes_face_outward_and_carry_slot_and_tint() {
+        let mut boxes = BatchBuilder::new(true);
+        let (min, max) = (Vec3::new(1.0, 2.0, 3.0), Vec3::new(2.0, 4.0, 7.0));
+        boxes.add_box(min, max, 9, [0.5, 0.25, 1.0, 1.0]);
+        assert_eq!(boxes.positions.len(), 8);
+        assert_eq!(boxes.indices.len(), 36);
+        let center = (min + max) / 2.0;
+        let mut normals = Vec::new();
+        for triangle in boxes.indices.chunks_exact(3) {
+            let [a, b, c] = [0, 1, 2].map(|k| Vec3::from(boxes.positions[triangle[k] as usize]));
+            let normal = (b - a).cross(c - a).normalize();
+            // Counter-clockwise from outside: the normal points away from the center.
+            assert!(normal.dot((a + b + c) / 3.0 - center) > 0.0, "triangle {triangle:?} faces in");
+            normals.push(normal.to_array().map(|x| x.round() as i32));
+        }
+        normals.sort_unstable();
+        normals.dedup();
+        assert_eq!(normals.len(), 6, "two triangles on each of six faces");
+        assert!(boxes.slots.iter().all(|s| s[0] == 9.0));
+        assert!(boxes.colors.iter().all(|c| *c == [0.5, 0.25, 1.0, 1.0]));
+        assert_eq!((boxes.parts[0].min, boxes.parts[0].max), (min, max));
+    }
+
+    #[test]
+    fn large_models_split_into_square_chunks_and_small_ones_do_not() {
+        let row: Vec<Vec3> = (0..100).map(|i| Vec3::new(i as f32, 0.0, (i % 10) as f32 * 10.0)).collect();
+        assert_eq!(ChunkGrid::new(&row, 1_999).count(), 1);
+        let grid = ChunkGrid::new(&row, 16_000);
+        assert_eq!((grid.columns, grid.rows), (3, 2), "8 wanted over a 99 × 90 plan");
+        assert_eq!(grid.chunk_of(Vec3::ZERO), 0);
+        assert_eq!(grid.chunk_of(Vec3::new(99.0, 0.0, 90.0)), grid.count() - 1);
+        // Points outside the centers' bounds (a part of a big element) still get a chunk.
+        assert_eq!(grid.chunk_of(Vec3::new(-50.0, 0.0, 500.0)), grid.columns * (grid.rows - 1));
+        assert_eq!(ChunkGrid::new(&row, usize::MAX).count(), MAX_CHUNKS - MAX_CHUNKS % 4);
+        assert_eq!(ChunkGrid::new(&[], 100_000).count(), MAX_CHUNKS, "no centers: one point");
+    }
+
+    #[test]
+    fn materials_that_differ_only_in_color_share_a_batch_material() {
+        let red = StandardMaterial { base_color: Color::srgb(1.0, 0.0, 0.0), ..default() };
+        let blue = StandardMaterial {
+            base_color: Color::srgb(0.0, 0.0, 1.0),
+            perceptual_roughness: 0.2,
+            ..default()
+        };
+        assert_eq!(SharedLook::of(&red), SharedLook::of(&blue));
+        let glass = StandardMaterial { alpha_mode: AlphaMode::Blend, ..red.clone() };
+        assert_ne!(SharedLook::of(&red), SharedLook::of(&glass));
+        let glowing = StandardMaterial { emissive: LinearRgba::rgb(1.0, 1.0, 0.0), ..red.clone() };
+        assert_ne!(SharedLook::of(&red), SharedLook::of(&glowing));
+        let masked =
+            |cutoff| SharedLook::of(&StandardMaterial { alpha_mode: AlphaMode::Mask(cutoff), ..default() });
+        assert_ne!(masked(0.5), masked(0.4));
+
+        let mut builder = BatchBuilder::default();
+        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 1, [1.0, 0.0, 0.0, 1.0]));
+        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 2, [0.0, 0.0, 1.0, 0.5]));
+        assert_eq!(builder.colors[..3], [[1.0, 0.0, 0.0, 1.0]; 3]);
+        assert_eq!(builder.colors[3..], [[0.0, 0.0, 1.0, 0.5]; 3]);
     }
 
     fn states(slots: u32) -> ElementStates {
