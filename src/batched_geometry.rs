@@ -19,7 +19,14 @@ use bevy::camera::visibility::{NoAutoAabb, VisibilityRange};
 use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
 use bevy::pbr::{ExtendedMaterial, MaterialExtension};
 use bevy::prelude::*;
-use bevy::render::render_resource::{AsBindGroup, Extent3d, ShaderType, TextureDimension, TextureFormat};
+use bevy::render::render_asset::RenderAssets;
+use bevy::render::render_resource::{
+    AsBindGroup, Extent3d, Origin3d, ShaderType, TexelCopyBufferLayout, TexelCopyTextureInfo, TextureAspect,
+    TextureDimension, TextureFormat,
+};
+use bevy::render::renderer::RenderQueue;
+use bevy::render::texture::GpuImage;
+use bevy::render::{Extract, ExtractSchedule, Render, RenderApp, RenderSystems};
 use bevy::shader::ShaderRef;
 use twinscene_core::color::{Color as StyleColor, Opacity};
 
@@ -133,10 +140,13 @@ impl SlotLook {
 #[derive(Resource)]
 pub struct ElementStates {
     image: Handle<Image>,
-    /// The texture's bytes; changed slots are written here and the image is updated once per
-    /// frame (every `Assets::get_mut` queues an asset event, so not once per element).
+    /// The texture's bytes; changed slots are written here, and the rows they are in are
+    /// written into the texture in place once per frame (see `StateTextureRows`). Changing the
+    /// `Image` asset instead would make Bevy create a new texture and rebind every batch
+    /// material each frame.
     texels: Vec<u8>,
-    dirty: bool,
+    /// Rows written since they were last handed to the render world.
+    dirty_rows: Option<Range<u32>>,
     /// Each batch material with the model material's own alpha mode, restored when nothing in
     /// the scene needs blending any more.
     materials: Vec<(Handle<BatchMaterial>, AlphaMode)>,
@@ -157,7 +167,11 @@ impl ElementStates {
             && *texels != new
         {
             texels.copy_from_slice(&new);
-            self.dirty = true;
+            let row = slot / SLOTS_PER_ROW;
+            self.dirty_rows = Some(match self.dirty_rows.take() {
+                Some(rows) => rows.start.min(row)..rows.end.max(row + 1),
+                None => row..row + 1,
+            });
         }
         if let Some(hidden) = self.hidden.get_mut(slot as usize) {
             *hidden = look.flags & StateFlags::HIDDEN != 0;
@@ -175,17 +189,9 @@ impl ElementStates {
         }
     }
 
-    /// Updates the texture if any slot changed (one upload however many did), and switches the
-    /// batches to blending while anything is translucent, and back.
-    pub fn flush(&mut self, images: &mut Assets<Image>, materials: &mut Assets<BatchMaterial>) {
-        if self.dirty
-            && let Some(mut image) = images.get_mut(&self.image)
-            && let Some(data) = image.data.as_mut()
-            && data.len() == self.texels.len()
-        {
-            data.copy_from_slice(&self.texels);
-            self.dirty = false;
-        }
+    /// Switches the batches to blending while anything is translucent, and back. (Written slots
+    /// reach the texture at the end of the frame: `hand_over_written_rows`.)
+    pub fn flush(&mut self, materials: &mut Assets<BatchMaterial>) {
         let blending = self.translucent_count > 0;
         if blending == self.blending {
             return;
@@ -206,6 +212,90 @@ impl ElementStates {
     pub fn batch_count(&self) -> usize {
         self.materials.len()
     }
+}
+
+/// The state texture rows written this frame, for the render world, where
+/// `upload_state_texture_rows` writes them into the texture in place.
+#[derive(Resource, Default, Clone)]
+pub struct StateTextureRows {
+    image: AssetId<Image>,
+    /// Counts hand-overs, so the render world applies each once.
+    generation: u64,
+    first_row: u32,
+    bytes: Vec<u8>,
+}
+
+const ROW_BYTES: usize = TEXELS_PER_ROW as usize * 4;
+
+/// Runs once per frame after all painting (in `Last`), before the render world extracts.
+fn hand_over_written_rows(states: Option<ResMut<ElementStates>>, mut rows: ResMut<StateTextureRows>) {
+    let Some(mut states) = states else { return };
+    let Some(dirty) = states.dirty_rows.take() else { return };
+    let (start, end) = (dirty.start as usize * ROW_BYTES, dirty.end as usize * ROW_BYTES);
+    let Some(bytes) = states.texels.get(start..end) else { return };
+    rows.image = states.image.id();
+    rows.generation += 1;
+    rows.first_row = dirty.start;
+    rows.bytes.clear();
+    rows.bytes.extend_from_slice(bytes);
+}
+
+/// The render world's copy of the state texture's bytes and the rows not yet written to the
+/// GPU texture (it may not exist yet in the first frames).
+#[derive(Resource, Default)]
+struct RenderStateTexture {
+    image: Option<AssetId<Image>>,
+    seen: u64,
+    texels: Vec<u8>,
+    pending: Option<Range<u32>>,
+}
+
+fn extract_written_rows(rows: Extract<Res<StateTextureRows>>, mut texture: ResMut<RenderStateTexture>) {
+    if rows.generation == texture.seen || rows.bytes.is_empty() {
+        return;
+    }
+    texture.seen = rows.generation;
+    if texture.image != Some(rows.image) {
+        // A new texture: its first hand-over holds every row.
+        *texture = RenderStateTexture { image: Some(rows.image), seen: rows.generation, ..default() };
+    }
+    let start = rows.first_row as usize * ROW_BYTES;
+    let end = start + rows.bytes.len();
+    if texture.texels.len() < end {
+        texture.texels.resize(end, 0);
+    }
+    texture.texels[start..end].copy_from_slice(&rows.bytes);
+    let written = rows.first_row..rows.first_row + (rows.bytes.len() / ROW_BYTES) as u32;
+    texture.pending = Some(match texture.pending.take() {
+        Some(rows) => rows.start.min(written.start)..rows.end.max(written.end),
+        None => written,
+    });
+}
+
+fn upload_state_texture_rows(
+    mut texture: ResMut<RenderStateTexture>,
+    gpu_images: Res<RenderAssets<GpuImage>>,
+    queue: Res<RenderQueue>,
+) {
+    let (Some(image), Some(rows)) = (texture.image, texture.pending.clone()) else { return };
+    let Some(gpu_image) = gpu_images.get(image) else { return };
+    let (start, end) = (rows.start as usize * ROW_BYTES, rows.end as usize * ROW_BYTES);
+    let size = gpu_image.texture_descriptor.size;
+    if rows.end > size.height || size.width != TEXELS_PER_ROW || end > texture.texels.len() {
+        return;
+    }
+    queue.write_texture(
+        TexelCopyTextureInfo {
+            texture: &gpu_image.texture,
+            mip_level: 0,
+            origin: Origin3d { x: 0, y: rows.start, z: 0 },
+            aspect: TextureAspect::All,
+        },
+        &texture.texels[start..end],
+        TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(TEXELS_PER_ROW * 4), rows_per_image: None },
+        Extent3d { width: TEXELS_PER_ROW, height: rows.end - rows.start, depth_or_array_layers: 1 },
+    );
+    texture.pending = None;
 }
 
 fn texel_offset(slot: u32) -> usize {
@@ -238,7 +328,15 @@ pub struct BatchPart {
 pub(super) fn plugin(app: &mut App) {
     embedded_asset!(app, "batched_geometry.wgsl");
     app.add_plugins(MaterialPlugin::<BatchMaterial>::default())
-        .add_systems(Update, merge_into_batches.run_if(resource_added::<ElementBounds>));
+        .init_resource::<StateTextureRows>()
+        .add_systems(Update, merge_into_batches.run_if(resource_added::<ElementBounds>))
+        .add_systems(Last, hand_over_written_rows);
+    if let Some(render_app) = app.get_sub_app_mut(RenderApp) {
+        render_app
+            .init_resource::<RenderStateTexture>()
+            .add_systems(ExtractSchedule, extract_written_rows)
+            .add_systems(Render, upload_state_texture_rows.in_set(RenderSystems::PrepareResources));
+    }
 }
 
 /// One batch being built: the merged vertex data of every mesh with one source material.
@@ -689,7 +787,8 @@ fn merge_into_batches(
     commands.insert_resource(ElementStates {
         image,
         texels,
-        dirty: false,
+        // The first hand-over carries every row, so the render world's copy starts complete.
+        dirty_rows: Some(0..rows),
         materials,
         translucent: vec![false; slots as usize],
         translucent_count: 0,
@@ -701,6 +800,7 @@ fn merge_into_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bevy::ecs::system::RunSystemOnce;
 
     const WHITE: [f32; 4] = [1.0; 4];
 
@@ -855,11 +955,29 @@ mod tests {
         assert_eq!(builder.colors[3..], [[0.0, 0.0, 1.0, 0.5]; 3]);
     }
 
+    #[test]
+    fn written_rows_are_handed_over_once_each() {
+        let mut world = World::new();
+        let mut states = states(SLOTS_PER_ROW * 4);
+        let look =
+            SlotLook { color: Some(StyleColor { r: 9, g: 8, b: 7 }), opacity: Opacity::OPAQUE, flags: 0 };
+        states.write(SLOTS_PER_ROW + 2, look);
+        states.write(SLOTS_PER_ROW * 2, look);
+        world.insert_resource(states);
+        world.init_resource::<StateTextureRows>();
+        world.run_system_once(hand_over_written_rows).unwrap();
+        let rows = world.resource::<StateTextureRows>().clone();
+        assert_eq!((rows.generation, rows.first_row, rows.bytes.len()), (1, 1, 2 * ROW_BYTES));
+        assert_eq!(&rows.bytes[16..20], &[9, 8, 7, 255]);
+        world.run_system_once(hand_over_written_rows).unwrap();
+        assert_eq!(world.resource::<StateTextureRows>().generation, 1, "nothing new, nothing handed over");
+    }
+
     fn states(slots: u32) -> ElementStates {
         ElementStates {
             image: Handle::default(),
             texels: vec![0; (slots.div_ceil(SLOTS_PER_ROW) * TEXELS_PER_ROW * 4) as usize],
-            dirty: false,
+            dirty_rows: None,
             materials: Vec::new(),
             translucent: vec![false; slots as usize],
             translucent_count: 0,
@@ -869,18 +987,20 @@ mod tests {
     }
 
     #[test]
-    fn writes_track_hidden_and_translucent_slots_and_only_changes_dirty_the_texture() {
-        let mut states = states(4);
+    fn writes_track_hidden_and_translucent_slots_and_only_changes_dirty_rows() {
+        let mut states = states(SLOTS_PER_ROW * 4);
         let plain = SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 };
         let ghost = SlotLook { flags: StateFlags::GHOSTED, ..plain };
         states.write(2, ghost);
         states.write(3, ghost);
         assert_eq!(states.translucent_count, 2);
-        assert!(states.dirty);
+        assert_eq!(states.dirty_rows, Some(0..1));
         assert_eq!(&states.texels[16..24], &ghost.texels());
-        states.dirty = false;
+        states.dirty_rows = None;
         states.write(2, ghost);
-        assert!(!states.dirty, "the same look again is no change");
+        assert_eq!(states.dirty_rows, None, "the same look again is no change");
+        states.write(SLOTS_PER_ROW * 3 + 1, plain);
+        assert_eq!(states.dirty_rows, Some(3..4), "rows are the written slots' rows");
         states.write(2, plain);
         states.write(3, SlotLook { flags: StateFlags::HIDDEN, ..plain });
         assert_eq!(states.translucent_count, 0);

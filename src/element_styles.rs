@@ -189,7 +189,6 @@ struct ElementPainter<'w, 's> {
     visibilities: Query<'w, 's, &'static mut Visibility>,
     batched: Query<'w, 's, (), With<Batched>>,
     states: Option<ResMut<'w, ElementStates>>,
-    images: ResMut<'w, Assets<Image>>,
     batch_materials: ResMut<'w, Assets<BatchMaterial>>,
 }
 
@@ -245,7 +244,7 @@ impl ElementPainter<'_, '_> {
     /// Hands the written slots to the state texture; batches blend while anything is translucent.
     fn finish(&mut self) {
         if let Some(states) = self.states.as_mut() {
-            states.flush(&mut self.images, &mut self.batch_materials);
+            states.flush(&mut self.batch_materials);
         }
     }
 
