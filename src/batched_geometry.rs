@@ -10,7 +10,7 @@
 //! merged (not triangle lists, no positions) stay as they are and keep per-element materials.
 //! Picking on batches is element_picking.rs, which uses the triangle ranges kept here.
 
-use std::collections::{HashMap, HashSet};
+use bevy::platform::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use bevy::asset::{RenderAssetUsages, embedded_asset};
@@ -32,7 +32,7 @@ use twinscene_core::color::{Color as StyleColor, Opacity};
 
 use crate::camera::{AMBIENT_BRIGHTNESS, KEY_LIGHT_FROM, KEY_LIGHT_LUX};
 use crate::element_picking::PartTree;
-use crate::scene_loading::{ElementBounds, ElementMesh, ElementMeshes};
+use crate::scene_loading::{ElementBounds, ElementMesh, ElementMeshes, ModelRoot};
 
 /// The material of a batch: the model's own material, extended by the element state lookup.
 pub type BatchMaterial = ExtendedMaterial<StandardMaterial, ElementStateLookup>;
@@ -302,6 +302,11 @@ fn texel_offset(slot: u32) -> usize {
     let (row, column) = ((slot / SLOTS_PER_ROW) as usize, (slot % SLOTS_PER_ROW) as usize);
     (row * TEXELS_PER_ROW as usize + column * 2) * 4
 }
+
+/// Marks a batch of boxes drawn for a chunk seen from afar. Picking skips it: it always casts
+/// against the full batch's `BatchGeometry`.
+#[derive(Component)]
+pub struct FarDetail;
 
 /// Marks an original mesh entity whose triangles now live in a batch.
 #[derive(Component)]
@@ -653,7 +658,12 @@ fn merge_into_batches(
     standard_materials: Res<Assets<StandardMaterial>>,
     mut batch_materials: ResMut<Assets<BatchMaterial>>,
     mut images: ResMut<Assets<Image>>,
+    model_root: Option<Single<Entity, With<ModelRoot>>>,
 ) {
+    // The model was hidden while it loaded (scene_loading.rs); what is not batched shows now.
+    if let Some(root) = model_root {
+        commands.entity(*root).insert(Visibility::Inherited);
+    }
     let members: Vec<(u32, &ElementMesh)> = element_meshes
         .unbound
         .iter()
@@ -768,6 +778,7 @@ fn merge_into_batches(
                 aabb,
                 NoAutoAabb,
                 VisibilityRange { start_margin: far..far, end_margin: f32::MAX..f32::MAX, use_aabb: true },
+                FarDetail,
             ));
         }
     }

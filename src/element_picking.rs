@@ -11,7 +11,7 @@ use bevy::picking::backend::{HitData, PointerHits};
 use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, RayCastVisibility};
 use bevy::prelude::*;
 
-use crate::batched_geometry::{BatchGeometry, BatchPart, ElementStates};
+use crate::batched_geometry::{BatchGeometry, BatchPart, ElementStates, FarDetail};
 
 /// The element slot a batch hit landed on (see `batched_geometry::slot_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +204,7 @@ pub struct ElementRayHit {
 #[derive(SystemParam)]
 pub struct ElementRayCast<'w, 's> {
     batches: Query<'w, 's, (Entity, &'static BatchGeometry, &'static InheritedVisibility)>,
+    far_details: Query<'w, 's, (), With<FarDetail>>,
     states: Option<Res<'w, ElementStates>>,
     mesh_ray_cast: MeshRayCast<'w, 's>,
 }
@@ -221,8 +222,9 @@ impl ElementRayCast<'_, '_> {
                 hits.push(ElementRayHit { entity, slot: Some(slot), distance, point, normal });
             }
         }
-        let batches = &self.batches;
-        let not_batch = |entity: Entity| !batches.contains(entity);
+        let (batches, far_details) = (&self.batches, &self.far_details);
+        // A far-detail batch stands in for a full one, whose triangles were cast above.
+        let not_batch = |entity: Entity| !batches.contains(entity) && !far_details.contains(entity);
         let settings = MeshRayCastSettings::default()
             .with_filter(&not_batch)
             .with_visibility(RayCastVisibility::Visible);

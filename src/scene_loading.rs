@@ -98,7 +98,7 @@ struct MeshDownload {
 
 /// The root entity of the spawned model.
 #[derive(Component)]
-struct ModelRoot;
+pub struct ModelRoot;
 
 /// The scene read from its file and the files it names (or an error message).
 #[derive(Resource)]
@@ -267,7 +267,12 @@ fn is_glb(url: &str) -> bool {
 /// Starts loading the model from `asset_path` (`url` names it in messages).
 fn spawn_model(commands: &mut Commands, asset_server: &AssetServer, asset_path: String, url: String) {
     let handle = asset_server.load(GltfAssetLabel::Scene(0).from_asset(asset_path));
-    commands.spawn((ModelRoot, WorldAssetRoot(handle.clone()))).observe(map_model_to_elements);
+    // Hidden until batched_geometry has merged its meshes: drawn before, every mesh would need
+    // Bevy's PBR pipelines compiled and run for a few frames that, under software WebGL, cost
+    // seconds before the first batched frame.
+    commands
+        .spawn((ModelRoot, WorldAssetRoot(handle.clone()), Visibility::Hidden))
+        .observe(map_model_to_elements);
     commands.insert_resource(PendingModel { url, handle });
 }
 

@@ -253,6 +253,9 @@ export class TwinSceneElement extends HTMLElement {
   focus(element) { return this.command({ type: 'focus', element }); }
 
   async #boot() {
+    // The bundle downloads and compiles while the page reads its config and checks WebGL2
+    // (creating a context takes a few hundred milliseconds under software WebGL).
+    compiledModule ??= WebAssembly.compileStreaming(this.#fetchWithProgress(new URL('/pkg/twinscene_viewer_bg.wasm', SERVER)));
     const config = await fetch(new URL('/api/config', SERVER)).then((r) => (r.ok ? r.json() : {}), () => ({}));
     const params = new URLSearchParams(location.search);
     // What the page names is relative to the page; the server's defaults to the server.
@@ -264,11 +267,13 @@ export class TwinSceneElement extends HTMLElement {
     if (this.getAttribute('theme') === null && this.hasAttribute('deep-link') && params.get('theme')) {
       this.setAttribute('theme', params.get('theme'));
     }
-    if (!document.createElement('canvas').getContext('webgl2')) {
+    const probe = document.createElement('canvas').getContext('webgl2');
+    if (!probe) {
       throw new Error('this browser cannot draw 3D: WebGL2 is not available. Turn on hardware acceleration, or use a current Chrome, Edge, Firefox or Safari.');
     }
+    // Browsers cap live WebGL contexts; the probe's is not kept.
+    probe.getExtension('WEBGL_lose_context')?.loseContext();
     this.$('status-text').textContent = 'Loading viewer…';
-    compiledModule ??= WebAssembly.compileStreaming(this.#fetchWithProgress(new URL('/pkg/twinscene_viewer_bg.wasm', SERVER)));
     const module = await compiledModule;
     // A module instance per viewer: the glue imported under its own URL gets its own memory.
     const viewer = await import(new URL(`/pkg/twinscene_viewer.js?instance=${this.instance}`, SERVER).href);
