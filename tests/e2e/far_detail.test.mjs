@@ -6,20 +6,19 @@
 // Zooming in brings the full geometry back. No frame may log a rendering error.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 
-import { REPO_ROOT, decodePng, hueOf, openViewer, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, decodePng, hueOf, useViewer, waitForState, withDiagnostics } from './harness.mjs';
 
 const SCENE = 'target/facility/duplex-4x4/scene.json';
 const BATCHED = /batched the model into (\d+) meshes \((\d+) slots\) in (\d+) chunks, drawn as boxes beyond (\d+) m/;
 const RENDER_ERROR = /Caught rendering error|Validation Error/;
-let server;
-let viewer;
-const diagnostics = {};
-
-after(async () => {
-  await viewer?.close();
-  await server?.stop();
+const context = useViewer({
+  live: false,
+  path: '/?live=off',
+  scene: SCENE,
+  prepare: () =>
+    execFileSync('cargo', ['xtask', 'gen-facility', '--source', 'assets/duplex.glb', '--tiles', '4'], { cwd: REPO_ROOT, stdio: 'pipe' }),
 });
 
 /** Canvas pixels (of the whole 400×300 page, overlays included) with a saturated color. */
@@ -35,14 +34,9 @@ async function saturatedPixels(page) {
 }
 
 test('a chunked model seen from afar draws boxes in the style colors, picks elements and shows full detail up close', { timeout: 300_000 }, () =>
-  withDiagnostics(diagnostics, async () => {
-    execFileSync('cargo', ['xtask', 'gen-facility', '--source', 'assets/duplex.glb', '--tiles', '4'], { cwd: REPO_ROOT, stdio: 'pipe' });
-    server = await startServer({ scene: SCENE });
-    diagnostics.server = server;
-    viewer = await openViewer(server.url, { path: '/?live=off' });
-    diagnostics.viewer = viewer;
+  withDiagnostics(context.diagnostics, async () => {
+    const { viewer } = context;
     const { page } = viewer;
-    await waitForReady(page);
     await waitForState(page, () => window.twinscene.elementCount === 4576);
     const deadline = Date.now() + 30_000;
     let batched;

@@ -526,12 +526,14 @@ export function waitForState(page, predicate, arg, timeout = 60_000) {
 /**
  * One server and one viewer for all tests of a file: registers node:test `before`/`after`
  * hooks and returns `{ server, viewer, diagnostics }`, filled in once the viewer (on the page at
- * `path`) is ready (and its live link is up, unless `live` is false).
+ * `path`) is ready (and its live link is up, unless `live` is false). `scene` replaces the demo
+ * scene; `prepare` runs first (to generate files the scene needs, say).
  */
-export function useViewer({ live = true, path: pagePath = '/' } = {}) {
+export function useViewer({ live = true, path: pagePath = '/', scene = undefined, prepare = undefined } = {}) {
   const context = { server: undefined, viewer: undefined, diagnostics: {} };
   before(async () => {
-    context.server = await startServer();
+    await prepare?.();
+    context.server = await startServer(scene ? { scene } : undefined);
     context.diagnostics.server = context.server;
     context.viewer = await openViewer(context.server.url, { path: pagePath });
     context.diagnostics.viewer = context.viewer;
