@@ -672,12 +672,19 @@ fn merge_into_batches(
             element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
         )
         .collect();
-    let center_of = |entity: Entity| {
-        let (_, transform, aabb) = sources.get(entity).ok()?;
-        Some(aabb.map_or(transform.translation(), |aabb| transform.transform_point(Vec3::from(aabb.center))))
-    };
-    let centers: Vec<Vec3> = members.iter().filter_map(|(_, member)| center_of(member.entity)).collect();
-    let grid = ChunkGrid::new(&centers, members.len());
+    // Each member's world center (by its bounds), which places it in a chunk.
+    let centers: Vec<Option<Vec3>> =
+        members
+            .iter()
+            .map(|(_, member)| {
+                let (_, transform, aabb) = sources.get(member.entity).ok()?;
+                Some(aabb.map_or(transform.translation(), |aabb| {
+                    transform.transform_point(Vec3::from(aabb.center))
+                }))
+            })
+            .collect();
+    let known: Vec<Vec3> = centers.iter().flatten().copied().collect();
+    let grid = ChunkGrid::new(&known, members.len());
     let chunked = grid.count() > 1;
     // Batches in order of first appearance, so that a model always batches the same way.
     type Key = (SharedLook, bool, u32);
@@ -688,22 +695,24 @@ fn merge_into_batches(
     // A node two elements both name is drawn once, for the first (as `element_of` maps it):
     // two copies at the same depth would fight over the pixels.
     let mut seen = HashSet::new();
-    for (slot, member) in members {
+    // Members whose model material is missing batch as the default material.
+    let default_material = StandardMaterial::default();
+    for ((slot, member), center) in members.into_iter().zip(centers) {
         slots = slots.max(slot + 1);
         if !seen.insert(member.entity) {
             continue;
         }
         let Ok((mesh3d, transform, _)) = sources.get(member.entity) else { continue };
         let Some(mesh) = meshes.get(&mesh3d.0) else { continue };
-        let material = standard_materials.get(&member.model_material).cloned().unwrap_or_default();
+        let material = standard_materials.get(&member.model_material).unwrap_or(&default_material);
         let tint = material.base_color.to_linear().to_f32_array();
         let faceted = is_faceted(mesh);
-        let chunk = center_of(member.entity).map_or(0, |center| grid.chunk_of(center));
-        let key = (SharedLook::of(&material), faceted, chunk);
+        let chunk = center.map_or(0, |center| grid.chunk_of(center));
+        let key = (SharedLook::of(material), faceted, chunk);
         let batch = builders.entry(key).or_insert_with(|| {
             order.push(key);
             ChunkBatch {
-                material: StandardMaterial { base_color: Color::WHITE, ..material },
+                material: StandardMaterial { base_color: Color::WHITE, ..material.clone() },
                 full: BatchBuilder::new(faceted),
                 boxes: chunked.then(|| BatchBuilder::new(true)),
             }
