@@ -68,6 +68,9 @@ pub struct Feed {
     wake: Notify,
     published: watch::Sender<u64>,
     batching: LiveBatching,
+    /// How often the live state went back to storage after a failed commit; a viewer whose
+    /// state was sent before the latest of these gets a new snapshot.
+    restores: AtomicU64,
 }
 
 struct FeedInner {
@@ -95,6 +98,7 @@ impl Feed {
             wake: Notify::new(),
             published,
             batching,
+            restores: AtomicU64::new(0),
         });
         tokio::spawn(run_publisher(feed.clone()));
         feed
@@ -133,6 +137,19 @@ impl Feed {
         drop(inner);
         self.wake.notify_one();
         dropped
+    }
+
+    /// The live state went back to what storage holds: snapshots sent before may hold writes
+    /// that never became durable, and the seqs after the durable one are given out again. Every
+    /// viewer is woken and resynced with a snapshot.
+    pub fn restored(&self) {
+        self.restores.fetch_add(1, Ordering::AcqRel);
+        self.published.send_modify(|_| {});
+    }
+
+    /// How many restores happened; read before taking a snapshot.
+    pub fn restore_count(&self) -> u64 {
+        self.restores.load(Ordering::Acquire)
     }
 
     /// A receiver that changes whenever a batch is published; its value is the newest seq.

@@ -85,6 +85,8 @@ struct Session {
     /// The feed has been looked at up to here (past `sent` when the changes were all hidden
     /// from this viewer).
     pulled: u64,
+    /// The feed's restore count when this viewer's state was sent (see `Feed::restored`).
+    restores: u64,
 }
 
 async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum::Error> {
@@ -148,7 +150,8 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                         };
                         match since_seq.filter(|since| state.can_resume(*since)) {
                             Some(since) => {
-                                let current = session.insert(Session { grant, sent: since, pulled: since });
+                                let restores = state.feed().restore_count();
+                                let current = session.insert(Session { grant, sent: since, pulled: since, restores });
                                 if !forward(&mut socket, &state, current, Catchup::Merged).await? {
                                     // Nothing was missed: say so, at the viewer's seq.
                                     send(&mut socket, &ServerMessage::Heartbeat { seq: since }).await?;
@@ -213,6 +216,10 @@ async fn forward(
     session: &mut Session,
     catchup: Catchup,
 ) -> Result<bool, axum::Error> {
+    if state.feed().restore_count() != session.restores {
+        *session = send_snapshot(socket, state, session.grant.clone()).await?;
+        return Ok(true);
+    }
     let batches = match state.feed().pull(session.pulled) {
         Pull::TooOld => {
             metrics::counter!(m::DROPS).increment(1);
@@ -278,10 +285,12 @@ async fn send_snapshot(
     state: &AppState,
     grant: Arc<Grant>,
 ) -> Result<Session, axum::Error> {
+    // Read first: a restore after this point resyncs the viewer again, at worst needlessly.
+    let restores = state.feed().restore_count();
     let (snapshot, seq) = state.snapshot(&grant);
     send(socket, &snapshot).await?;
     metrics::counter!(m::SNAPSHOTS_OUT).increment(1);
-    Ok(Session { grant, sent: seq, pulled: seq })
+    Ok(Session { grant, sent: seq, pulled: seq, restores })
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {

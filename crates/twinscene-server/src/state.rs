@@ -790,10 +790,12 @@ impl Shared {
     /// after a restore; its job fails too and restores again, so restores are idempotent and
     /// only reload when a write came in since the last one.
     ///
+    /// Viewers that were sent a snapshot while a failed write was in memory get a new one.
+    ///
     /// When the state cannot be reloaded (the load fails, or the storage keeps no twin state:
     /// a memory-only server), the error is logged and writes stay refused, but reads and new
     /// snapshots may show the in-memory state, failed writes included, until the restart.
-    /// Viewers are still never sent the failed changes.
+    /// Viewers are still never sent the failed changes as deltas.
     fn commit_failed(&self) {
         self.storage_failed.store(true, Ordering::SeqCst);
         let mut live = self.live();
@@ -806,6 +808,8 @@ impl Shared {
                         stored.seq
                     );
                     *live = LiveState::from_stored(stored);
+                    // Snapshots sent meanwhile may hold the failed writes.
+                    self.feed.restored();
                 }
                 Ok(None) => tracing::error!(
                     "a commit failed and the storage keeps no twin state to go back to: reads may \

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Viewer, client, demo_scene_path, error_body, get, get_json, patch, send, serve};
+use common::{Viewer, client, demo_scene_path, error_body, get, get_json, patch, send, serve, within};
 use serde_json::{Value, json};
 use twinscene_core::live::ServerMessage;
 use twinscene_server::auth::Grant;
@@ -86,8 +86,12 @@ async fn a_write_whose_commit_failed_is_rolled_back_and_never_sent_to_viewers() 
     assert_eq!(room_temperature(&snapshot, "Room-A101"), 25.0);
     assert_eq!(state.seq(), start + 1);
 
-    // The viewer only hears heartbeats (the publisher had many ticks to send the failed
-    // write), and nothing after the durable write was published.
+    // The viewer is resynced with the durable state (every viewer is: any of them may have
+    // been sent the failed write in a snapshot), then only hears heartbeats (the publisher had
+    // many ticks to send the failed write), and nothing after the durable write was published.
+    let resync = within("a resync", viewer.next_change()).await;
+    assert_eq!((resync["type"].as_str(), resync["seq"].as_u64()), (Some("snapshot"), Some(start + 1)));
+    assert_eq!(room_temperature(&serde_json::from_value(resync).unwrap(), "Room-A101"), 25.0);
     for _ in 0..3 {
         let message = viewer.next().await;
         assert_eq!(message, json!({"type": "heartbeat", "seq": start + 1}), "sent after the failure");
@@ -161,4 +165,41 @@ async fn a_failed_model_write_is_rolled_back_and_marks_storage_failed() {
     assert_eq!(get(&format!("{base}/models/dtmi:example:Pump;1")).await.status(), 404);
     assert_eq!(get_json(&format!("{base}/models")).await, before);
     assert_eq!(get(&format!("{base}/healthz")).await.status(), 503);
+}
+
+/// A viewer that connects while a write waits for its commit is sent that write in its
+/// snapshot; when the commit fails, the viewer is sent the durable state again.
+#[tokio::test]
+async fn a_snapshot_holding_a_failed_write_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
+    let base = serve(state_over(storage.clone())).await;
+    assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
+
+    storage.set_broken(true);
+    storage.set_held(true);
+    let failing = tokio::spawn({
+        let base = base.clone();
+        async move { patch(&base, "Room-A101", &set(99.0)).await.status() }
+    });
+    // The write is applied in memory before its commit is attempted.
+    let mut early = Viewer::connect(&base).await;
+    let snapshot = loop {
+        let snapshot = early.hello().await;
+        let twins = snapshot["twins"].as_array().unwrap();
+        if twins.iter().any(|twin| twin["$dtId"] == "Room-A101" && twin["temperature"] == 99.0) {
+            break snapshot;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let undurable_seq = snapshot["seq"].as_u64().unwrap();
+
+    storage.set_held(false);
+    assert_eq!(failing.await.unwrap(), 503);
+    let resync = within("a resync", early.next_change()).await;
+    assert_eq!(resync["type"], "snapshot", "{resync}");
+    assert_eq!(resync["seq"].as_u64(), Some(undurable_seq - 1));
+    let twins = resync["twins"].as_array().unwrap();
+    let room = twins.iter().find(|twin| twin["$dtId"] == "Room-A101").unwrap();
+    assert_eq!(room["temperature"], 25.0);
 }
