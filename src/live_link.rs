@@ -191,13 +191,18 @@ fn apply_server_message(
             ServerMessage::Delta { changes, .. } => {
                 link.status = LiveStatus::Live;
                 link.last_error = None;
+                // One buffer for the whole delta: one allocation, one batch of messages.
+                let mut changed = Vec::new();
                 for change in changes {
-                    match runtime.apply_patch(&change.twin, &change.patch, &change.ts) {
-                        Ok(changed) => announce(changed, style_changes),
+                    if let Err(error) =
+                        runtime.apply_patch_into(&change.twin, &change.patch, &change.ts, &mut changed)
+                    {
+                        announce(changed, style_changes);
                         // The server accepted this patch, so our copy has diverged: start over.
-                        Err(error) => return request_snapshot(link, &error.to_string()),
+                        return request_snapshot(link, &error.to_string());
                     }
                 }
+                announce(changed, style_changes);
             }
             ServerMessage::Heartbeat { .. } | ServerMessage::Error { .. } => {}
         },

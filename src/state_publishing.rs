@@ -615,7 +615,7 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
             .keys()
             .filter_map(|name| {
                 twinscene_core::units::property_unit(models, &twin.model, name)
-                    .map(|unit| (name.clone(), unit))
+                    .map(|unit| (name.to_owned(), unit))
             })
             .collect(),
         _ => Default::default(),

@@ -26,7 +26,7 @@ pub fn scene(twins: usize, floor_average: bool) -> Scene {
     }
     for r in 0..rooms {
         let mut room = Twin::new(format!("room-{r}"), "dtmi:bench:Room;1");
-        room.properties.insert("temperature".into(), json!(15 + r % 15));
+        room.properties.insert("temperature", json!(15 + r % 15));
         all.push(room);
         relationships.push(Relationship {
             id: format!("contains-{r}"),
@@ -83,11 +83,16 @@ pub fn runtime(twins: usize, floor_average: bool) -> SceneRuntime {
     SceneRuntime::new(scene(twins, floor_average)).expect("the workload runtime builds")
 }
 
-/// Applies every update; returns how many style changes they caused.
+/// Applies every update; returns how many style changes they caused. The changes go to one
+/// buffer, emptied after each update as a live consumer would after painting them.
 pub fn apply(runtime: &mut SceneRuntime, updates: &[(String, Vec<PatchOperation>)]) -> usize {
-    let mut changes = 0;
+    let mut count = 0;
+    let mut changes = Vec::new();
     for (twin, patch) in updates {
-        changes += runtime.apply_patch(twin, patch, TIMESTAMP).map_or(0, |c| c.len());
+        if runtime.apply_patch_into(twin, patch, TIMESTAMP, &mut changes).is_ok() {
+            count += changes.len();
+        }
+        changes.clear();
     }
-    changes
+    count
 }

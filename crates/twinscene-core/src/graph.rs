@@ -12,7 +12,7 @@ use petgraph::visit::EdgeRef;
 
 use crate::dtdl::ModelSet;
 use crate::patch::{PatchRejection, TouchedNames, apply_to_twin, apply_to_twin_borrowed};
-use crate::twin::{Relationship, Twin};
+use crate::twin::{CompactString, Relationship, Twin};
 
 /// A twin's place in the graph. Stable while the twin exists (removing other twins keeps it).
 pub type TwinIndex = NodeIndex<u32>;
@@ -82,7 +82,9 @@ struct Edge {
 #[derive(Clone, Debug, Default)]
 pub struct TwinGraph {
     graph: StableDiGraph<Twin, Edge>,
-    twin_by_id: FastHashMap<String, TwinIndex>,
+    /// By id; short ids (up to 24 bytes) sit in the table itself, so that a lookup compares
+    /// them without a pointer chase.
+    twin_by_id: FastHashMap<CompactString, TwinIndex>,
     relationship_names: FastHashMap<String, u32>,
     /// ADT relationship ids are unique per source twin.
     relationship_by_id: FastHashMap<(String, String), EdgeIndex>,
@@ -212,10 +214,10 @@ impl TwinGraph {
         graph.twin_by_id.reserve(expected);
         graph.relationship_by_id.reserve(relationships.len());
         for twin in twins {
-            match graph.twin_by_id.get(&twin.id) {
+            match graph.twin_by_id.get(twin.id.as_str()) {
                 Some(&index) => graph.graph[index] = twin,
                 None => {
-                    let id = twin.id.clone();
+                    let id = CompactString::from(twin.id.as_str());
                     let index = graph.graph.add_node(twin);
                     graph.twin_by_id.insert(id, index);
                 }
@@ -422,11 +424,11 @@ impl TwinGraph {
 
     /// Creates a twin. With models set, its properties must fit its model.
     pub fn add_twin(&mut self, twin: Twin) -> Result<TwinIndex, GraphError> {
-        if self.twin_by_id.contains_key(&twin.id) {
+        if self.twin_by_id.contains_key(twin.id.as_str()) {
             return Err(GraphError::DuplicateTwin(twin.id));
         }
         self.check_twin(&twin)?;
-        let id = twin.id.clone();
+        let id = CompactString::from(twin.id.as_str());
         let index = self.graph.add_node(twin);
         self.numbers.refresh(index, Some(&self.graph[index]));
         self.twin_by_id.insert(id, index);
@@ -436,7 +438,7 @@ impl TwinGraph {
 
     /// Replaces a twin's properties and model wholesale (ADT `PUT`), keeping its relationships.
     pub fn replace_twin(&mut self, twin: Twin) -> Result<TwinIndex, GraphError> {
-        let Some(&index) = self.twin_by_id.get(&twin.id) else { return self.add_twin(twin) };
+        let Some(&index) = self.twin_by_id.get(twin.id.as_str()) else { return self.add_twin(twin) };
         self.check_twin(&twin)?;
         let mut twin = twin;
         twin.etag.clone_from(&self.graph[index].etag);
@@ -721,7 +723,7 @@ mod tests {
     fn tracked_numbers_follow_every_kind_of_write() {
         let with = |id: &str, value: serde_json::Value| {
             let mut twin = Twin::new(id, "m");
-            twin.properties.insert("t".into(), value);
+            twin.properties.insert("t", value);
             twin
         };
         let mut graph = TwinGraph::new([with("a", json!(1)), with("b", json!("warm"))], vec![]);

@@ -5,7 +5,7 @@ use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
 use crate::dtdl::ModelSet;
-use crate::twin::Twin;
+use crate::twin::{CompactString, Twin};
 
 /// Why a patch was refused. The twin is unchanged whenever one of these is returned.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,7 @@ fn apply_single<'p>(
             }
         }
         None => {
-            twin.last_update_time.insert(name.to_owned(), timestamp.to_owned());
+            twin.last_update_time.insert(name, CompactString::from(timestamp));
         }
     }
     twin.bump_etag();
@@ -183,7 +183,7 @@ fn apply_general_to_twin(
                     time.push_str(timestamp);
                 }
                 None => {
-                    twin.last_update_time.insert(name.clone(), timestamp.to_owned());
+                    twin.last_update_time.insert(name.as_str(), CompactString::from(timestamp));
                 }
             }
         } else {
@@ -282,8 +282,8 @@ mod tests {
 
     fn room() -> Twin {
         let mut twin = Twin::new("room", "dtmi:twinscene:Room;1");
-        twin.properties.insert("temperature".into(), json!(20));
-        twin.properties.insert("hvac".into(), json!({"mode": "heat"}));
+        twin.properties.insert("temperature", json!(20));
+        twin.properties.insert("hvac", json!({"mode": "heat"}));
         twin
     }
 
@@ -327,8 +327,8 @@ mod tests {
             for models in [None, Some(&models)] {
                 let patch = patch(ops.clone());
                 let (mut fast, mut general) = (room(), room());
-                fast.last_update_time.insert("temperature".into(), "old".into());
-                general.last_update_time.insert("temperature".into(), "old".into());
+                fast.last_update_time.insert("temperature", "old".into());
+                general.last_update_time.insert("temperature", "old".into());
                 let fast_result =
                     apply_to_twin_borrowed(&mut fast, &patch, "t", models).map(|touched| touched.to_vec());
                 let general_result = apply_general_to_twin(&mut general, &patch, "t", models);
@@ -419,7 +419,7 @@ mod tests {
     fn writes_are_type_checked_down_to_component_and_nested_paths() {
         let models = models();
         let mut twin = room();
-        twin.properties.insert("thermostat".into(), json!({"$metadata": {}, "target": 20}));
+        twin.properties.insert("thermostat", json!({"$metadata": {}, "target": 20}));
         let write = |twin: &mut Twin, ops: Value| apply_to_twin(twin, &patch(ops), "t", Some(&models));
         write(&mut twin, json!([{"op": "replace", "path": "/thermostat/target", "value": 22.5}])).unwrap();
         assert_eq!(twin.property("thermostat").unwrap()["target"], json!(22.5));

@@ -441,6 +441,21 @@ impl SceneRuntime {
         patch: &[PatchOperation],
         timestamp: &str,
     ) -> Result<Vec<StyleChange>, UpdateError> {
+        let mut changes = Vec::new();
+        self.apply_patch_into(twin, patch, timestamp, &mut changes)?;
+        Ok(changes)
+    }
+
+    /// [`Self::apply_patch`] appending the changed styles to `changes`, which the caller keeps
+    /// from one update to the next: a live stream then allocates nothing per update. On error
+    /// nothing is appended.
+    pub fn apply_patch_into(
+        &mut self,
+        twin: &str,
+        patch: &[PatchOperation],
+        timestamp: &str,
+        changes: &mut Vec<StyleChange>,
+    ) -> Result<(), UpdateError> {
         let index = self.graph.twin_index(twin).ok_or_else(|| UpdateError::UnknownTwin(twin.to_owned()))?;
         let touched = self.graph.apply_patch_borrowed(index, patch, timestamp)?;
         let mut computed_changes = std::mem::take(&mut self.computed_changes);
@@ -452,18 +467,17 @@ impl SceneRuntime {
             self.now_millis,
             &mut computed_changes,
         );
-        let mut changes = Vec::new();
         self.next_generation();
         if touched.any(|name| self.element_reads(name)) {
-            self.reevaluate_readers(index, &mut changes);
+            self.reevaluate_readers(index, changes);
         }
         for &(twin, rule) in &computed_changes {
             if self.element_reads(self.computed.property_of_rule(rule)) {
-                self.reevaluate_readers(twin, &mut changes);
+                self.reevaluate_readers(twin, changes);
             }
         }
         self.computed_changes = computed_changes;
-        Ok(changes)
+        Ok(())
     }
 
     /// Sets the clock that `age(...)` measures against (milliseconds since the Unix epoch) and

@@ -308,7 +308,7 @@ impl<'a> Catalog<'a> {
             for (name, value) in &twin.properties {
                 let ty = Ty::of_json(value);
                 properties
-                    .entry(name.as_str())
+                    .entry(name)
                     .and_modify(|known| {
                         if *known != ty {
                             *known = Ty::Unknown;

@@ -35,7 +35,7 @@ mod tests {
     fn twin_with_times(times: &[(&str, &str)]) -> Twin {
         let mut twin = Twin::new("t", "dtmi:t:T;1");
         for (property, time) in times {
-            twin.last_update_time.insert((*property).to_owned(), (*time).to_owned());
+            twin.last_update_time.insert(*property, crate::twin::CompactString::from(*time));
         }
         twin
     }

@@ -142,7 +142,7 @@ pub async fn run_remote(args: SimulateArgs) -> Result<(), String> {
                 Some(Walker {
                     twin: twin.id.clone(),
                     model: twin.model.clone(),
-                    property: name.clone(),
+                    property: name.to_owned(),
                     value,
                     home: value,
                 })

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use twinscene_core::graph::TwinGraph;
 use twinscene_core::live::{PROTOCOL_VERSION, ServerMessage, TwinChange};
 use twinscene_core::scene::Scene;
-use twinscene_core::twin::{PropertyMap, Relationship, Twin};
+use twinscene_core::twin::{CompactString, PropertyMap, Relationship, Twin};
 
 use crate::api_error::ApiError;
 use crate::auth::{Grant, Tokens};
@@ -312,11 +312,11 @@ impl AppState {
             for (name, value) in &twin.properties {
                 match value {
                     Value::Number(n) if name == "temperature" => {
-                        found.extend(n.as_f64().map(|t| (twin.id.clone(), vec![name.clone()], t)));
+                        found.extend(n.as_f64().map(|t| (twin.id.clone(), vec![name.to_owned()], t)));
                     }
                     Value::Object(component) => {
                         if let Some(t) = component.get("temperature").and_then(Value::as_f64) {
-                            found.push((twin.id.clone(), vec![name.clone(), "temperature".into()], t));
+                            found.push((twin.id.clone(), vec![name.to_owned(), "temperature".into()], t));
                         }
                     }
                     _ => {}
@@ -418,9 +418,9 @@ impl AppState {
                     self.patch_twin(grant, id, patch, Some(&etag), Source::Rest).await?;
                     return self.twin(grant, id).map(PutOutcome::Replaced);
                 }
-                twin.etag = next_etag(&existing.etag);
+                twin.etag = next_etag(&existing.etag).into();
                 twin.last_update_time =
-                    twin.properties.keys().map(|name| (name.clone(), ts.clone())).collect();
+                    twin.properties.keys().map(|name| (name, CompactString::from(ts.as_str()))).collect();
                 let stored = twin.clone();
                 self.structural(|live| {
                     // The twin was read before the lock; it must not have changed since.
@@ -445,9 +445,9 @@ impl AppState {
                 if if_match.is_some() {
                     return Err(ApiError::PreconditionFailed(format!("twin {id:?} does not exist")));
                 }
-                twin.etag = "W/\"1\"".to_owned();
+                twin.etag = "W/\"1\"".into();
                 twin.last_update_time =
-                    twin.properties.keys().map(|name| (name.clone(), ts.clone())).collect();
+                    twin.properties.keys().map(|name| (name, CompactString::from(ts.as_str()))).collect();
                 let created = twin.clone();
                 self.structural(|live| {
                     if live.graph.twin(&created.id).is_some() {
@@ -869,7 +869,7 @@ fn apply_one(
     check_if_match(if_match.as_deref(), &twin.etag)?;
     let twin = live.graph.apply_patch(&id, &patch, ts)?.clone();
     live.seq += 1;
-    let accepted = Accepted { etag: twin.etag.clone(), seq: live.seq };
+    let accepted = Accepted { etag: twin.etag.to_string(), seq: live.seq };
     Ok((accepted, twin, TwinChange { twin: id, patch, ts: ts.to_owned() }))
 }
 

@@ -591,7 +591,7 @@ mod tests {
         let storage = SqliteStorage::open(&path, SyncMode::Full).unwrap();
         assert!(storage.load().unwrap().is_none());
         let mut twin = Twin::new("a", "dtmi:x;1");
-        twin.properties.insert("temperature".into(), json!(21.5));
+        twin.properties.insert("temperature", json!(21.5));
         let relationship: Relationship = serde_json::from_value(json!({
             "$relationshipId": "r", "$sourceId": "a", "$targetId": "a", "$relationshipName": "self"
         }))
@@ -622,7 +622,7 @@ mod tests {
         let storage = SqliteStorage::open(&path, SyncMode::Full).unwrap();
         let version = |id: &str, value: i64| {
             let mut twin = Twin::new(id, "m");
-            twin.properties.insert("v".into(), json!(value));
+            twin.properties.insert("v", json!(value));
             StoredWrite::Twin(twin)
         };
         storage
@@ -742,7 +742,7 @@ mod tests {
         for round in 0..4 {
             for step in 0..10 {
                 let value = round * 10 + step;
-                twin.properties.insert("v".into(), json!(value));
+                twin.properties.insert("v", json!(value));
                 let writes = [
                     StoredWrite::Twin(twin.clone()),
                     point(value, value as f64),
@@ -753,7 +753,7 @@ mod tests {
             // The log starts over after each round, so the later rounds overwrite its start.
             checkpoint(&checkpoints, &storage.connection).unwrap();
         }
-        twin.properties.insert("v".into(), json!(40));
+        twin.properties.insert("v", json!(40));
         storage.commit(&[StoredWrite::Twin(twin.clone()), point(40, 40.0), StoredWrite::Seq(40)]).unwrap();
 
         // What `kill -9` leaves: the files as they are, the storage never closed.

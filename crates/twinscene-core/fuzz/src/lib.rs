@@ -30,7 +30,7 @@ fn graph() -> TwinGraph {
     room.properties =
         serde_json::from_value(json!({"temperature": 21.5, "alarm": true, "label": "Kitchen", "n": null}))
             .unwrap_or_default();
-    room.last_update_time.insert("temperature".into(), "2026-01-01T00:00:00Z".into());
+    room.last_update_time.insert("temperature", "2026-01-01T00:00:00Z".into());
     let contains = Relationship {
         id: "c".into(),
         source: "floor".into(),

@@ -25,7 +25,7 @@ fn contains(id: &str, source: &str, target: &str) -> Relationship {
 
 fn building() -> TwinGraph {
     let mut room1 = twin("room1", json!({"temperature": 20, "alarm": true, "name": "Kitchen"}));
-    room1.last_update_time.insert("temperature".into(), "2026-01-01T00:00:00Z".into());
+    room1.last_update_time.insert("temperature", "2026-01-01T00:00:00Z".into());
     TwinGraph::new(
         [
             twin("floor", json!({"level": 1, "hvac": {"mode": "heat", "setpoints": [19, 21]}})),

@@ -70,6 +70,26 @@ fn patch_changes_only_the_elements_of_that_twin() {
     assert!(runtime.apply_patch("r2", &unrelated, "t").unwrap().is_empty());
 }
 
+/// The caller's buffer collects the changes of several updates in order, as `apply_patch`
+/// would return them one by one; a refused update appends nothing and leaves them in place.
+#[test]
+fn changes_accumulate_in_the_callers_buffer() {
+    let mut separate = runtime();
+    let mut expected = separate.apply_patch("r2", &replace("temperature", json!(22.0)), "t").unwrap();
+    expected.extend(separate.apply_patch("r1", &replace("temperature", json!(30.0)), "t").unwrap());
+    let mut buffered = runtime();
+    let mut changes = Vec::new();
+    buffered.apply_patch_into("r2", &replace("temperature", json!(22.0)), "t", &mut changes).unwrap();
+    let after_first = changes.len();
+    assert!(after_first > 0);
+    let refused = buffered.apply_patch_into("nobody", &replace("temperature", json!(1.0)), "t", &mut changes);
+    assert!(matches!(refused, Err(UpdateError::UnknownTwin(id)) if id == "nobody"));
+    assert_eq!(changes.len(), after_first);
+    buffered.apply_patch_into("r1", &replace("temperature", json!(30.0)), "t", &mut changes).unwrap();
+    assert_eq!(changed_ids(&buffered, &changes), changed_ids(&separate, &expected));
+    assert_eq!(changes, expected);
+}
+
 #[test]
 fn removed_property_means_no_value() {
     let mut runtime = runtime();
@@ -82,7 +102,7 @@ fn snapshot_with_the_missing_twin_finds_it() {
     let mut runtime = runtime();
     let mut twins: Vec<Twin> = runtime.graph().twins().cloned().collect();
     let mut box_a = Twin::new("BoxA", "dtmi:t:Room;1");
-    box_a.properties.insert("temperature".into(), json!(21));
+    box_a.properties.insert("temperature", json!(21));
     twins.push(box_a);
     let changes = runtime.replace_twins(twins, vec![]);
     assert_eq!(changes.len(), 1);
@@ -464,7 +484,7 @@ fn selections_by_model_and_query_follow_the_twins_at_load_and_on_creation_not_on
     assert_eq!(style(&runtime, "room").label, None);
     // A twin created later is selected, and its element's layers change with it.
     let mut pump = Twin::new("pump-2", "dtmi:t:Pump;1");
-    pump.properties.insert("kind".into(), json!("pump"));
+    pump.properties.insert("kind", json!("pump"));
     let changes = runtime.add_twin(pump).unwrap();
     assert!(changed_ids(&runtime, &changes).contains(&"later".to_owned()));
     assert_eq!(style(&runtime, "later").label.as_deref(), Some("pump pump-2"));
