@@ -689,7 +689,10 @@ impl SceneRuntime {
             current.badges = look.badges;
             current.label = look.label;
             current.opacity = look.opacity;
-            current.layers = layers.clone();
+            // Usually the same list: then no reference count changes hands.
+            if !Arc::ptr_eq(&current.layers, layers) {
+                current.layers = layers.clone();
+            }
             changes.push(StyleChange { element, style: current.clone() });
         }
     }
