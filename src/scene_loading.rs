@@ -108,6 +108,8 @@ struct SceneFiles {
     scene: Scene,
     format: SourceFormat,
     notes: Vec<ImportNote>,
+    /// The GLB download, started as soon as the scene named it (web).
+    mesh_download: Option<MeshDownload>,
 }
 
 /// Where the shown scene came from: its file format, and what of the file is not shown.
@@ -137,6 +139,19 @@ struct PendingModel {
 }
 
 pub(super) fn plugin(app: &mut App) {
+    // The scene is fetched and read from the moment the app is built: in the browser the app's
+    // first update waits until the renderer is up (half a second under software WebGL), and
+    // the download, the parse and the mesh download need not.
+    if let Some(config) = app.world().get_resource::<ViewerConfig>() {
+        let request = SceneRequest {
+            url: config.scene_url.clone(),
+            mesh: config.mesh_url.clone(),
+            scene: config.scene_name.clone(),
+        };
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        spawn_load(request, sender);
+        app.insert_resource(SceneFetch(receiver));
+    }
     app.add_systems(Startup, request_scene_file).add_systems(
         Update,
         (
@@ -171,16 +186,11 @@ fn check_scene_once_twins_are_known(
     source.findings = Some(findings);
 }
 
-fn request_scene_file(mut commands: Commands, config: Res<ViewerConfig>, mut phase: ResMut<AppPhase>) {
-    let (sender, receiver) = crossbeam_channel::bounded(1);
-    let request = SceneRequest {
-        url: config.scene_url.clone(),
-        mesh: config.mesh_url.clone(),
-        scene: config.scene_name.clone(),
-    };
-    spawn_load(request, sender);
-    commands.insert_resource(SceneFetch(receiver));
-    *phase = AppPhase::Loading(LoadStage::Scene);
+/// The fetch itself started when the app was built (see [`plugin`]).
+fn request_scene_file(fetch: Option<Res<SceneFetch>>, mut phase: ResMut<AppPhase>) {
+    if fetch.is_some() {
+        *phase = AppPhase::Loading(LoadStage::Scene);
+    }
 }
 
 /// Reads the scene file in any format, then the twin and model files it names (relative to it).
@@ -202,7 +212,16 @@ async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
         let text = read_text(&url).await.map_err(|e| format!("models file {url}: {e}"))?;
         scene.merge_models_file(&text).map_err(|e| format!("models file {url}: {e}"))?;
     }
-    Ok(SceneFiles { scene, format, notes })
+    // An unusable mesh URL is reported when the scene is received.
+    let mesh_download = match resolve_mesh_url(&request.url, &scene.mesh) {
+        Ok(url) if cfg!(target_arch = "wasm32") && is_glb(&url) => {
+            let (sender, receiver) = crossbeam_channel::bounded(1);
+            fetch_bytes(url.clone(), sender);
+            Some(MeshDownload { url, receiver })
+        }
+        _ => None,
+    };
+    Ok(SceneFiles { scene, format, notes, mesh_download })
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -233,9 +252,10 @@ fn receive_scene_file(
         // Live writes come from the server, which has accepted them: the viewer must apply
         // them, not re-judge them against the scene's models (kept for units and selections).
         runtime.trust_writes();
-        Ok((runtime, SceneSource { format: files.format, notes: files.notes, findings: None }))
+        let source = SceneSource { format: files.format, notes: files.notes, findings: None };
+        Ok((runtime, source, files.mesh_download))
     });
-    let (runtime, source) = match loaded {
+    let (runtime, source, mesh_download) = match loaded {
         Ok(loaded) => loaded,
         Err(message) => return phase.fail(format!("cannot load scene {scene_url}: {message}")),
     };
@@ -251,9 +271,13 @@ fn receive_scene_file(
     commands.insert_resource(TwinRuntime(runtime));
     commands.insert_resource(AppPhase::Loading(LoadStage::Mesh));
     if cfg!(target_arch = "wasm32") && is_glb(&mesh_url) {
-        let (sender, receiver) = crossbeam_channel::bounded(1);
-        fetch_bytes(mesh_url.clone(), sender);
-        commands.insert_resource(MeshDownload { url: mesh_url, receiver });
+        // Started by the scene's download task; the same URL, resolved the same way.
+        let download = mesh_download.filter(|download| download.url == mesh_url).unwrap_or_else(|| {
+            let (sender, receiver) = crossbeam_channel::bounded(1);
+            fetch_bytes(mesh_url.clone(), sender);
+            MeshDownload { url: mesh_url, receiver }
+        });
+        commands.insert_resource(download);
         return;
     }
     spawn_model(&mut commands, &asset_server, mesh_url.clone(), mesh_url);
@@ -470,10 +494,22 @@ mod web_url {
 }
 
 /// Fetches a file over HTTP (web); the error names the failure. Files larger than core's
-/// `MAX_SCENE_BYTES` are refused before they are read.
+/// `MAX_SCENE_BYTES` are refused before they are read. The scene file is usually on its way
+/// already: the page starts fetching it while the bundle downloads ([`take_prefetched`]).
 #[cfg(target_arch = "wasm32")]
 async fn read_text(url: &str) -> Result<String, String> {
-    let response = gloo_net::http::Request::get(url).send().await.map_err(|e| e.to_string())?;
+    use wasm_bindgen::JsCast;
+    let response = match take_prefetched(url) {
+        Some(pending) => {
+            let response = wasm_bindgen_futures::JsFuture::from(pending)
+                .await
+                .map_err(|e| js_sys::Error::from(e).message().as_string().unwrap_or_default())?;
+            let response: web_sys::Response =
+                response.dyn_into().map_err(|_| "the page's prefetch gave no response".to_owned())?;
+            gloo_net::http::Response::from(response)
+        }
+        None => gloo_net::http::Request::get(url).send().await.map_err(|e| e.to_string())?,
+    };
     if !response.ok() {
         return Err(format!("HTTP {} {}", response.status(), response.status_text()));
     }
@@ -485,6 +521,24 @@ async fn read_text(url: &str) -> Result<String, String> {
         ));
     }
     response.text().await.map_err(|e| e.to_string())
+}
+
+/// The response promise of a fetch of `url` that web/twinscene.js started before the viewer
+/// ran (`globalThis.__twinscenePrefetched`, a `Map` by URL), taken out of the map so that it is
+/// read once. The viewer asks for its scene only once its renderer is up, over a second after
+/// the page knew the URL; at 10^5 elements the scene is 17 MB.
+#[cfg(target_arch = "wasm32")]
+fn take_prefetched(url: &str) -> Option<js_sys::Promise> {
+    use wasm_bindgen::{JsCast, JsValue};
+    let map: js_sys::Map =
+        js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("__twinscenePrefetched"))
+            .ok()?
+            .dyn_into()
+            .ok()?;
+    let key = JsValue::from_str(url);
+    let pending = map.get(&key).dyn_into::<js_sys::Promise>().ok()?;
+    map.delete(&key);
+    Some(pending)
 }
 
 /// Fetches the mesh (web), counting bytes into [`MESH_BYTES`] for the progress bar.

@@ -256,11 +256,25 @@ export class TwinSceneElement extends HTMLElement {
     // The bundle downloads and compiles while the page reads its config and checks WebGL2
     // (creating a context takes a few hundred milliseconds under software WebGL).
     compiledModule ??= WebAssembly.compileStreaming(this.#fetchWithProgress(new URL('/pkg/twinscene_viewer_bg.wasm', SERVER)));
-    const config = await fetch(new URL('/api/config', SERVER)).then((r) => (r.ok ? r.json() : {}), () => ({}));
     const params = new URLSearchParams(location.search);
     // What the page names is relative to the page; the server's defaults to the server.
     const pageScene = this.getAttribute('src') ?? params.get('scene');
-    const scene = pageScene ? new URL(pageScene, location.href) : new URL(config.scene ?? '/api/scene', SERVER);
+    // The scene downloads while the bundle does, from now on: the viewer asks for it only once
+    // its renderer is up (seconds later at 10^5 elements), and takes this response instead
+    // (src/scene_loading.rs, `take_prefetched`). Without a page scene it is the server's, which
+    // its config names (`/api/scene` for twinscene's server; fetched again if it says otherwise).
+    const guess = pageScene ? new URL(pageScene, location.href) : new URL('/api/scene', SERVER);
+    const download = (url) => {
+      const response = fetch(url.href);
+      // Handled here as well, so that a failed download is the viewer's error to report (it
+      // awaits this promise), not an unhandled rejection.
+      response.catch(() => {});
+      return response;
+    };
+    const guessed = download(guess);
+    const config = await fetch(new URL('/api/config', SERVER)).then((r) => (r.ok ? r.json() : {}), () => ({}));
+    const scene = pageScene ? guess : new URL(config.scene ?? '/api/scene', SERVER);
+    (globalThis.__twinscenePrefetched ??= new Map()).set(scene.href, scene.href === guess.href ? guessed : download(scene));
     const pageLive = this.getAttribute('live') ?? params.get('live');
     const live = pageLive ?? config.live ?? '/live';
     const liveUrl = live === 'off' ? '' : new URL(live, pageLive ? location.href : SERVER).href.replace(/^http/, 'ws');
@@ -316,13 +330,20 @@ export class TwinSceneElement extends HTMLElement {
     let total = decoded || (encoded ? 0 : Number(response.headers.get('content-length')) || 0);
     let received = 0;
     const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
+    // The stream comes in thousands of chunks; the page shows the count at most every 100 ms so
+    // that the main thread stays free for the rest of the start (the scene's download).
+    let shownAt = -Infinity;
     const counter = new TransformStream({
       transform: (chunk, controller) => {
         received += chunk.byteLength;
         // More than announced: an encoding the page could not see (another server); no total.
         if (received > total) total = 0;
-        this.$('status-text').textContent = `Loading viewer ${megabytes(received)}${total ? ` of ${megabytes(total)}` : ''} MB…`;
-        if (total) this.$('progress').style.width = `${Math.round((received / total) * STAGES.booting * 100)}%`;
+        const now = performance.now();
+        if (now - shownAt >= 100) {
+          shownAt = now;
+          this.$('status-text').textContent = `Loading viewer ${megabytes(received)}${total ? ` of ${megabytes(total)}` : ''} MB…`;
+          if (total) this.$('progress').style.width = `${Math.round((received / total) * STAGES.booting * 100)}%`;
+        }
         controller.enqueue(chunk);
       },
     });

@@ -19,3 +19,19 @@ test('the wasm bundle is sent gzip-compressed', { timeout: 60_000 }, () =>
     assert.ok(entry.encoded < entry.decoded / 2, `sent ${entry.encoded} bytes for ${entry.decoded}`);
     context.viewer.assertNoPanics();
   }));
+
+test('the scene downloads with the bundle, once', { timeout: 60_000 }, () =>
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
+    const timing = await page.evaluate(() => {
+      const entries = performance.getEntriesByType('resource');
+      const wasm = entries.find((e) => e.name.endsWith('/twinscene_viewer_bg.wasm'));
+      const scenes = entries.filter((e) => new URL(e.name).pathname === '/api/scene');
+      return { wasmEnd: wasm?.responseEnd, sceneStarts: scenes.map((e) => e.startTime) };
+    });
+    // The page fetches it while the bundle downloads, and the viewer takes that response
+    // instead of asking again once its renderer is up (over a second later).
+    assert.equal(timing.sceneStarts.length, 1, `scene requests: ${JSON.stringify(timing)}`);
+    assert.ok(timing.sceneStarts[0] < timing.wasmEnd, `scene requested at ${timing.sceneStarts[0]} ms, bundle in at ${timing.wasmEnd} ms`);
+    context.viewer.assertNoPanics();
+  }));
