@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
-use crate::batched_geometry::slot_of;
+use crate::batched_geometry::{BatchGeometry, FarDetail, slot_of};
 use crate::element_picking::ElementRayCast;
 use crate::element_styles::Ghosting;
 use crate::freshness::Freshness;
@@ -62,6 +62,10 @@ pub struct PublishedState {
     pub stale_elements: Vec<String>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
     pub missing_nodes: Vec<(String, String)>,
+    /// Batches drawn in the last frame: `[full detail, far boxes]` (see `batched_geometry`:
+    /// a chunk farther than 1.5 of its diagonals draws its elements as boxes). `None` until
+    /// the model is batched.
+    pub detail: Option<[usize; 2]>,
     /// The selected and hovered element ids.
     pub selected: Option<String>,
     pub hovered: Option<String>,
@@ -223,6 +227,10 @@ struct ElementCache {
     missing_twins: usize,
 }
 
+/// Every batch (full detail or far boxes), whether it was drawn, and whether it is boxes.
+type DrawnBatches<'w, 's> =
+    Query<'w, 's, (&'static ViewVisibility, Has<FarDetail>), Or<(With<BatchGeometry>, With<FarDetail>)>>;
+
 #[allow(clippy::too_many_arguments)] // One reader per kind of published fact.
 fn publish_state(
     mut published: ResMut<PublishedState>,
@@ -237,7 +245,16 @@ fn publish_state(
     mut style_changes: MessageReader<ElementStyleChanged>,
     mut ray_cast: ElementRayCast,
     mut cache: Local<ElementCache>,
+    batches: DrawnBatches,
 ) {
+    // Which level each chunk is drawn at follows the camera, a frame after it moved.
+    let detail = (!batches.is_empty()).then(|| {
+        batches
+            .iter()
+            .filter(|(visibility, _)| visibility.get())
+            .fold([0, 0], |[near, far], (_, boxes)| if boxes { [near, far + 1] } else { [near + 1, far] })
+    });
+    let detail_changed = detail != published.detail;
     let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
     let layout_changed = layout.as_ref().is_some_and(|(bounds, _)| bounds.is_changed())
         || camera.as_ref().is_some_and(|c| c.0.is_changed() || c.1.is_changed());
@@ -256,6 +273,7 @@ fn publish_state(
         || twins_changed
         || layout_changed
         || download_moved
+        || detail_changed
         || !styled.is_empty()
         || source.as_ref().is_some_and(|s| s.is_changed()))
     {
@@ -277,6 +295,7 @@ fn publish_state(
         live_error: link.last_error.clone(),
         live_retry_in_ms: link.retry_in_ms,
         seq: link.sequence.last_applied(),
+        detail,
         stale_count: interaction.freshness.stale_count,
         // Carried over: only changed entries are rewritten below.
         elements: std::mem::take(&mut published.elements),

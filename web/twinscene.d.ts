@@ -32,6 +32,10 @@ export interface TwinsceneState {
   liveError: string | null;
   liveRetryInMs: number | null;
   seq: number | null;
+  /** Batches drawn in the last frame, `[full detail, far boxes]`: a chunk of a large model
+   * (over 2,000 mesh nodes) seen from farther than 1.5 of its diagonals draws its elements as
+   * boxes. `null` until the model is batched. */
+  detail: [number, number] | null;
   /** Elements whose primary twin was not written for longer than `staleAfterSeconds`. */
   staleCount: number;
   staleAfterSeconds: number | null;
