@@ -687,9 +687,7 @@ fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: 
     let elements = kept.unwrap_or_default();
     if !changed.entries.is_empty() {
         let Ok(json) = serde_json::to_string(changed) else { return };
-        if let Ok(entries) =
-            js_sys::JSON::parse(&json).and_then(|v| v.dyn_into::<js_sys::Object>().map_err(JsValue::from))
-        {
+        if let Ok(entries) = js_sys::JSON::parse(&json).and_then(|v| v.dyn_into::<js_sys::Object>()) {
             js_sys::Object::assign(&elements, &entries);
         }
     }
