@@ -9,8 +9,6 @@
 //! the value, so a live update compares and writes them without following a pointer to
 //! another cache line (at 10^4 twins and more those reads were most of an update's cost).
 
-use std::fmt::Write as _;
-
 pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -100,19 +98,22 @@ impl Twin {
     /// Gives the twin a new etag after a write. ETags are opaque to clients; a counter is
     /// enough to make every write observable.
     pub(crate) fn bump_etag(&mut self) {
-        if increment_etag_in_place(&mut self.etag) {
-            return;
+        if !increment_etag_in_place(&mut self.etag) {
+            self.etag = next_etag(&self.etag);
         }
-        let version = self
-            .etag
-            .strip_prefix("W/\"")
-            .and_then(|rest| rest.strip_suffix('"'))
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        // Written into the old buffer: no allocation on the live update path.
-        self.etag.clear();
-        let _ = write!(self.etag, "W/\"{}\"", version + 1);
     }
+}
+
+/// The etag after `etag`: `W/"<n+1>"` for `W/"<n>"`, and `W/"1"` for any other etag (an
+/// imported or foreign one). Twins count up in place ([`Twin::bump_etag`]); relationships'
+/// etags, kept in their JSON properties, take this.
+pub fn next_etag(etag: &str) -> CompactString {
+    let version = etag
+        .strip_prefix("W/\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    compact_str::format_compact!("W/\"{}\"", version + 1)
 }
 
 /// Adds one to a canonical `W/"<n>"` etag by editing its digits, without formatting; false
@@ -498,6 +499,13 @@ mod tests {
         assert_eq!(bumped("W/\"\""), "W/\"1\"");
         assert_eq!(bumped("\"5\""), "W/\"1\"");
         assert_eq!(bumped("W/\"١\""), "W/\"1\"");
+    }
+
+    #[test]
+    fn next_etag_counts_up_canonical_etags_and_restarts_foreign_ones() {
+        assert_eq!(next_etag("W/\"9\""), "W/\"10\"");
+        assert_eq!(next_etag("W/\"007\""), "W/\"8\"");
+        assert_eq!(next_etag("\"abc\""), "W/\"1\"");
     }
 
     #[test]
