@@ -148,9 +148,10 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                                 return close(socket, "hello refused").await;
                             }
                         };
+                        // Read before the resume check: a restore after it resyncs the viewer.
+                        let restores = state.feed().restore_count();
                         match since_seq.filter(|since| state.can_resume(*since)) {
                             Some(since) => {
-                                let restores = state.feed().restore_count();
                                 let current = session.insert(Session { grant, sent: since, pulled: since, restores });
                                 if !forward(&mut socket, &state, current, Catchup::Merged).await? {
                                     // Nothing was missed: say so, at the viewer's seq.

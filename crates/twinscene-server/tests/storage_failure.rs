@@ -184,14 +184,17 @@ async fn a_snapshot_holding_a_failed_write_is_replaced() {
     });
     // The write is applied in memory before its commit is attempted.
     let mut early = Viewer::connect(&base).await;
-    let snapshot = loop {
-        let snapshot = early.hello().await;
-        let twins = snapshot["twins"].as_array().unwrap();
-        if twins.iter().any(|twin| twin["$dtId"] == "Room-A101" && twin["temperature"] == 99.0) {
-            break snapshot;
+    let snapshot = within("the undurable write in a snapshot", async {
+        loop {
+            let snapshot = early.hello().await;
+            let twins = snapshot["twins"].as_array().unwrap();
+            if twins.iter().any(|twin| twin["$dtId"] == "Room-A101" && twin["temperature"] == 99.0) {
+                return snapshot;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .await;
     let undurable_seq = snapshot["seq"].as_u64().unwrap();
 
     storage.set_held(false);
