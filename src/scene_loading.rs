@@ -108,6 +108,8 @@ struct SceneFiles {
     scene: Scene,
     format: SourceFormat,
     notes: Vec<ImportNote>,
+    /// The mesh's URL, resolved against the scene's (an error for an unusable one).
+    mesh_url: Result<String, String>,
     /// The GLB download, started as soon as the scene named it (web).
     mesh_download: Option<MeshDownload>,
 }
@@ -212,16 +214,18 @@ async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
         let text = read_text(&url).await.map_err(|e| format!("models file {url}: {e}"))?;
         scene.merge_models_file(&text).map_err(|e| format!("models file {url}: {e}"))?;
     }
-    // An unusable mesh URL is reported when the scene is received.
-    let mesh_download = match resolve_mesh_url(&request.url, &scene.mesh) {
-        Ok(url) if cfg!(target_arch = "wasm32") && is_glb(&url) => {
+    // Resolved here so that a GLB starts downloading now; an unusable URL is reported when the
+    // scene is received.
+    let mesh_url = resolve_mesh_url(&request.url, &scene.mesh);
+    let mesh_download = match &mesh_url {
+        Ok(url) if cfg!(target_arch = "wasm32") && is_glb(url) => {
             let (sender, receiver) = crossbeam_channel::bounded(1);
             fetch_bytes(url.clone(), sender);
-            Some(MeshDownload { url, receiver })
+            Some(MeshDownload { url: url.clone(), receiver })
         }
         _ => None,
     };
-    Ok(SceneFiles { scene, format, notes, mesh_download })
+    Ok(SceneFiles { scene, format, notes, mesh_url, mesh_download })
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -253,9 +257,9 @@ fn receive_scene_file(
         // them, not re-judge them against the scene's models (kept for units and selections).
         runtime.trust_writes();
         let source = SceneSource { format: files.format, notes: files.notes, findings: None };
-        Ok((runtime, source, files.mesh_download))
+        Ok((runtime, source, files.mesh_url, files.mesh_download))
     });
-    let (runtime, source, mesh_download) = match loaded {
+    let (runtime, source, mesh_url, mesh_download) = match loaded {
         Ok(loaded) => loaded,
         Err(message) => return phase.fail(format!("cannot load scene {scene_url}: {message}")),
     };
@@ -263,20 +267,15 @@ fn receive_scene_file(
         warn!("scene {scene_url} ({}): not shown: {note}", source.format);
     }
     commands.insert_resource(source);
-    let mesh_url = match resolve_mesh_url(scene_url, &runtime.scene().mesh) {
+    let mesh_url = match mesh_url {
         Ok(url) => url,
         Err(message) => return phase.fail(format!("cannot load mesh of scene {scene_url}: {message}")),
     };
     info!("scene {scene_url}: {} elements, mesh {mesh_url}", runtime.elements().len());
     commands.insert_resource(TwinRuntime(runtime));
     commands.insert_resource(AppPhase::Loading(LoadStage::Mesh));
-    if cfg!(target_arch = "wasm32") && is_glb(&mesh_url) {
-        // Started by the scene's download task; the same URL, resolved the same way.
-        let download = mesh_download.filter(|download| download.url == mesh_url).unwrap_or_else(|| {
-            let (sender, receiver) = crossbeam_channel::bounded(1);
-            fetch_bytes(mesh_url.clone(), sender);
-            MeshDownload { url: mesh_url, receiver }
-        });
+    // A GLB on the web is already downloading (started by the scene's task).
+    if let Some(download) = mesh_download {
         commands.insert_resource(download);
         return;
     }
