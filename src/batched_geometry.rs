@@ -16,6 +16,7 @@ use std::ops::Range;
 use bevy::asset::{RenderAssetUsages, embedded_asset};
 use bevy::camera::primitives::Aabb;
 use bevy::camera::visibility::{NoAutoAabb, VisibilityRange};
+use bevy::math::Affine3A;
 use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
 use bevy::pbr::{ExtendedMaterial, MaterialExtension};
 use bevy::prelude::*;
@@ -32,7 +33,7 @@ use twinscene_core::color::{Color as StyleColor, Opacity};
 
 use crate::camera::{AMBIENT_BRIGHTNESS, KEY_LIGHT_FROM, KEY_LIGHT_LUX};
 use crate::element_picking::PartTree;
-use crate::scene_loading::{ElementBounds, ElementMesh, ElementMeshes, ModelRoot};
+use crate::scene_loading::{ElementBounds, ElementMeshes, ModelRoot, ReadModel};
 
 /// The material of a batch: the model's own material, extended by the element state lookup.
 pub type BatchMaterial = ExtendedMaterial<StandardMaterial, ElementStateLookup>;
@@ -370,7 +371,7 @@ impl BatchBuilder {
 
     /// Appends one mesh in world space, colored `tint` (linear RGBA, its material's base color);
     /// false (and nothing appended) if it cannot be merged.
-    fn add(&mut self, mesh: &Mesh, transform: &GlobalTransform, slot: u32, tint: [f32; 4]) -> bool {
+    fn add(&mut self, mesh: &Mesh, affine: &Affine3A, slot: u32, tint: [f32; 4]) -> bool {
         if mesh.primitive_topology() != PrimitiveTopology::TriangleList {
             return false;
         }
@@ -393,13 +394,14 @@ impl BatchBuilder {
             _ => None,
         };
         // Which source vertices the batch takes, and each triangle corner's vertex among them.
-        let (kept, corners) = if self.faceted {
+        // An indexed mesh shares its vertices already; only a flat-shaded one that the glTF
+        // loader split into three vertices per triangle is welded.
+        let (kept, corners) = if self.faceted && mesh.indices().is_none() {
             weld(positions, uvs.map(Vec::as_slice), colors.map(Vec::as_slice), &source_indices)
         } else {
             ((0..u32::try_from(source_count).unwrap_or(0)).collect(), source_indices.clone())
         };
         let count = kept.len();
-        let affine = transform.affine();
         let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
         for &vertex in &kept {
             let world = affine.transform_point3(Vec3::from(positions[vertex as usize]));
@@ -432,10 +434,14 @@ impl BatchBuilder {
         }
         self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], count));
         let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
+        // A mirroring transform turns the triangles' winding around; they are wound back, or
+        // back-face culling would hide their front faces.
+        let mirrored = affine.matrix3.determinant() < 0.0;
         // Only whole triangles whose vertices exist; a malformed index never reaches the GPU.
         for triangle in corners.chunks_exact(3) {
             if triangle.iter().all(|&i| (i as usize) < count) {
-                self.indices.extend(triangle.iter().map(|i| base + i));
+                let [a, b, c] = [triangle[0], triangle[1], triangle[2]].map(|i| base + i);
+                self.indices.extend(if mirrored { [a, c, b] } else { [a, b, c] });
             }
         }
         let last_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
@@ -649,10 +655,125 @@ struct ChunkBatch {
     boxes: Option<BatchBuilder>,
 }
 
+/// One source mesh to merge: its vertices, where it is, its material and its element's slot.
+struct MergeSource<'a> {
+    slot: u32,
+    mesh: &'a Mesh,
+    transform: Affine3A,
+    material: &'a StandardMaterial,
+    faceted: bool,
+    /// Its world center (by its bounds), which places it in a chunk.
+    center: Vec3,
+    /// The entity that drew it until now (a spawned model), which stops drawing it.
+    entity: Option<Entity>,
+}
+
+/// The batches being built, keyed by what their meshes share, in order of first appearance so
+/// that a model always batches the same way.
+struct Merge {
+    grid: ChunkGrid,
+    order: Vec<(SharedLook, bool, u32)>,
+    builders: HashMap<(SharedLook, bool, u32), ChunkBatch>,
+    slots: u32,
+    batched: Vec<Entity>,
+}
+
+impl Merge {
+    fn new(centers: &[Vec3]) -> Self {
+        Self {
+            grid: ChunkGrid::new(centers, centers.len()),
+            order: Vec::new(),
+            builders: HashMap::new(),
+            slots: 1,
+            batched: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, source: MergeSource) {
+        self.slots = self.slots.max(source.slot + 1);
+        let chunked = self.grid.count() > 1;
+        let tint = source.material.base_color.to_linear().to_f32_array();
+        let chunk = self.grid.chunk_of(source.center);
+        let key = (SharedLook::of(source.material), source.faceted, chunk);
+        let order = &mut self.order;
+        let batch = self.builders.entry(key).or_insert_with(|| {
+            order.push(key);
+            ChunkBatch {
+                material: StandardMaterial { base_color: Color::WHITE, ..source.material.clone() },
+                full: BatchBuilder::new(source.faceted),
+                boxes: chunked.then(|| BatchBuilder::new(true)),
+            }
+        });
+        if batch.full.add(source.mesh, &source.transform, source.slot, tint) {
+            self.batched.extend(source.entity);
+            if let (Some(boxes), Some(part)) = (batch.boxes.as_mut(), batch.full.parts.last()) {
+                boxes.add_box(part.min, part.max, source.slot, tint);
+            }
+        }
+    }
+}
+
+/// The sources of a spawned model: its mesh entities, each once (a node two elements both name
+/// is drawn for the first, as `element_of` maps it: two copies at the same depth would fight
+/// over the pixels). Meshes whose model material is missing batch as the default material.
+fn spawned_sources<'a>(
+    element_meshes: &'a ElementMeshes,
+    sources: &'a Query<(&Mesh3d, &GlobalTransform, Option<&Aabb>)>,
+    meshes: &'a Assets<Mesh>,
+    standard_materials: &'a Assets<StandardMaterial>,
+    default_material: &'a StandardMaterial,
+) -> Vec<MergeSource<'a>> {
+    let members = element_meshes.unbound.iter().map(|mesh| (UNBOUND_SLOT, mesh)).chain(
+        element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
+    );
+    let mut seen = HashSet::new();
+    members
+        .filter(|(_, member)| seen.insert(member.entity))
+        .filter_map(|(slot, member)| {
+            let (mesh3d, transform, aabb) = sources.get(member.entity).ok()?;
+            let mesh = meshes.get(&mesh3d.0)?;
+            let center = aabb
+                .map_or(transform.translation(), |aabb| transform.transform_point(Vec3::from(aabb.center)));
+            Some(MergeSource {
+                slot,
+                mesh,
+                transform: transform.affine(),
+                material: standard_materials.get(&member.model_material).unwrap_or(default_material),
+                faceted: is_faceted(mesh),
+                center,
+                entity: Some(member.entity),
+            })
+        })
+        .collect()
+}
+
+/// The sources of a model read without spawning it: every placement, in node order.
+fn read_sources(read: &ReadModel) -> Vec<MergeSource<'_>> {
+    read.model
+        .placements
+        .iter()
+        .zip(&read.element_of_placement)
+        .map(|(placement, element)| {
+            let primitive = &read.model.primitives[placement.primitive as usize];
+            let (min, max) = placement.world_box(primitive);
+            MergeSource {
+                slot: element.map_or(UNBOUND_SLOT, |element| slot_of(element as usize)),
+                mesh: &primitive.mesh,
+                transform: placement.world,
+                material: &primitive.material,
+                faceted: primitive.faceted,
+                center: (min + max) * 0.5,
+                entity: None,
+            }
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn merge_into_batches(
     mut commands: Commands,
     element_meshes: Res<ElementMeshes>,
+    read_model: Option<Res<ReadModel>>,
     sources: Query<(&Mesh3d, &GlobalTransform, Option<&Aabb>)>,
     mut meshes: ResMut<Assets<Mesh>>,
     standard_materials: Res<Assets<StandardMaterial>>,
@@ -664,66 +785,27 @@ fn merge_into_batches(
     if let Some(root) = model_root {
         commands.entity(*root).insert(Visibility::Inherited);
     }
-    let members: Vec<(u32, &ElementMesh)> = element_meshes
-        .unbound
-        .iter()
-        .map(|mesh| (UNBOUND_SLOT, mesh))
-        .chain(
-            element_meshes.all().flat_map(|(element, list)| list.iter().map(move |m| (slot_of(element), m))),
-        )
-        .collect();
-    // Each member's world center (by its bounds), which places it in a chunk.
-    let centers: Vec<Option<Vec3>> =
-        members
-            .iter()
-            .map(|(_, member)| {
-                let (_, transform, aabb) = sources.get(member.entity).ok()?;
-                Some(aabb.map_or(transform.translation(), |aabb| {
-                    transform.transform_point(Vec3::from(aabb.center))
-                }))
-            })
-            .collect();
-    let known: Vec<Vec3> = centers.iter().flatten().copied().collect();
-    let grid = ChunkGrid::new(&known, members.len());
-    let chunked = grid.count() > 1;
-    // Batches in order of first appearance, so that a model always batches the same way.
-    type Key = (SharedLook, bool, u32);
-    let mut order: Vec<Key> = Vec::new();
-    let mut builders: HashMap<Key, ChunkBatch> = HashMap::new();
-    let mut batched = Vec::new();
-    let mut slots = 1;
-    // A node two elements both name is drawn once, for the first (as `element_of` maps it):
-    // two copies at the same depth would fight over the pixels.
-    let mut seen = HashSet::new();
-    // Members whose model material is missing batch as the default material.
     let default_material = StandardMaterial::default();
-    for ((slot, member), center) in members.into_iter().zip(centers) {
-        slots = slots.max(slot + 1);
-        if !seen.insert(member.entity) {
-            continue;
-        }
-        let Ok((mesh3d, transform, _)) = sources.get(member.entity) else { continue };
-        let Some(mesh) = meshes.get(&mesh3d.0) else { continue };
-        let material = standard_materials.get(&member.model_material).unwrap_or(&default_material);
-        let tint = material.base_color.to_linear().to_f32_array();
-        let faceted = is_faceted(mesh);
-        let chunk = center.map_or(0, |center| grid.chunk_of(center));
-        let key = (SharedLook::of(material), faceted, chunk);
-        let batch = builders.entry(key).or_insert_with(|| {
-            order.push(key);
-            ChunkBatch {
-                material: StandardMaterial { base_color: Color::WHITE, ..material.clone() },
-                full: BatchBuilder::new(faceted),
-                boxes: chunked.then(|| BatchBuilder::new(true)),
+    let merge = {
+        let list = match &read_model {
+            Some(read) => read_sources(read),
+            None => {
+                spawned_sources(&element_meshes, &sources, &meshes, &standard_materials, &default_material)
             }
-        });
-        if batch.full.add(mesh, transform, slot, tint) {
-            batched.push(member.entity);
-            if let (Some(boxes), Some(part)) = (batch.boxes.as_mut(), batch.full.parts.last()) {
-                boxes.add_box(part.min, part.max, slot, tint);
-            }
+        };
+        let centers: Vec<Vec3> = list.iter().map(|source| source.center).collect();
+        let mut merge = Merge::new(&centers);
+        for source in list {
+            merge.add(source);
         }
+        merge
+    };
+    // The read model's sources are in the batches now.
+    if read_model.is_some() {
+        commands.remove_resource::<ReadModel>();
     }
+    let Merge { grid, order, mut builders, slots, batched } = merge;
+    let chunked = grid.count() > 1;
     let rows = slots.div_ceil(SLOTS_PER_ROW).max(1);
     let size = Extent3d { width: TEXELS_PER_ROW, height: rows, depth_or_array_layers: 1 };
     let blank = SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 }.texels();
@@ -837,8 +919,13 @@ mod tests {
     #[test]
     fn merged_meshes_are_in_world_space_with_their_slots() {
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&triangle_mesh(), &GlobalTransform::from_xyz(10.0, 0.0, 0.0), 3, WHITE));
-        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 7, WHITE));
+        assert!(builder.add(
+            &triangle_mesh(),
+            &Affine3A::from_translation(Vec3::new(10.0, 0.0, 0.0)),
+            3,
+            WHITE
+        ));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 7, WHITE));
         let (_, aabb, geometry) = builder.build();
         assert_eq!(geometry.positions[0], Vec3::new(10.0, 0.0, 0.0));
         assert_eq!(geometry.indices, vec![0, 1, 2, 3, 4, 5]);
@@ -848,6 +935,21 @@ mod tests {
         );
         assert_eq!(Vec3::from(aabb.min()), Vec3::ZERO);
         assert_eq!(Vec3::from(aabb.max()), Vec3::new(11.0, 1.0, 0.0));
+    }
+
+    #[test]
+    fn mirrored_meshes_keep_their_front_faces() {
+        let mut builder = BatchBuilder::default();
+        let mirror = Affine3A::from_scale(Vec3::new(-1.0, 1.0, 1.0));
+        assert!(builder.add(&triangle_mesh(), &mirror, 1, WHITE));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, WHITE));
+        let normal = |t: &[u32]| {
+            let [a, b, c] = [t[0], t[1], t[2]].map(|i| Vec3::from(builder.positions[i as usize]));
+            (b - a).cross(c - a)
+        };
+        // Both face +z, as the source triangle does, although the first was mirrored in x.
+        assert!(normal(&builder.indices[0..3]).z > 0.0);
+        assert!(normal(&builder.indices[3..6]).z > 0.0);
     }
 
     /// A unit square as the glTF loader gives a mesh without normals: two triangles on six
@@ -887,8 +989,8 @@ mod tests {
         assert!(!is_faceted(&smooth), "normals that differ within a face are kept");
 
         let mut builder = BatchBuilder::new(true);
-        assert!(builder.add(&square, &GlobalTransform::from_xyz(0.0, 0.0, 2.0), 5, WHITE));
-        assert!(builder.add(&square, &GlobalTransform::IDENTITY, 6, WHITE));
+        assert!(builder.add(&square, &Affine3A::from_translation(Vec3::new(0.0, 0.0, 2.0)), 5, WHITE));
+        assert!(builder.add(&square, &Affine3A::IDENTITY, 6, WHITE));
         // Four shared corners per square, the two triangles still whole.
         assert_eq!(builder.positions.len(), 8);
         assert_eq!(builder.indices, vec![0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7]);
@@ -907,10 +1009,10 @@ mod tests {
         let mut mesh = triangle_mesh();
         mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 1, 9]));
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&mesh, &GlobalTransform::IDENTITY, 1, WHITE));
+        assert!(builder.add(&mesh, &Affine3A::IDENTITY, 1, WHITE));
         assert_eq!(builder.indices.len(), 3);
         let lines = Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default());
-        assert!(!builder.add(&lines, &GlobalTransform::IDENTITY, 1, WHITE));
+        assert!(!builder.add(&lines, &Affine3A::IDENTITY, 1, WHITE));
     }
 
     #[test]
@@ -969,8 +1071,8 @@ mod tests {
         assert_ne!(masked(0.5), masked(0.4));
 
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 1, [1.0, 0.0, 0.0, 1.0]));
-        assert!(builder.add(&triangle_mesh(), &GlobalTransform::IDENTITY, 2, [0.0, 0.0, 1.0, 0.5]));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 1, [1.0, 0.0, 0.0, 1.0]));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, [0.0, 0.0, 1.0, 0.5]));
         assert_eq!(builder.colors[..3], [[1.0, 0.0, 0.0, 1.0]; 3]);
         assert_eq!(builder.colors[3..], [[0.0, 0.0, 1.0, 0.5]; 3]);
     }

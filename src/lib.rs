@@ -27,6 +27,7 @@ pub mod element_picking;
 pub mod element_styles;
 pub mod freshness;
 pub mod live_link;
+pub mod model_reading;
 pub mod page_bridge;
 pub mod scene_loading;
 pub mod selection;

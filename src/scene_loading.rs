@@ -18,6 +18,7 @@ use twinscene_core::scene_check::{self, Finding};
 
 use crate::ViewerConfig;
 use crate::app_phase::{AppPhase, LoadStage, loading};
+use crate::model_reading::{self, ModelScene};
 use crate::twin_state::TwinRuntime;
 
 /// The meshes of each element (by element index), with the model's own material of each mesh
@@ -89,7 +90,7 @@ pub fn register_mesh_source(app: &mut App) {
     app.insert_resource(memory);
 }
 
-/// The mesh bytes being downloaded (web), delivered by the fetch task.
+/// The GLB's bytes being downloaded (web) or read (desktop), delivered by the fetch task.
 #[derive(Resource)]
 struct MeshDownload {
     url: String,
@@ -110,7 +111,7 @@ struct SceneFiles {
     notes: Vec<ImportNote>,
     /// The mesh's URL, resolved against the scene's (an error for an unusable one).
     mesh_url: Result<String, String>,
-    /// The GLB download, started as soon as the scene named it (web).
+    /// The GLB download, started as soon as the scene named it (read at once on the desktop).
     mesh_download: Option<MeshDownload>,
 }
 
@@ -218,7 +219,7 @@ async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
     // scene is received.
     let mesh_url = resolve_mesh_url(&request.url, &scene.mesh);
     let mesh_download = match &mesh_url {
-        Ok(url) if cfg!(target_arch = "wasm32") && is_glb(url) => {
+        Ok(url) if is_glb(url) => {
             let (sender, receiver) = crossbeam_channel::bounded(1);
             fetch_bytes(url.clone(), sender);
             Some(MeshDownload { url: url.clone(), receiver })
@@ -274,7 +275,7 @@ fn receive_scene_file(
     info!("scene {scene_url}: {} elements, mesh {mesh_url}", runtime.elements().len());
     commands.insert_resource(TwinRuntime(runtime));
     commands.insert_resource(AppPhase::Loading(LoadStage::Mesh));
-    // A GLB on the web is already downloading (started by the scene's task).
+    // A GLB is already downloading (started by the scene's task).
     if let Some(download) = mesh_download {
         commands.insert_resource(download);
         return;
@@ -304,18 +305,92 @@ fn receive_mesh_bytes(
     download: Res<MeshDownload>,
     memory: Res<MeshMemory>,
     asset_server: Res<AssetServer>,
+    runtime: Res<TwinRuntime>,
     mut phase: ResMut<AppPhase>,
 ) {
     let Ok(result) = download.receiver.try_recv() else { return };
     commands.remove_resource::<MeshDownload>();
-    match result {
-        Ok(bytes) => {
+    let url = &download.url;
+    let bytes = match result {
+        Ok(bytes) => bytes,
+        Err(message) => return phase.fail(format!("cannot load mesh {url}: {message}")),
+    };
+    match model_reading::read_glb(&bytes) {
+        Ok(Some(model)) => match lay_out_read_model(model, &runtime) {
+            Some((meshes, bounds, model)) => {
+                info!(
+                    "mesh {url}: {} placed primitives, read without spawning",
+                    model.model.placements.len()
+                );
+                commands.insert_resource(meshes);
+                commands.insert_resource(bounds);
+                commands.insert_resource(model);
+                commands.insert_resource(AppPhase::Ready);
+            }
+            None => phase.fail(format!("cannot load mesh {url}: the model has no meshes to show")),
+        },
+        Ok(None) => {
             // One file name per scene load: the model is read from memory once.
             memory.0.insert_asset(std::path::Path::new("model.glb"), bytes);
             let path = format!("{MESH_SOURCE}://model.glb");
-            spawn_model(&mut commands, &asset_server, path, download.url.clone());
+            spawn_model(&mut commands, &asset_server, path, url.clone());
         }
-        Err(message) => phase.fail(format!("cannot load mesh {}: {message}", download.url)),
+        Err(message) => phase.fail(format!("cannot load mesh {url}: {message}")),
+    }
+}
+
+/// A model read without spawning it ([`model_reading`]), with the element (if any) that each
+/// placement belongs to. Batched geometry merges it, then drops it.
+#[derive(Resource)]
+pub struct ReadModel {
+    pub model: ModelScene,
+    /// By placement: the first element that names it (or its node), as `element_of` maps a
+    /// spawned mesh.
+    pub element_of_placement: Vec<Option<u32>>,
+}
+
+/// Maps the scene's elements to a read model's placements by node name, as
+/// [`map_model_to_elements`] does for a spawned one, and measures them. `None` when the model
+/// places no primitive.
+fn lay_out_read_model(
+    model: ModelScene,
+    runtime: &TwinRuntime,
+) -> Option<(ElementMeshes, ElementBounds, ReadModel)> {
+    let boxes: Vec<(Vec3, Vec3)> = model
+        .placements
+        .iter()
+        .map(|placement| placement.world_box(&model.primitives[placement.primitive as usize]))
+        .collect();
+    let scene = boxes.iter().copied().reduce(union)?;
+    let mut element_of_placement = vec![None; model.placements.len()];
+    let mut element_meshes = ElementMeshes::default();
+    let mut elements = Vec::with_capacity(runtime.elements().len());
+    for (index, element) in runtime.elements().iter().enumerate() {
+        let mut bounds = None;
+        for node_name in &element.nodes {
+            let Some(range) = model.names.get(node_name) else {
+                element_meshes.missing_nodes.push((index, node_name.clone()));
+                continue;
+            };
+            for placement in range.start as usize..range.end as usize {
+                element_of_placement[placement].get_or_insert(index as u32);
+                bounds = Some(bounds.map_or(boxes[placement], |b| union(b, boxes[placement])));
+            }
+        }
+        elements.push(bounds);
+        // No mesh entities: every placement is drawn by a batch.
+        element_meshes.meshes.push(Vec::new());
+    }
+    warn_about_missing_nodes(&element_meshes, runtime);
+    Some((element_meshes, ElementBounds { elements, scene }, ReadModel { model, element_of_placement }))
+}
+
+fn warn_about_missing_nodes(element_meshes: &ElementMeshes, runtime: &TwinRuntime) {
+    for (element, node) in &element_meshes.missing_nodes {
+        warn!(
+            "element {:?} names mesh node {node:?}, which the model does not have",
+            runtime.elements()[*element].id
+        );
     }
 }
 
@@ -365,12 +440,7 @@ fn map_model_to_elements(
             element_meshes.unbound.push(ElementMesh { entity, model_material: material.0.clone() });
         }
     }
-    for (element, node) in &element_meshes.missing_nodes {
-        warn!(
-            "element {:?} names mesh node {node:?}, which the model does not have",
-            runtime.elements()[*element].id
-        );
-    }
+    warn_about_missing_nodes(&element_meshes, &runtime);
     commands.insert_resource(element_meshes);
     commands.remove_resource::<PendingModel>();
     // Through commands, so the phase moves on together with `ElementMeshes`: the observer may
