@@ -70,8 +70,11 @@ button[aria-pressed="true"] { background: var(--ts-accent, #38bdf8); color: #0b1
 .badge button { pointer-events: auto; display: flex; align-items: center; gap: 4px; padding: 2px 7px 2px 3px; border-radius: 12px;
   background: var(--ts-badge-background, rgba(17, 20, 25, 0.9)); border: 2px solid var(--badge-color, #dc2626); white-space: nowrap; font-size: 12px; }
 .badge .icon { display: inline-grid; place-items: center; width: 18px; height: 18px; border-radius: 50%; background: var(--badge-color, #dc2626); color: #fff; font-size: 11px; font-weight: 700; }
-.badge.edge button { padding: 2px 3px; }
-.badge.edge .text { display: none; }
+.badge.edge button, .badge.compact button { padding: 2px 3px; }
+.badge .more { pointer-events: none; padding: 0 5px; border-radius: 8px; background: var(--ts-panel, rgba(17, 24, 39, 0.88)); color: var(--ts-text, #f9fafb); font-size: 10px; }
+.alerts .unlisted { margin: 4px; font-size: 11px; color: var(--ts-muted, #9ca3af); }
+.badge.edge .text, .badge.compact .text { display: none; }
+.badge.compact { flex-direction: row; }
 .alerts { left: 10px; bottom: 46px; width: min(280px, 60%); max-height: 40%; overflow: auto; padding: 6px; display: none; }
 .alerts.open { display: block; }
 .alerts h3, .layers h3 { margin: 2px 4px 4px; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; color: var(--ts-muted, #9ca3af); }
@@ -114,6 +117,13 @@ const TEMPLATE = `
 // Glyphs for the icon names that 3D Scenes configurations use; anything else shows "!".
 const ICONS = { Warning: '!', Error: '×', Alert: '!', Frigid: '❄', Fire: '▲', Info: 'i', Completed: '✓', Blocked: '⦸' };
 const EDGE_INSET = 14;
+/** Above this many alerting elements (attribute `merge-badges-from`), badges that fall into one
+ * cell of this many pixels merge into the most severe one with a "+N" count: 20,000 badges over
+ * a facility cost seconds of layout on every change and show nothing a person can read. */
+const BADGE_CELL_PX = 32;
+const MERGE_BADGES_FROM = 40;
+/** The alerts panel lists this many, most severe first, and says how many more there are. */
+const ALERT_LIST_ROWS = 200;
 
 const SEVERITY_RANK = { error: 3, warning: 2, info: 1 };
 const SEVERITY_COLOR = { error: '#dc2626', warning: '#d97706', info: '#0284c7' };
@@ -462,16 +472,34 @@ export class TwinSceneElement extends HTMLElement {
       byElement.get(alert.id).push(alert);
     }
     const wanted = new Map();
+    const mergeFrom = Number(this.getAttribute('merge-badges-from') ?? MERGE_BADGES_FROM);
+    // Cell → the badge drawn there (the first to land in it: alerts come most severe first).
+    const cells = byElement.size > mergeFrom ? new Map() : null;
     for (const [id, list] of byElement) {
       const screen = list[0].element.screen;
       if (!screen) continue;
       const inside = screen[0] >= 0 && screen[1] >= 0 && screen[0] <= width && screen[1] <= height;
       const x = Math.min(Math.max(screen[0], EDGE_INSET), width - EDGE_INSET);
       const y = Math.min(Math.max(screen[1], EDGE_INSET * 2), height - EDGE_INSET);
+      if (cells) {
+        const cell = `${Math.floor(x / BADGE_CELL_PX)},${Math.floor(y / BADGE_CELL_PX)}`;
+        const drawn = cells.get(cell);
+        if (drawn) {
+          drawn.more += 1;
+          continue;
+        }
+        cells.set(cell, { key: `alert:${id}`, more: 0 });
+      }
       const html = list.map(({ badge }) => `<button type="button" data-element="${escapeHtml(id)}" title="${escapeHtml(badge.label ?? badge.icon)}"
           style="--badge-color:${escapeHtml(badgeColor(badge))}"><span class="icon">${escapeHtml(ICONS[badge.icon] ?? '!')}</span>
           <span class="text">${escapeHtml(badge.label ?? badge.icon)}</span></button>`).join('');
-      wanted.set(`alert:${id}`, { id, html, x, y, className: `badge${inside ? '' : ' edge'}`, attribute: 'data-alert-element' });
+      // Merged badges show their icon only (the label is the tooltip): labels of neighbouring
+      // cells would still overlap.
+      const className = `badge${inside ? '' : ' edge'}${cells ? ' compact' : ''}`;
+      wanted.set(`alert:${id}`, { id, html, x, y, className, attribute: 'data-alert-element' });
+    }
+    for (const { key, more } of cells?.values() ?? []) {
+      if (more > 0) wanted.get(key).html += `<span class="more" data-more="${more}" title="${more} more alerting here">+${more}</span>`;
     }
     for (const id of state.staleElements) {
       const e = state.elements[id];
@@ -501,14 +529,17 @@ export class TwinSceneElement extends HTMLElement {
       node.style.left = `${item.x}px`;
       node.style.top = `${item.y}px`;
     }
-    const key = JSON.stringify(alerts.map((a) => [a.id, a.badge]));
+    const listed = alerts.slice(0, ALERT_LIST_ROWS);
+    const key = `${alerts.length} ${JSON.stringify(listed.map((a) => [a.id, a.badge]))}`;
     if (key === this.#lastAlerts) return;
     this.#lastAlerts = key;
     const panel = this.$('alerts');
     panel.classList.toggle('open', alerts.length > 0);
-    panel.innerHTML = alerts.length ? `<h3>Alerts (${alerts.length})</h3>` + alerts.map(({ id, badge }) =>
+    const unlisted = alerts.length - listed.length;
+    panel.innerHTML = alerts.length ? `<h3>Alerts (${alerts.length})</h3>` + listed.map(({ id, badge }) =>
       `<button type="button" data-element="${escapeHtml(id)}"><span class="badge-dot" style="color:${escapeHtml(badgeColor(badge))}">●</span>${badge.severity ? `<span class="severity">${escapeHtml(badge.severity)}</span>` : ''}
-        ${escapeHtml(badge.label ?? `${badge.icon} on ${id}`)}</button>`).join('') : '';
+        ${escapeHtml(badge.label ?? `${badge.icon} on ${id}`)}</button>`).join('')
+      + (unlisted > 0 ? `<p class="unlisted" data-unlisted="${unlisted}">and ${unlisted} more</p>` : '') : '';
   }
 
   #renderViewpoints(state) {

@@ -69,3 +69,35 @@ test('switching the temperature layer off removes its colors; on brings them bac
     context.viewer.assertNoPanics();
   }),
 );
+
+test('above merge-badges-from, overlapping badges merge and every alert is still counted', { timeout: 180_000 }, () =>
+  withDiagnostics(context.diagnostics, async () => {
+    const { page } = context.viewer;
+    await page.evaluate(() => document.querySelector('twin-scene').setAttribute('merge-badges-from', '0'));
+    const twins = await readTwinscene(page, (ts) =>
+      Object.entries(ts.elements).filter(([id, e]) => e.visible && (id.startsWith('room-') || id.startsWith('wall-'))).map(([id, e]) => [id, e.twin]));
+    assert.ok(twins.length > 4, `rooms and walls to raise: ${twins.length}`);
+    for (const [, twin] of twins) await patchTemperature(twin, 36);
+    const ids = twins.map(([id]) => id);
+    await waitForState(page, (ids) => ids.every((id) => window.twinscene.elements[id].badges.length > 0), ids);
+    // The badges drawn, each with how many others it stands for, account for every alerting
+    // element with a screen position; fewer nodes than alerts where positions share a cell.
+    const counted = () => {
+      const root = document.querySelector('twin-scene').shadowRoot;
+      const nodes = [...root.querySelectorAll('[data-alert-element]')];
+      const standing = nodes.reduce((sum, node) => sum + 1 + Number(node.querySelector('[data-more]')?.dataset.more ?? 0), 0);
+      const positioned = window.twinscene.alerts.filter((a) => window.twinscene.elements[a.element].screen).length;
+      return standing === positioned ? { nodes: nodes.length, positioned } : null;
+    };
+    const { nodes, positioned } = await (await page.waitForFunction(counted, null, { timeout: 30_000, polling: 200 })).jsonValue();
+    assert.ok(positioned >= ids.length, `${positioned} positioned alerts`);
+    assert.ok(nodes < positioned, `${nodes} badges drawn for ${positioned} alerts: some share a 32-px cell at 400×300`);
+    const listed = await page.evaluate(() =>
+      document.querySelector('twin-scene').shadowRoot.querySelectorAll('[data-role="alerts"] button[data-element]').length);
+    assert.equal(listed, positioned, 'the alerts panel lists every alert');
+    for (const [, twin] of twins) await patchTemperature(twin, 21);
+    await waitForState(page, () => window.twinscene.alerts.length === 0);
+    await page.evaluate(() => document.querySelector('twin-scene').removeAttribute('merge-badges-from'));
+    context.viewer.assertNoPanics();
+  }),
+);
