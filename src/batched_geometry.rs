@@ -12,6 +12,7 @@
 
 use bevy::platform::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::sync::Arc;
 
 use bevy::asset::{RenderAssetUsages, embedded_asset};
 use bevy::camera::primitives::Aabb;
@@ -313,23 +314,66 @@ pub struct FarDetail;
 #[derive(Component)]
 pub struct Batched;
 
-/// A batch's triangles in world space, with the slot and bounds of each source mesh, for picking.
+/// What picking casts against in one batch: each source mesh's part (its slot, where it is and
+/// its world bounds) over the distinct source meshes' triangles, which all batches share. A
+/// facility repeats a few thousand meshes many times: a world-space copy of every batched
+/// triangle was 108 MB of wasm memory for Office_A tiled 10×10, the shared shapes are 1 MB.
 #[derive(Component, Default)]
 pub struct BatchGeometry {
-    pub positions: Vec<Vec3>,
-    pub indices: Vec<u32>,
+    pub shapes: Arc<PickShapes>,
     pub parts: Vec<BatchPart>,
     pub tree: PartTree,
 }
 
-/// The triangles one source mesh contributed to a batch.
+/// The triangles of each distinct source mesh, in the mesh's own space.
+#[derive(Default)]
+pub struct PickShapes {
+    pub shapes: Vec<PickShape>,
+}
+
+/// One source mesh's triangles: whole triangles only (any with an index outside the mesh are
+/// dropped, as the batch drops them).
+#[derive(Default)]
+pub struct PickShape {
+    pub positions: Vec<Vec3>,
+    pub triangles: Vec<[u32; 3]>,
+}
+
+impl PickShape {
+    fn of(mesh: &Mesh) -> Self {
+        let positions: Vec<Vec3> = match mesh.attribute(Mesh::ATTRIBUTE_POSITION) {
+            Some(VertexAttributeValues::Float32x3(positions)) => {
+                positions.iter().map(|p| Vec3::from(*p)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let count = positions.len();
+        let corners: Vec<u32> = match mesh.indices() {
+            Some(indices) => indices.iter().map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect(),
+            None => (0..u32::try_from(count).unwrap_or(0)).collect(),
+        };
+        let triangles = corners
+            .chunks_exact(3)
+            .filter(|t| t.iter().all(|&i| (i as usize) < count))
+            .map(|t| [t[0], t[1], t[2]])
+            .collect();
+        Self { positions, triangles }
+    }
+}
+
+/// One source mesh as a batch draws it.
 pub struct BatchPart {
     pub slot: u32,
-    /// Triangle indices (not index-buffer positions) of this part.
-    pub triangles: Range<u32>,
+    /// Its triangles, in [`PickShapes`] (`NO_SHAPE` for a far-detail box, never picked).
+    pub shape: u32,
+    /// From the shape's space to the world.
+    pub transform: Affine3A,
     pub min: Vec3,
     pub max: Vec3,
 }
+
+/// The shape of parts that have none to pick (far-detail boxes).
+pub const NO_SHAPE: u32 = u32::MAX;
 
 pub(super) fn plugin(app: &mut App) {
     embedded_asset!(app, "batched_geometry.wgsl");
@@ -365,13 +409,30 @@ struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    #[cfg(test)]
     fn new(faceted: bool) -> Self {
         Self { faceted, ..Self::default() }
     }
 
+    /// A builder with room for what it will hold, so that no vector grows by doubling (and no
+    /// half-used block is left in wasm memory, which never shrinks): batches are most of the
+    /// memory a large model takes.
+    fn with_capacity(faceted: bool, size: BatchSize) -> Self {
+        Self {
+            faceted,
+            positions: Vec::with_capacity(size.vertices),
+            normals: Vec::with_capacity(if faceted { 0 } else { size.vertices }),
+            uvs: Vec::with_capacity(size.vertices),
+            slots: Vec::with_capacity(size.vertices),
+            colors: Vec::with_capacity(size.vertices),
+            indices: Vec::with_capacity(size.indices),
+            parts: Vec::with_capacity(size.parts),
+        }
+    }
+
     /// Appends one mesh in world space, colored `tint` (linear RGBA, its material's base color);
     /// false (and nothing appended) if it cannot be merged.
-    fn add(&mut self, mesh: &Mesh, affine: &Affine3A, slot: u32, tint: [f32; 4]) -> bool {
+    fn add(&mut self, mesh: &Mesh, affine: &Affine3A, slot: u32, tint: [f32; 4], shape: u32) -> bool {
         if mesh.primitive_topology() != PrimitiveTopology::TriangleList {
             return false;
         }
@@ -433,7 +494,6 @@ impl BatchBuilder {
             None => self.colors.extend(std::iter::repeat_n(tint, count)),
         }
         self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], count));
-        let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
         // A mirroring transform turns the triangles' winding around; they are wound back, or
         // back-face culling would hide their front faces.
         let mirrored = affine.matrix3.determinant() < 0.0;
@@ -444,8 +504,7 @@ impl BatchBuilder {
                 self.indices.extend(if mirrored { [a, c, b] } else { [a, b, c] });
             }
         }
-        let last_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
-        self.parts.push(BatchPart { slot, triangles: first_triangle..last_triangle, min, max });
+        self.parts.push(BatchPart { slot, shape, transform: *affine, min, max });
         true
     }
 
@@ -461,28 +520,21 @@ impl BatchBuilder {
         self.uvs.extend(std::iter::repeat_n([0.0, 0.0], 8));
         self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], 8));
         self.colors.extend(std::iter::repeat_n(tint, 8));
-        let first_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
         // Each face counter-clockwise seen from outside (Bevy's front faces; back faces are culled).
         for [a, b, c, d] in
             [[1, 3, 7, 5], [0, 4, 6, 2], [2, 6, 7, 3], [0, 1, 5, 4], [4, 5, 7, 6], [0, 2, 3, 1]]
         {
             self.indices.extend([a, b, c, a, c, d].map(|i: u32| base + i));
         }
-        let last_triangle = u32::try_from(self.indices.len() / 3).unwrap_or(u32::MAX);
-        self.parts.push(BatchPart { slot, triangles: first_triangle..last_triangle, min, max });
+        self.parts.push(BatchPart { slot, shape: NO_SHAPE, transform: Affine3A::IDENTITY, min, max });
     }
 
-    fn build(self) -> (Mesh, Aabb, BatchGeometry) {
+    /// The merged mesh, its bounds and its parts.
+    fn build(self) -> (Mesh, Aabb, Vec<BatchPart>) {
         let (mut min, mut max) = (Vec3::INFINITY, Vec3::NEG_INFINITY);
         for part in &self.parts {
             (min, max) = (min.min(part.min), max.max(part.max));
         }
-        let geometry = BatchGeometry {
-            positions: self.positions.iter().map(|p| Vec3::from(*p)).collect(),
-            indices: self.indices.clone(),
-            tree: PartTree::build(&self.parts),
-            parts: self.parts,
-        };
         // The GPU copy only: picking uses `BatchGeometry`, bounds are given.
         let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD);
         mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, self.positions);
@@ -493,7 +545,7 @@ impl BatchBuilder {
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_1, self.slots);
         mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, self.colors);
         mesh.insert_indices(Indices::U32(self.indices));
-        (mesh, Aabb::from_min_max(min, max), geometry)
+        (mesh, Aabb::from_min_max(min, max), self.parts)
     }
 }
 
@@ -659,6 +711,8 @@ struct ChunkBatch {
 struct MergeSource<'a> {
     slot: u32,
     mesh: &'a Mesh,
+    /// Which distinct mesh it is: its triangles are kept once for picking.
+    shape: SourceShape,
     transform: Affine3A,
     material: &'a StandardMaterial,
     faceted: bool,
@@ -668,43 +722,102 @@ struct MergeSource<'a> {
     entity: Option<Entity>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum SourceShape {
+    /// A primitive of a read model (`ModelScene::primitives`).
+    Primitive(u32),
+    /// A mesh asset of a spawned model.
+    Asset(AssetId<Mesh>),
+}
+
+impl MergeSource<'_> {
+    /// Vertices and indices it adds to a batch (no vertex estimate for a mesh that is welded:
+    /// it keeps a fraction of its vertices).
+    fn size(&self) -> BatchSize {
+        let positions = self.mesh.count_vertices();
+        let welded = self.faceted && self.mesh.indices().is_none();
+        BatchSize {
+            vertices: if welded { 0 } else { positions },
+            indices: self.mesh.indices().map_or(positions, Indices::len),
+            parts: 1,
+        }
+    }
+}
+
+/// What a batch will hold, counted before it is built.
+#[derive(Clone, Copy, Default)]
+struct BatchSize {
+    vertices: usize,
+    indices: usize,
+    parts: usize,
+}
+
+type BatchKey = (SharedLook, bool, u32);
+
 /// The batches being built, keyed by what their meshes share, in order of first appearance so
 /// that a model always batches the same way.
 struct Merge {
     grid: ChunkGrid,
-    order: Vec<(SharedLook, bool, u32)>,
-    builders: HashMap<(SharedLook, bool, u32), ChunkBatch>,
+    order: Vec<BatchKey>,
+    builders: HashMap<BatchKey, ChunkBatch>,
+    sizes: HashMap<BatchKey, BatchSize>,
+    shapes: PickShapes,
+    shape_ids: HashMap<SourceShape, u32>,
     slots: u32,
     batched: Vec<Entity>,
 }
 
 impl Merge {
-    fn new(centers: &[Vec3]) -> Self {
-        Self {
-            grid: ChunkGrid::new(centers, centers.len()),
+    /// Sized for these sources (which `add` then takes one by one).
+    fn new(sources: &[MergeSource]) -> Self {
+        let centers: Vec<Vec3> = sources.iter().map(|source| source.center).collect();
+        let mut merge = Self {
+            grid: ChunkGrid::new(&centers, centers.len()),
             order: Vec::new(),
             builders: HashMap::new(),
+            sizes: HashMap::new(),
+            shapes: PickShapes::default(),
+            shape_ids: HashMap::new(),
             slots: 1,
             batched: Vec::new(),
+        };
+        for source in sources {
+            let size = source.size();
+            let total = merge.sizes.entry(merge.key_of(source)).or_default();
+            total.vertices += size.vertices;
+            total.indices += size.indices;
+            total.parts += 1;
         }
+        merge
+    }
+
+    fn key_of(&self, source: &MergeSource) -> BatchKey {
+        (SharedLook::of(source.material), source.faceted, self.grid.chunk_of(source.center))
     }
 
     fn add(&mut self, source: MergeSource) {
         self.slots = self.slots.max(source.slot + 1);
         let chunked = self.grid.count() > 1;
         let tint = source.material.base_color.to_linear().to_f32_array();
-        let chunk = self.grid.chunk_of(source.center);
-        let key = (SharedLook::of(source.material), source.faceted, chunk);
+        let key = self.key_of(&source);
+        let size = self.sizes.get(&key).copied().unwrap_or_default();
         let order = &mut self.order;
         let batch = self.builders.entry(key).or_insert_with(|| {
             order.push(key);
+            // A far-detail box is 8 vertices and 36 indices.
+            let boxes = BatchSize { vertices: 8 * size.parts, indices: 36 * size.parts, parts: size.parts };
             ChunkBatch {
                 material: StandardMaterial { base_color: Color::WHITE, ..source.material.clone() },
-                full: BatchBuilder::new(source.faceted),
-                boxes: chunked.then(|| BatchBuilder::new(true)),
+                full: BatchBuilder::with_capacity(source.faceted, size),
+                boxes: chunked.then(|| BatchBuilder::with_capacity(true, boxes)),
             }
         });
-        if batch.full.add(source.mesh, &source.transform, source.slot, tint) {
+        let shapes = &mut self.shapes.shapes;
+        let shape = *self.shape_ids.entry(source.shape).or_insert_with(|| {
+            shapes.push(PickShape::of(source.mesh));
+            u32::try_from(shapes.len() - 1).unwrap_or(NO_SHAPE)
+        });
+        if batch.full.add(source.mesh, &source.transform, source.slot, tint, shape) {
             self.batched.extend(source.entity);
             if let (Some(boxes), Some(part)) = (batch.boxes.as_mut(), batch.full.parts.last()) {
                 boxes.add_box(part.min, part.max, source.slot, tint);
@@ -737,6 +850,7 @@ fn spawned_sources<'a>(
             Some(MergeSource {
                 slot,
                 mesh,
+                shape: SourceShape::Asset(mesh3d.0.id()),
                 transform: transform.affine(),
                 material: standard_materials.get(&member.model_material).unwrap_or(default_material),
                 faceted: is_faceted(mesh),
@@ -759,6 +873,7 @@ fn read_sources(read: &ReadModel) -> Vec<MergeSource<'_>> {
             MergeSource {
                 slot: element.map_or(UNBOUND_SLOT, |element| slot_of(element as usize)),
                 mesh: &primitive.mesh,
+                shape: SourceShape::Primitive(placement.primitive),
                 transform: placement.world,
                 material: &primitive.material,
                 faceted: primitive.faceted,
@@ -793,8 +908,7 @@ fn merge_into_batches(
                 spawned_sources(&element_meshes, &sources, &meshes, &standard_materials, &default_material)
             }
         };
-        let centers: Vec<Vec3> = list.iter().map(|source| source.center).collect();
-        let mut merge = Merge::new(&centers);
+        let mut merge = Merge::new(&list);
         for source in list {
             merge.add(source);
         }
@@ -804,7 +918,8 @@ fn merge_into_batches(
     if read_model.is_some() {
         commands.remove_resource::<ReadModel>();
     }
-    let Merge { grid, order, mut builders, slots, batched } = merge;
+    let Merge { grid, order, mut builders, shapes, slots, batched, .. } = merge;
+    let shapes = Arc::new(shapes);
     let chunked = grid.count() > 1;
     let rows = slots.div_ceil(SLOTS_PER_ROW).max(1);
     let size = Extent3d { width: TEXELS_PER_ROW, height: rows, depth_or_array_layers: 1 };
@@ -845,7 +960,8 @@ fn merge_into_batches(
             extension: ElementStateLookup { state: image.clone(), lighting: BatchLighting::of_scene() },
         });
         materials.push((material.clone(), own_alpha));
-        let (mesh, aabb, geometry) = full.build();
+        let (mesh, aabb, parts) = full.build();
+        let geometry = BatchGeometry { shapes: shapes.clone(), tree: PartTree::build(&parts), parts };
         let mut batch = commands.spawn((
             Name::new(format!("batch {}", materials.len())),
             Mesh3d(meshes.add(mesh)),
@@ -923,26 +1039,38 @@ mod tests {
             &triangle_mesh(),
             &Affine3A::from_translation(Vec3::new(10.0, 0.0, 0.0)),
             3,
-            WHITE
+            WHITE,
+            0
         ));
-        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 7, WHITE));
-        let (_, aabb, geometry) = builder.build();
-        assert_eq!(geometry.positions[0], Vec3::new(10.0, 0.0, 0.0));
-        assert_eq!(geometry.indices, vec![0, 1, 2, 3, 4, 5]);
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 7, WHITE, 0));
+        assert_eq!(builder.positions[0], [10.0, 0.0, 0.0]);
+        assert_eq!(builder.indices, vec![0, 1, 2, 3, 4, 5]);
+        let (_, aabb, parts) = builder.build();
         assert_eq!(
-            geometry.parts.iter().map(|p| (p.slot, p.triangles.clone())).collect::<Vec<_>>(),
-            vec![(3, 0..1), (7, 1..2)]
+            parts.iter().map(|p| (p.slot, p.transform.translation.x)).collect::<Vec<_>>(),
+            vec![(3, 10.0), (7, 0.0)]
         );
         assert_eq!(Vec3::from(aabb.min()), Vec3::ZERO);
         assert_eq!(Vec3::from(aabb.max()), Vec3::new(11.0, 1.0, 0.0));
     }
 
     #[test]
+    fn pick_shapes_keep_whole_triangles_in_the_meshes_own_space() {
+        let mut mesh = triangle_mesh();
+        mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 1, 9]));
+        let shape = PickShape::of(&mesh);
+        assert_eq!(shape.triangles, vec![[0, 1, 2]]);
+        assert_eq!(shape.positions[1], Vec3::X);
+        let unindexed = flat_square();
+        assert_eq!(PickShape::of(&unindexed).triangles, vec![[0, 1, 2], [3, 4, 5]]);
+    }
+
+    #[test]
     fn mirrored_meshes_keep_their_front_faces() {
         let mut builder = BatchBuilder::default();
         let mirror = Affine3A::from_scale(Vec3::new(-1.0, 1.0, 1.0));
-        assert!(builder.add(&triangle_mesh(), &mirror, 1, WHITE));
-        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, WHITE));
+        assert!(builder.add(&triangle_mesh(), &mirror, 1, WHITE, 0));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, WHITE, 0));
         let normal = |t: &[u32]| {
             let [a, b, c] = [t[0], t[1], t[2]].map(|i| Vec3::from(builder.positions[i as usize]));
             (b - a).cross(c - a)
@@ -989,19 +1117,16 @@ mod tests {
         assert!(!is_faceted(&smooth), "normals that differ within a face are kept");
 
         let mut builder = BatchBuilder::new(true);
-        assert!(builder.add(&square, &Affine3A::from_translation(Vec3::new(0.0, 0.0, 2.0)), 5, WHITE));
-        assert!(builder.add(&square, &Affine3A::IDENTITY, 6, WHITE));
+        assert!(builder.add(&square, &Affine3A::from_translation(Vec3::new(0.0, 0.0, 2.0)), 5, WHITE, 0));
+        assert!(builder.add(&square, &Affine3A::IDENTITY, 6, WHITE, 0));
         // Four shared corners per square, the two triangles still whole.
         assert_eq!(builder.positions.len(), 8);
         assert_eq!(builder.indices, vec![0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7]);
         assert_eq!(builder.positions[0], [0.0, 0.0, 2.0]);
         assert!(builder.normals.is_empty());
-        let (mesh, _, geometry) = builder.build();
+        let (mesh, _, parts) = builder.build();
         assert!(mesh.attribute(Mesh::ATTRIBUTE_NORMAL).is_none());
-        assert_eq!(
-            geometry.parts.iter().map(|p| (p.slot, p.triangles.clone())).collect::<Vec<_>>(),
-            vec![(5, 0..2), (6, 2..4)]
-        );
+        assert_eq!(parts.iter().map(|p| p.slot).collect::<Vec<_>>(), vec![5, 6]);
     }
 
     #[test]
@@ -1009,10 +1134,10 @@ mod tests {
         let mut mesh = triangle_mesh();
         mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 1, 9]));
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&mesh, &Affine3A::IDENTITY, 1, WHITE));
+        assert!(builder.add(&mesh, &Affine3A::IDENTITY, 1, WHITE, 0));
         assert_eq!(builder.indices.len(), 3);
         let lines = Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default());
-        assert!(!builder.add(&lines, &Affine3A::IDENTITY, 1, WHITE));
+        assert!(!builder.add(&lines, &Affine3A::IDENTITY, 1, WHITE, 0));
     }
 
     #[test]
@@ -1071,8 +1196,8 @@ mod tests {
         assert_ne!(masked(0.5), masked(0.4));
 
         let mut builder = BatchBuilder::default();
-        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 1, [1.0, 0.0, 0.0, 1.0]));
-        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, [0.0, 0.0, 1.0, 0.5]));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 1, [1.0, 0.0, 0.0, 1.0], 0));
+        assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, [0.0, 0.0, 1.0, 0.5], 0));
         assert_eq!(builder.colors[..3], [[1.0, 0.0, 0.0, 1.0]; 3]);
         assert_eq!(builder.colors[3..], [[0.0, 0.0, 1.0, 0.5]; 3]);
     }

@@ -139,13 +139,10 @@ impl BatchGeometry {
         within: Option<f32>,
     ) -> Option<BatchHit> {
         let mut best: Option<BatchHit> = None;
-        for triangle in part.triangles.clone() {
-            let at = triangle as usize * 3;
-            let Some(&[a, b, c]) = self.indices.get(at..at + 3).and_then(|t| <&[u32; 3]>::try_from(t).ok())
-            else {
-                continue;
-            };
-            let [a, b, c] = [a, b, c].map(|i| self.positions.get(i as usize).copied().unwrap_or_default());
+        let Some(shape) = self.shapes.shapes.get(part.shape as usize) else { return None };
+        for triangle in &shape.triangles {
+            // The shape's triangles are whole (indices checked when it was made).
+            let [a, b, c] = triangle.map(|i| part.transform.transform_point3(shape.positions[i as usize]));
             let nearest = best.map(|b| b.distance).or(within).unwrap_or(f32::INFINITY);
             if let Some(distance) = ray_triangle(origin, direction, a, b, c)
                 && distance < nearest
@@ -274,26 +271,38 @@ fn cast_pointer_rays(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use bevy::math::Affine3A;
+
     use super::*;
+    use crate::batched_geometry::{PickShape, PickShapes};
+
+    /// One shape: a unit square facing +z.
+    fn unit_square() -> Arc<PickShapes> {
+        let positions =
+            [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]].map(Vec3::from_array);
+        Arc::new(PickShapes {
+            shapes: vec![PickShape { positions: positions.to_vec(), triangles: vec![[0, 1, 2], [0, 2, 3]] }],
+        })
+    }
+
+    /// The unit square placed at `offset` for `slot`.
+    fn square_part(slot: u32, offset: Vec3) -> BatchPart {
+        BatchPart {
+            slot,
+            shape: 0,
+            transform: Affine3A::from_translation(offset),
+            min: offset,
+            max: offset + Vec3::new(1.0, 1.0, 0.0),
+        }
+    }
 
     /// Two unit squares facing +z, one behind the other: slot 1 at z = 0, slot 2 at z = -1.
     fn two_squares() -> BatchGeometry {
-        let square = |z: f32| {
-            [[0.0, 0.0, z], [1.0, 0.0, z], [1.0, 1.0, z], [0.0, 1.0, z]].map(Vec3::from_array).to_vec()
-        };
-        let positions = [square(0.0), square(-1.0)].concat();
-        let indices = vec![0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7];
-        let parts = vec![
-            BatchPart { slot: 1, triangles: 0..2, min: Vec3::ZERO, max: Vec3::new(1.0, 1.0, 0.0) },
-            BatchPart {
-                slot: 2,
-                triangles: 2..4,
-                min: Vec3::new(0.0, 0.0, -1.0),
-                max: Vec3::new(1.0, 1.0, -1.0),
-            },
-        ];
+        let parts = vec![square_part(1, Vec3::ZERO), square_part(2, Vec3::new(0.0, 0.0, -1.0))];
         let tree = PartTree::build(&parts);
-        BatchGeometry { positions, indices, parts, tree }
+        BatchGeometry { shapes: unit_square(), parts, tree }
     }
 
     fn ray(x: f32, y: f32) -> Ray3d {
@@ -314,26 +323,10 @@ mod tests {
 
     /// A row of `n` unit squares along x, each its own slot.
     fn row_of_squares(n: u32) -> BatchGeometry {
-        let mut positions = Vec::new();
-        let mut indices = Vec::new();
-        let mut parts = Vec::new();
-        for i in 0..n {
-            let x = i as f32 * 2.0;
-            let base = positions.len() as u32;
-            positions.extend(
-                [[x, 0.0, 0.0], [x + 1.0, 0.0, 0.0], [x + 1.0, 1.0, 0.0], [x, 1.0, 0.0]]
-                    .map(Vec3::from_array),
-            );
-            indices.extend([0, 1, 2, 0, 2, 3].map(|v| base + v));
-            parts.push(BatchPart {
-                slot: i + 1,
-                triangles: i * 2..i * 2 + 2,
-                min: Vec3::new(x, 0.0, 0.0),
-                max: Vec3::new(x + 1.0, 1.0, 0.0),
-            });
-        }
+        let parts: Vec<BatchPart> =
+            (0..n).map(|i| square_part(i + 1, Vec3::new(i as f32 * 2.0, 0.0, 0.0))).collect();
         let tree = PartTree::build(&parts);
-        BatchGeometry { positions, indices, parts, tree }
+        BatchGeometry { shapes: unit_square(), parts, tree }
     }
 
     #[test]
