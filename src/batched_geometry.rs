@@ -1,14 +1,15 @@
 //! Batched geometry: once the model is laid out, its meshes are merged per source material into
 //! a few large meshes, so that draw calls follow the model's materials, not its elements. Every
-//! merged vertex carries its element's slot (in UV channel 1), and each element's look — style
+//! merged vertex carries its element's slot (`ATTRIBUTE_SLOT`), and each element's look — style
 //! color, opacity, hover, selection, ghosting, visibility — lives in two texels of a small state
 //! texture that the batch shader (batched_geometry.wgsl) reads. Restyling an element writes its
 //! texels; no mesh or material is rebuilt.
 //!
-//! The original mesh entities stay (without their `Mesh3d`) as the elements' anchors: their
-//! bounds, names and hierarchy are what framing and the element map use. Meshes that cannot be
-//! merged (not triangle lists, no positions) stay as they are and keep per-element materials.
-//! Picking on batches is element_picking.rs, which uses the triangle ranges kept here.
+//! The sources are a read model's placements (model_reading.rs) or, for a model Bevy's loader
+//! spawned, its mesh entities, which stay (without their `Mesh3d`) as the elements' anchors.
+//! Meshes that cannot be merged (not triangle lists, no positions) stay as they are and keep
+//! per-element materials. Picking on batches is element_picking.rs, which uses the parts and
+//! shared source shapes kept here (`BatchGeometry`).
 
 use bevy::platform::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -18,13 +19,16 @@ use bevy::asset::{RenderAssetUsages, embedded_asset};
 use bevy::camera::primitives::Aabb;
 use bevy::camera::visibility::{NoAutoAabb, VisibilityRange};
 use bevy::math::Affine3A;
-use bevy::mesh::{Indices, PrimitiveTopology, VertexAttributeValues};
-use bevy::pbr::{ExtendedMaterial, MaterialExtension};
+use bevy::mesh::{
+    Indices, MeshVertexAttribute, MeshVertexBufferLayoutRef, PrimitiveTopology, VertexAttributeValues,
+};
+use bevy::pbr::{ExtendedMaterial, MaterialExtension, MaterialExtensionKey, MaterialExtensionPipeline};
 use bevy::prelude::*;
 use bevy::render::render_asset::RenderAssets;
 use bevy::render::render_resource::{
-    AsBindGroup, Extent3d, Origin3d, ShaderType, TexelCopyBufferLayout, TexelCopyTextureInfo, TextureAspect,
-    TextureDimension, TextureFormat,
+    AsBindGroup, Extent3d, Origin3d, RenderPipelineDescriptor, ShaderType, SpecializedMeshPipelineError,
+    TexelCopyBufferLayout, TexelCopyTextureInfo, TextureAspect, TextureDimension, TextureFormat,
+    VertexFormat,
 };
 use bevy::render::renderer::RenderQueue;
 use bevy::render::texture::GpuImage;
@@ -82,6 +86,27 @@ impl MaterialExtension for ElementStateLookup {
     // pass would use Bevy's and still draw them. The viewer uses neither.
     fn enable_prepass() -> bool {
         false
+    }
+
+    /// The batches' own vertex layout (see [`ATTRIBUTE_TINT`]), at the locations
+    /// batched_geometry.wgsl reads.
+    fn specialize(
+        _pipeline: &MaterialExtensionPipeline,
+        descriptor: &mut RenderPipelineDescriptor,
+        layout: &MeshVertexBufferLayoutRef,
+        _key: MaterialExtensionKey<Self>,
+    ) -> Result<(), SpecializedMeshPipelineError> {
+        let mut attributes = vec![Mesh::ATTRIBUTE_POSITION.at_shader_location(0)];
+        if layout.0.contains(Mesh::ATTRIBUTE_NORMAL) {
+            attributes.push(Mesh::ATTRIBUTE_NORMAL.at_shader_location(1));
+        }
+        if layout.0.contains(Mesh::ATTRIBUTE_UV_0) {
+            attributes.push(Mesh::ATTRIBUTE_UV_0.at_shader_location(2));
+        }
+        attributes.push(ATTRIBUTE_SLOT.at_shader_location(3));
+        attributes.push(ATTRIBUTE_TINT.at_shader_location(5));
+        descriptor.vertex.buffers = vec![layout.0.get_layout(&attributes)?];
+        Ok(())
     }
 
     fn enable_shadows() -> bool {
@@ -389,6 +414,23 @@ pub(super) fn plugin(app: &mut App) {
     }
 }
 
+/// The element slot of a batched vertex (slot 0: no element), at location 3 of the batch shader.
+pub const ATTRIBUTE_SLOT: MeshVertexAttribute =
+    MeshVertexAttribute::new("BatchSlot", 0x7473_0001, VertexFormat::Uint32);
+/// A batched vertex's base color: sRGB-encoded RGB and linear alpha, 8 bits each, at location
+/// 5. Four bytes where Bevy's vertex colors take sixteen: with the slot (four bytes, not eight
+/// in a UV channel) and no texture coordinates where there is no texture, a faceted vertex is
+/// 20 bytes instead of 44; at 10^5 elements that was ~100 MB of wasm memory.
+pub const ATTRIBUTE_TINT: MeshVertexAttribute =
+    MeshVertexAttribute::new("BatchTint", 0x7473_0002, VertexFormat::Unorm8x4);
+
+/// A linear RGBA color as [`ATTRIBUTE_TINT`] holds it.
+fn pack_tint(linear: [f32; 4]) -> [u8; 4] {
+    let [r, g, b, a] = linear;
+    let srgb = Srgba::from(LinearRgba::new(r, g, b, 1.0)).to_u8_array();
+    [srgb[0], srgb[1], srgb[2], (a.clamp(0.0, 1.0) * 255.0).round() as u8]
+}
+
 /// One batch being built: the merged vertex data of every mesh with one source material.
 #[derive(Default)]
 struct BatchBuilder {
@@ -397,13 +439,16 @@ struct BatchBuilder {
     /// normals three vertices per triangle for flat normals; welding them back shares vertices
     /// between faces again, ~5× fewer for the shared IFC buildings.)
     faceted: bool,
+    /// The batch material has a base color texture: vertices carry texture coordinates.
+    textured: bool,
     positions: Vec<[f32; 3]>,
     normals: Vec<[f32; 3]>,
     uvs: Vec<[f32; 2]>,
-    slots: Vec<[f32; 2]>,
-    /// The source material's base color (times the source's vertex colors): batches share a
-    /// material across source materials that differ only in color.
-    colors: Vec<[f32; 4]>,
+    slots: Vec<u32>,
+    /// The source material's base color (times the source's vertex colors), packed as
+    /// [`ATTRIBUTE_TINT`]: batches share a material across source materials that differ only in
+    /// color.
+    colors: Vec<[u8; 4]>,
     indices: Vec<u32>,
     parts: Vec<BatchPart>,
 }
@@ -417,12 +462,13 @@ impl BatchBuilder {
     /// A builder with room for what it will hold, so that no vector grows by doubling (and no
     /// half-used block is left in wasm memory, which never shrinks): batches are most of the
     /// memory a large model takes.
-    fn with_capacity(faceted: bool, size: BatchSize) -> Self {
+    fn with_capacity(faceted: bool, textured: bool, size: BatchSize) -> Self {
         Self {
             faceted,
+            textured,
             positions: Vec::with_capacity(size.vertices),
             normals: Vec::with_capacity(if faceted { 0 } else { size.vertices }),
-            uvs: Vec::with_capacity(size.vertices),
+            uvs: Vec::with_capacity(if textured { size.vertices } else { 0 }),
             slots: Vec::with_capacity(size.vertices),
             colors: Vec::with_capacity(size.vertices),
             indices: Vec::with_capacity(size.indices),
@@ -481,19 +527,20 @@ impl BatchBuilder {
                 (Vec3::from(normal_matrix * bevy::math::Vec3A::from(*n))).normalize_or_zero().to_array()
             }));
         }
-        // UV channel 0 is always there: Bevy's shaders read it whenever channel 1 (the slot) is.
-        match uvs {
-            Some(uvs) => self.uvs.extend(kept.iter().map(|&v| uvs[v as usize])),
-            None => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
+        if self.textured {
+            match uvs {
+                Some(uvs) => self.uvs.extend(kept.iter().map(|&v| uvs[v as usize])),
+                None => self.uvs.extend(std::iter::repeat_n([0.0, 0.0], count)),
+            }
         }
         match colors {
             Some(colors) => self.colors.extend(kept.iter().map(|&v| {
                 let c = colors[v as usize];
-                [c[0] * tint[0], c[1] * tint[1], c[2] * tint[2], c[3] * tint[3]]
+                pack_tint([c[0] * tint[0], c[1] * tint[1], c[2] * tint[2], c[3] * tint[3]])
             })),
-            None => self.colors.extend(std::iter::repeat_n(tint, count)),
+            None => self.colors.extend(std::iter::repeat_n(pack_tint(tint), count)),
         }
-        self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], count));
+        self.slots.extend(std::iter::repeat_n(slot, count));
         // A mirroring transform turns the triangles' winding around; they are wound back, or
         // back-face culling would hide their front faces.
         let mirrored = affine.matrix3.determinant() < 0.0;
@@ -517,9 +564,11 @@ impl BatchBuilder {
             let pick = |bit: u32, low: f32, high: f32| if corner & bit == 0 { low } else { high };
             self.positions.push([pick(1, min.x, max.x), pick(2, min.y, max.y), pick(4, min.z, max.z)]);
         }
-        self.uvs.extend(std::iter::repeat_n([0.0, 0.0], 8));
-        self.slots.extend(std::iter::repeat_n([slot as f32, 0.0], 8));
-        self.colors.extend(std::iter::repeat_n(tint, 8));
+        if self.textured {
+            self.uvs.extend(std::iter::repeat_n([0.0, 0.0], 8));
+        }
+        self.slots.extend(std::iter::repeat_n(slot, 8));
+        self.colors.extend(std::iter::repeat_n(pack_tint(tint), 8));
         // Each face counter-clockwise seen from outside (Bevy's front faces; back faces are culled).
         for [a, b, c, d] in
             [[1, 3, 7, 5], [0, 4, 6, 2], [2, 6, 7, 3], [0, 1, 5, 4], [4, 5, 7, 6], [0, 2, 3, 1]]
@@ -541,9 +590,11 @@ impl BatchBuilder {
         if !self.faceted {
             mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, self.normals);
         }
-        mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, self.uvs);
-        mesh.insert_attribute(Mesh::ATTRIBUTE_UV_1, self.slots);
-        mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, self.colors);
+        if self.textured {
+            mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, self.uvs);
+        }
+        mesh.insert_attribute(ATTRIBUTE_SLOT, self.slots);
+        mesh.insert_attribute(ATTRIBUTE_TINT, VertexAttributeValues::Unorm8x4(self.colors));
         mesh.insert_indices(Indices::U32(self.indices));
         (mesh, Aabb::from_min_max(min, max), self.parts)
     }
@@ -806,10 +857,11 @@ impl Merge {
             order.push(key);
             // A far-detail box is 8 vertices and 36 indices.
             let boxes = BatchSize { vertices: 8 * size.parts, indices: 36 * size.parts, parts: size.parts };
+            let textured = source.material.base_color_texture.is_some();
             ChunkBatch {
                 material: StandardMaterial { base_color: Color::WHITE, ..source.material.clone() },
-                full: BatchBuilder::with_capacity(source.faceted, size),
-                boxes: chunked.then(|| BatchBuilder::with_capacity(true, boxes)),
+                full: BatchBuilder::with_capacity(source.faceted, textured, size),
+                boxes: chunked.then(|| BatchBuilder::with_capacity(true, textured, boxes)),
             }
         });
         let shapes = &mut self.shapes.shapes;
@@ -1066,6 +1118,17 @@ mod tests {
     }
 
     #[test]
+    fn tints_are_packed_as_srgb_with_linear_alpha() {
+        // Linear 0.5 is sRGB 188; alpha stays linear.
+        assert_eq!(pack_tint([0.5, 0.0, 1.0, 0.5]), [188, 0, 255, 128]);
+        assert_eq!(
+            pack_tint([2.0, -1.0, 0.2159, 1.5]),
+            [255, 0, 128, 255],
+            "out of range values are clamped"
+        );
+    }
+
+    #[test]
     fn mirrored_meshes_keep_their_front_faces() {
         let mut builder = BatchBuilder::default();
         let mirror = Affine3A::from_scale(Vec3::new(-1.0, 1.0, 1.0));
@@ -1159,8 +1222,8 @@ mod tests {
         normals.sort_unstable();
         normals.dedup();
         assert_eq!(normals.len(), 6, "two triangles on each of six faces");
-        assert!(boxes.slots.iter().all(|s| s[0] == 9.0));
-        assert!(boxes.colors.iter().all(|c| *c == [0.5, 0.25, 1.0, 1.0]));
+        assert!(boxes.slots.iter().all(|s| *s == 9));
+        assert!(boxes.colors.iter().all(|c| *c == pack_tint([0.5, 0.25, 1.0, 1.0])));
         assert_eq!((boxes.parts[0].min, boxes.parts[0].max), (min, max));
     }
 
@@ -1198,8 +1261,8 @@ mod tests {
         let mut builder = BatchBuilder::default();
         assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 1, [1.0, 0.0, 0.0, 1.0], 0));
         assert!(builder.add(&triangle_mesh(), &Affine3A::IDENTITY, 2, [0.0, 0.0, 1.0, 0.5], 0));
-        assert_eq!(builder.colors[..3], [[1.0, 0.0, 0.0, 1.0]; 3]);
-        assert_eq!(builder.colors[3..], [[0.0, 0.0, 1.0, 0.5]; 3]);
+        assert_eq!(builder.colors[..3], [[255, 0, 0, 255]; 3]);
+        assert_eq!(builder.colors[3..], [[0, 0, 255, 128]; 3]);
     }
 
     #[test]

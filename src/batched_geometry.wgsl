@@ -7,13 +7,13 @@
 // headless browser or a machine without a GPU has) shades every pixel on the CPU, and Bevy's
 // full PBR fragment shader made a frame of a building about ten times as expensive as a
 // constant color. So the vertex stage reads the element's state from the state texture (by
-// the element slot every vertex carries in UV channel 1), collapses hidden elements, and lights
+// the element slot every vertex carries), collapses hidden elements, and lights
 // the vertex: Lambert diffuse from the key light plus the ambient light, which for the planar
 // faces of a building equals per-pixel lighting. The fragment stage only multiplies in the base
 // color texture, if the material has one.
 
 #import bevy_pbr::{
-    forward_io::{FragmentOutput, Vertex},
+    forward_io::FragmentOutput,
     mesh_functions,
     mesh_view_bindings::view,
     pbr_bindings,
@@ -50,6 +50,24 @@ const GHOST_ALPHA: f32 = 0.12;
 
 const PI: f32 = 3.141592653589793;
 
+// The batches' own vertex layout (`ATTRIBUTE_SLOT`, `ATTRIBUTE_TINT` and the `specialize`
+// of `ElementStateLookup` in batched_geometry.rs): normals only for smooth-shaded batches,
+// texture coordinates only for textured ones.
+struct BatchVertex {
+    @builtin(instance_index) instance_index: u32,
+    @location(0) position: vec3<f32>,
+#ifdef VERTEX_NORMALS
+    @location(1) normal: vec3<f32>,
+#endif
+#ifdef VERTEX_UVS_A
+    @location(2) uv: vec2<f32>,
+#endif
+    // The element's slot in the state texture.
+    @location(3) slot: u32,
+    // The model's base color: sRGB-encoded RGB, linear alpha.
+    @location(5) tint: vec4<f32>,
+}
+
 struct BatchVertexOutput {
     @builtin(position) position: vec4<f32>,
     // Linear base color and alpha: the style color, or the model material's color.
@@ -80,9 +98,9 @@ fn light_at(normal: vec3<f32>) -> vec3<f32> {
 }
 
 @vertex
-fn vertex(vertex: Vertex) -> BatchVertexOutput {
+fn vertex(vertex: BatchVertex) -> BatchVertexOutput {
     var out: BatchVertexOutput;
-    let slot = u32(vertex.uv_b.x + 0.5);
+    let slot = vertex.slot;
     let per_row = textureDimensions(element_state).x / 2u;
     let texel = vec2<i32>(i32((slot % per_row) * 2u), i32(slot / per_row));
     let flags = u32(textureLoad(element_state, texel + vec2<i32>(1, 0), 0).r * 255.0 + 0.5);
@@ -118,10 +136,7 @@ fn vertex(vertex: Vertex) -> BatchVertexOutput {
         out.base_color = vec4<f32>(color, look.a);
         emissive = color * 0.25;
     } else {
-        out.base_color = material.base_color;
-#ifdef VERTEX_COLORS
-        out.base_color *= vertex.color;
-#endif
+        out.base_color = material.base_color * vec4<f32>(srgb_to_linear(vertex.tint.rgb), vertex.tint.a);
         out.base_color.a *= textureLoad(element_state, texel, 0).a;
         // Emissive alpha is the material's exposure weight, as in Bevy's PBR.
         emissive = material.emissive.rgb * mix(1.0, view.exposure, material.emissive.a);
