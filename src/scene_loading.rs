@@ -567,18 +567,7 @@ mod web_url {
 /// already: the page starts fetching it while the bundle downloads ([`take_prefetched`]).
 #[cfg(target_arch = "wasm32")]
 async fn read_text(url: &str) -> Result<String, String> {
-    use wasm_bindgen::JsCast;
-    let response = match take_prefetched(url) {
-        Some(pending) => {
-            let response = wasm_bindgen_futures::JsFuture::from(pending)
-                .await
-                .map_err(|e| js_sys::Error::from(e).message().as_string().unwrap_or_default())?;
-            let response: web_sys::Response =
-                response.dyn_into().map_err(|_| "the page's prefetch gave no response".to_owned())?;
-            gloo_net::http::Response::from(response)
-        }
-        None => gloo_net::http::Request::get(url).send().await.map_err(|e| e.to_string())?,
-    };
+    let response = get(url).await?;
     if !response.ok() {
         return Err(format!("HTTP {} {}", response.status(), response.status_text()));
     }
@@ -592,10 +581,29 @@ async fn read_text(url: &str) -> Result<String, String> {
     response.text().await.map_err(|e| e.to_string())
 }
 
+/// The response to a GET of `url`: the page's, if it started that download already
+/// ([`take_prefetched`]), or a new request's.
+#[cfg(target_arch = "wasm32")]
+async fn get(url: &str) -> Result<gloo_net::http::Response, String> {
+    use wasm_bindgen::JsCast;
+    match take_prefetched(url) {
+        Some(pending) => {
+            let response = wasm_bindgen_futures::JsFuture::from(pending)
+                .await
+                .map_err(|e| js_sys::Error::from(e).message().as_string().unwrap_or_default())?;
+            let response: web_sys::Response =
+                response.dyn_into().map_err(|_| "the page's prefetch gave no response".to_owned())?;
+            Ok(gloo_net::http::Response::from(response))
+        }
+        None => gloo_net::http::Request::get(url).send().await.map_err(|e| e.to_string()),
+    }
+}
+
 /// The response promise of a fetch of `url` that web/twinscene.js started before the viewer
 /// ran (`globalThis.__twinscenePrefetched`, a `Map` by URL), taken out of the map so that it is
-/// read once. The viewer asks for its scene only once its renderer is up, over a second after
-/// the page knew the URL; at 10^5 elements the scene is 17 MB.
+/// read once: the scene, and the server's GLB. The viewer asks for its scene only once its
+/// renderer is up, over a second after the page knew the URL (at 10^5 elements the scene is
+/// 41 MB), and for the GLB once it has read the scene.
 #[cfg(target_arch = "wasm32")]
 fn take_prefetched(url: &str) -> Option<js_sys::Promise> {
     use wasm_bindgen::{JsCast, JsValue};
@@ -617,7 +625,8 @@ fn fetch_bytes(url: String, sender: Sender<Result<Vec<u8>, String>>) {
     use wasm_bindgen::{JsCast, JsValue};
     wasm_bindgen_futures::spawn_local(async move {
         let result = async {
-            let response = gloo_net::http::Request::get(&url).send().await.map_err(|e| e.to_string())?;
+            // The page may have started it already: the server's config names its mesh.
+            let response = get(&url).await?;
             if !response.ok() {
                 return Err(format!("HTTP {} {}", response.status(), response.status_text()));
             }

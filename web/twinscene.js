@@ -284,7 +284,16 @@ export class TwinSceneElement extends HTMLElement {
     const guessed = download(guess);
     const config = await fetch(new URL('/api/config', SERVER)).then((r) => (r.ok ? r.json() : {}), () => ({}));
     const scene = pageScene ? guess : new URL(config.scene ?? '/api/scene', SERVER);
-    (globalThis.__twinscenePrefetched ??= new Map()).set(scene.href, scene.href === guess.href ? guessed : download(scene));
+    const prefetched = (globalThis.__twinscenePrefetched ??= new Map());
+    prefetched.set(scene.href, scene.href === guess.href ? guessed : download(scene));
+    // The server's scene names the server's mesh: a GLB downloads now too, not once the viewer
+    // has read the scene (src/scene_loading.rs, `fetch_bytes`). Not when the page names another
+    // scene or mesh, which the viewer would load instead.
+    const pageMesh = this.getAttribute('mesh') ?? (this.hasAttribute('deep-link') ? params.get('mesh') : null);
+    if (!pageScene && !pageMesh && typeof config.mesh === 'string' && /\.glb$/i.test(new URL(config.mesh, SERVER).pathname)) {
+      const mesh = new URL(config.mesh, SERVER);
+      prefetched.set(mesh.href, download(mesh));
+    }
     const pageLive = this.getAttribute('live') ?? params.get('live');
     const live = pageLive ?? config.live ?? '/live';
     const liveUrl = live === 'off' ? '' : new URL(live, pageLive ? location.href : SERVER).href.replace(/^http/, 'ws');
@@ -305,9 +314,8 @@ export class TwinSceneElement extends HTMLElement {
     this.#viewer = viewer;
     // `mesh` replaces the scene's mesh (a peer file's blob URL this site cannot fetch);
     // `scene-name` picks one scene of a 3D Scenes configuration.
-    const mesh = this.getAttribute('mesh') ?? (this.hasAttribute('deep-link') ? params.get('mesh') : null);
     const options = JSON.stringify({
-      mesh: mesh ? new URL(mesh, location.href).href : undefined,
+      mesh: pageMesh ? new URL(pageMesh, location.href).href : undefined,
       scene: this.getAttribute('scene-name') ?? (this.hasAttribute('deep-link') ? params.get('sceneName') : null) ?? undefined,
       // Above this many elements only alerting, stale, selected, hovered and found elements
       // get a screen position (each costs a ray cast whenever the camera moves).

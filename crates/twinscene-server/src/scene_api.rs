@@ -17,8 +17,10 @@ use crate::auth::Grant;
 use crate::config::MeshSource;
 use crate::state::AppState;
 
-pub async fn config() -> Json<Value> {
-    Json(json!({ "scene": "/api/scene", "live": "/live" }))
+/// Where the scene, its mesh and the live data are. The page starts downloading the mesh from
+/// here while the viewer's bundle loads (web/twinscene.js).
+pub async fn config(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "scene": "/api/scene", "mesh": state.mesh_url(), "live": "/live" }))
 }
 
 /// With tokens configured, only the twins the bearer may read.

@@ -212,6 +212,11 @@ impl AppState {
         })))
     }
 
+    /// The mesh's URL as the served scene names it (`/api/scene/mesh/<file>` for a file).
+    pub fn mesh_url(&self) -> &str {
+        &self.0.scene.mesh
+    }
+
     pub fn mesh(&self) -> &MeshSource {
         &self.0.mesh
     }

@@ -12,7 +12,7 @@ use twinscene_server::{AppState, LiveTimings, LoadedScene, StaticDirs};
 async fn config_says_where_the_scene_and_live_data_are() {
     let base = serve(demo_state()).await;
     let config: Value = get(&format!("{base}/api/config")).await.json().await.unwrap();
-    assert_eq!(config, json!({"scene": "/api/scene", "live": "/live"}));
+    assert_eq!(config, json!({"scene": "/api/scene", "mesh": "/api/scene/mesh/duplex.glb", "live": "/live"}));
 }
 
 #[tokio::test]
