@@ -139,7 +139,7 @@ impl BatchGeometry {
         within: Option<f32>,
     ) -> Option<BatchHit> {
         let mut best: Option<BatchHit> = None;
-        let Some(shape) = self.shapes.shapes.get(part.shape as usize) else { return None };
+        let shape = self.shapes.shapes.get(part.shape as usize)?;
         for triangle in &shape.triangles {
             // The shape's triangles are whole (indices checked when it was made).
             let [a, b, c] = triangle.map(|i| part.transform.transform_point3(shape.positions[i as usize]));

@@ -325,7 +325,7 @@ mod tests {
             {"bufferView": 1, "componentType": 5125, "count": 3, "type": "SCALAR"}
         ]);
         let mut text = serde_json::to_vec(&json).unwrap();
-        while text.len() % 4 != 0 {
+        while !text.len().is_multiple_of(4) {
             text.push(b' ');
         }
         let mut bytes = b"glTF".to_vec();
