@@ -13,6 +13,12 @@ use tracing_subscriber::EnvFilter;
 use twinscene_server::storage::{SqliteStorage, Storage};
 use twinscene_server::{AppState, LiveTimings, LoadedScene, ServerConfig, StaticDirs, cli, mqtt, simulator};
 
+/// A server request allocates per JSON value it reads and writes (a batch of 10,000 CloudEvents
+/// is a few hundred thousand small blocks); with glibc's allocator that was half the CPU of the
+/// ingest (perf), with mimalloc much less (docs/server.md, "Ingest").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "twinscene", version, about = "Digital-twin 3D viewer server")]
 struct Cli {
