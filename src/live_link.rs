@@ -45,6 +45,16 @@ pub enum LiveStatus {
 }
 
 impl LiveLink {
+    /// The scene came from `scene_url` as of live seq `seq`: when the live link goes to the
+    /// same server, its first hello asks for the changes after `seq` instead of a snapshot of
+    /// every twin again (at 10^5 twins, tens of MB and a rebuilt runtime). Another server's
+    /// seqs mean nothing here.
+    pub fn resume_from_scene(&mut self, seq: u64, scene_url: &str, live_url: &str) {
+        if same_server(scene_url, live_url) {
+            self.sequence = SequenceTracker::resuming_from(seq);
+        }
+    }
+
     fn send(&self, message: ClientMessage) {
         if let Some((_, commands)) = &self.connection {
             let _ = commands.unbounded_send(message);
@@ -88,6 +98,29 @@ pub fn is_welcome(text: &str) -> bool {
     }
     serde_json::from_str::<Kind>(text)
         .is_ok_and(|message| matches!(message.kind.as_ref(), "snapshot" | "delta" | "heartbeat"))
+}
+
+/// Whether two absolute URLs (`http://host:port/…`, `ws://host:port/…`) name the same host
+/// and port, whatever their schemes (a page's scene over https goes with its wss live link).
+fn same_server(a: &str, b: &str) -> bool {
+    fn host_and_port(url: &str) -> Option<(&str, Option<&str>, bool)> {
+        let (scheme, rest) = url.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let secure = matches!(scheme.to_ascii_lowercase().as_str(), "https" | "wss");
+        match authority.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())) {
+            Some((host, port)) => Some((host, Some(port), secure)),
+            None => Some((authority, None, secure)),
+        }
+    }
+    let default_port = |secure: bool| if secure { "443" } else { "80" };
+    match (host_and_port(a), host_and_port(b)) {
+        (Some((host_a, port_a, secure_a)), Some((host_b, port_b, secure_b))) => {
+            host_a.eq_ignore_ascii_case(host_b)
+                && port_a.unwrap_or(default_port(secure_a)) == port_b.unwrap_or(default_port(secure_b))
+        }
+        _ => false,
+    }
 }
 
 /// The greeting: asks for the changes after `since_seq`, or for a snapshot without one.
@@ -215,5 +248,21 @@ fn request_snapshot(link: &mut LiveLink, reason: &str) {
     link.status = LiveStatus::Connecting;
     if let Some((_, commands)) = &link.connection {
         let _ = commands.unbounded_send(hello_since(link.token.clone(), None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scene_and_a_live_link_are_from_the_same_server_by_host_and_port() {
+        let scene = "http://plant.example:8716/api/scene";
+        assert!(same_server(scene, "ws://plant.example:8716/live"));
+        assert!(same_server("https://Plant.example/api/scene", "wss://plant.example:443/live"));
+        assert!(!same_server(scene, "ws://plant.example:8717/live"));
+        assert!(!same_server(scene, "ws://other.example:8716/live"));
+        assert!(!same_server("http://plant.example/api/scene", "wss://plant.example/live"));
+        assert!(!same_server("/api/scene", "ws://plant.example:8716/live"));
     }
 }

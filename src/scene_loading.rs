@@ -12,12 +12,15 @@ use bevy::prelude::*;
 use bevy::world_serialization::WorldInstanceReady;
 use crossbeam_channel::{Receiver, Sender};
 use twinscene_core::import::{self, ImportNote, ImportOptions, Imported, SourceFormat};
+#[cfg(target_arch = "wasm32")]
+use twinscene_core::live::SCENE_SEQ_HEADER;
 use twinscene_core::runtime::SceneRuntime;
 use twinscene_core::scene::Scene;
 use twinscene_core::scene_check::{self, Finding};
 
 use crate::ViewerConfig;
 use crate::app_phase::{AppPhase, LoadStage, loading};
+use crate::live_link::LiveLink;
 use crate::model_reading::{self, ModelScene};
 use crate::twin_state::TwinRuntime;
 
@@ -113,6 +116,9 @@ struct SceneFiles {
     mesh_url: Result<String, String>,
     /// The GLB download, started as soon as the scene named it (read at once on the desktop).
     mesh_download: Option<MeshDownload>,
+    /// The live seq the scene's twins are as of, when its server said (core's
+    /// `SCENE_SEQ_HEADER`): the live link resumes from it instead of asking for a snapshot.
+    live_seq: Option<u64>,
 }
 
 /// Where the shown scene came from: its file format, and what of the file is not shown.
@@ -198,7 +204,7 @@ fn request_scene_file(fetch: Option<Res<SceneFetch>>, mut phase: ResMut<AppPhase
 
 /// Reads the scene file in any format, then the twin and model files it names (relative to it).
 async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
-    let text = read_text(&request.url).await?;
+    let (text, live_seq) = read_text_and_seq(&request.url).await?;
     let options = ImportOptions {
         scene: request.scene.as_deref(),
         mesh: request.mesh.as_deref(),
@@ -226,7 +232,7 @@ async fn load_scene_files(request: SceneRequest) -> Result<SceneFiles, String> {
         }
         _ => None,
     };
-    Ok(SceneFiles { scene, format, notes, mesh_url, mesh_download })
+    Ok(SceneFiles { scene, format, notes, mesh_url, mesh_download, live_seq })
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -246,6 +252,7 @@ fn receive_scene_file(
     mut commands: Commands,
     fetch: Res<SceneFetch>,
     config: Res<ViewerConfig>,
+    live_link: Option<ResMut<LiveLink>>,
     asset_server: Res<AssetServer>,
     mut phase: ResMut<AppPhase>,
 ) {
@@ -258,9 +265,9 @@ fn receive_scene_file(
         // them, not re-judge them against the scene's models (kept for units and selections).
         runtime.trust_writes();
         let source = SceneSource { format: files.format, notes: files.notes, findings: None };
-        Ok((runtime, source, files.mesh_url, files.mesh_download))
+        Ok((runtime, source, files.mesh_url, files.mesh_download, files.live_seq))
     });
-    let (runtime, source, mesh_url, mesh_download) = match loaded {
+    let (runtime, source, mesh_url, mesh_download, live_seq) = match loaded {
         Ok(loaded) => loaded,
         Err(message) => return phase.fail(format!("cannot load scene {scene_url}: {message}")),
     };
@@ -273,6 +280,9 @@ fn receive_scene_file(
         Err(message) => return phase.fail(format!("cannot load mesh of scene {scene_url}: {message}")),
     };
     info!("scene {scene_url}: {} elements, mesh {mesh_url}", runtime.elements().len());
+    if let (Some(seq), Some(mut link), Some(live_url)) = (live_seq, live_link, config.live_url.as_deref()) {
+        link.resume_from_scene(seq, scene_url, live_url);
+    }
     commands.insert_resource(TwinRuntime(runtime));
     commands.insert_resource(AppPhase::Loading(LoadStage::Mesh));
     // A GLB is already downloading (started by the scene's task).
@@ -567,6 +577,13 @@ mod web_url {
 /// already: the page starts fetching it while the bundle downloads ([`take_prefetched`]).
 #[cfg(target_arch = "wasm32")]
 async fn read_text(url: &str) -> Result<String, String> {
+    read_text_and_seq(url).await.map(|(text, _)| text)
+}
+
+/// [`read_text`], and the live seq the server says the file is as of (core's
+/// `SCENE_SEQ_HEADER`, sent with a twinscene server's scene).
+#[cfg(target_arch = "wasm32")]
+async fn read_text_and_seq(url: &str) -> Result<(String, Option<u64>), String> {
     let response = get(url).await?;
     if !response.ok() {
         return Err(format!("HTTP {} {}", response.status(), response.status_text()));
@@ -578,7 +595,8 @@ async fn read_text(url: &str) -> Result<String, String> {
             import::MAX_SCENE_BYTES
         ));
     }
-    response.text().await.map_err(|e| e.to_string())
+    let seq = response.headers().get(SCENE_SEQ_HEADER).and_then(|seq| seq.parse().ok());
+    Ok((response.text().await.map_err(|e| e.to_string())?, seq))
 }
 
 /// The response to a GET of `url`: the page's, if it started that download already
@@ -676,6 +694,12 @@ fn fetch_bytes(url: String, sender: Sender<Result<Vec<u8>, String>>) {
 #[cfg(not(target_arch = "wasm32"))]
 fn fetch_bytes(path: String, sender: Sender<Result<Vec<u8>, String>>) {
     let _ = sender.send(std::fs::read(&path).map_err(|e| e.to_string()));
+}
+
+/// A file on disk is as of no live seq.
+#[cfg(not(target_arch = "wasm32"))]
+async fn read_text_and_seq(path: &str) -> Result<(String, Option<u64>), String> {
+    Ok((read_text(path).await?, None))
 }
 
 /// Reads a file from disk (desktop); the error names the failure.

@@ -251,6 +251,11 @@ test('a PATCHed temperature repaints its element in the browser', { timeout: 300
         const seen = await readTwinscene(page, (ts) => ({ live: ts?.live, seq: ts?.seq })).catch(() => undefined);
         throw new Error(`the live link never came up: ${JSON.stringify(seen)}`, { cause: err });
       });
+    // The scene came with the live seq its twins are as of (x-twinscene-seq): the viewer resumed
+    // from it, and the server never had to send it a snapshot of every twin.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const snapshots = Number(/^twinscene_snapshots_out_total (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.equal(snapshots, 0, 'the viewer took a snapshot although its scene named its live seq');
 
     // An element a person can see, whose colour the behavior controls.
     const published = await readTwinscene(page, (ts) => ({ seq: ts.seq, elements: ts.elements }));

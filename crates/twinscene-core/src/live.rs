@@ -11,6 +11,12 @@ use crate::twin::{Relationship, Twin};
 /// writes and a `base`, and `hello` may ask for catch-up with `since_seq`.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// The response header of the server's scene (`GET /api/scene`) that gives the live `seq` the
+/// scene's twins are as of. It is sent only when every write in the scene has gone out to
+/// viewers, so a viewer can greet the live link with `since_seq` set to it and be caught up
+/// with deltas instead of taking a snapshot of every twin again.
+pub const SCENE_SEQ_HEADER: &str = "x-twinscene-seq";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -71,6 +77,12 @@ pub struct SequenceTracker {
 }
 
 impl SequenceTracker {
+    /// A tracker for state that is already as of `seq` (a scene served with
+    /// [`SCENE_SEQ_HEADER`]): the next message it applies is a delta from `seq`.
+    pub fn resuming_from(seq: u64) -> Self {
+        Self { last_applied: Some(seq) }
+    }
+
     pub fn last_applied(&self) -> Option<u64> {
         self.last_applied
     }
@@ -132,6 +144,16 @@ mod tests {
         assert_eq!(tracker.last_applied(), Some(5));
         assert_eq!(tracker.accept(&ServerMessage::Heartbeat { seq: 5 }), Sequencing::Stale);
         assert_eq!(tracker.accept(&ServerMessage::Heartbeat { seq: 6 }), Sequencing::Resync);
+    }
+
+    #[test]
+    fn a_tracker_resuming_from_a_scene_applies_the_next_delta_only() {
+        let mut tracker = SequenceTracker::resuming_from(9);
+        assert_eq!(tracker.accept(&delta(9)), Sequencing::Stale);
+        assert_eq!(tracker.accept(&ServerMessage::Heartbeat { seq: 9 }), Sequencing::Stale);
+        assert_eq!(tracker.accept(&delta(11)), Sequencing::Resync);
+        assert_eq!(tracker.accept(&delta(10)), Sequencing::Apply);
+        assert_eq!(tracker.last_applied(), Some(10));
     }
 
     #[test]

@@ -147,6 +147,11 @@ impl Feed {
         self.published.send_modify(|_| {});
     }
 
+    /// The seq of the newest published batch (the origin before any).
+    pub fn published_seq(&self) -> u64 {
+        self.inner().published_seq
+    }
+
     /// How many restores happened; read before taking a snapshot.
     pub fn restore_count(&self) -> u64 {
         self.restores.load(Ordering::Acquire)

@@ -91,7 +91,11 @@ fn cors(embedding: &server_config::Embedding) -> tower_http::cors::CorsLayer {
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::PUT, Method::PATCH, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
-        .expose_headers([header::ETAG, header::HeaderName::from_static(static_files::DECODED_LENGTH)])
+        .expose_headers([
+            header::ETAG,
+            header::HeaderName::from_static(static_files::DECODED_LENGTH),
+            header::HeaderName::from_static(twinscene_core::live::SCENE_SEQ_HEADER),
+        ])
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` completes, with each connection's

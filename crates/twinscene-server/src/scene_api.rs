@@ -6,11 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tower_http::services::ServeFile;
-use twinscene_core::scene::Scene;
+use twinscene_core::live::SCENE_SEQ_HEADER;
 
 use crate::api_error::ApiError;
 use crate::auth::Grant;
@@ -23,9 +23,16 @@ pub async fn config(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "scene": "/api/scene", "mesh": state.mesh_url(), "live": "/live" }))
 }
 
-/// With tokens configured, only the twins the bearer may read.
-pub async fn scene(State(state): State<AppState>, grant: Arc<Grant>) -> Json<Scene> {
-    Json(state.current_scene(&grant))
+/// With tokens configured, only the twins the bearer may read. The `x-twinscene-seq` header
+/// (core's `SCENE_SEQ_HEADER`) says which live seq the twins are as of, when they all are
+/// published; the viewer then resumes the live link from it instead of taking a snapshot.
+pub async fn scene(State(state): State<AppState>, grant: Arc<Grant>) -> Response {
+    let (scene, seq) = state.current_scene(&grant);
+    let mut response = Json(scene).into_response();
+    if let Some(seq) = seq {
+        response.headers_mut().insert(SCENE_SEQ_HEADER, HeaderValue::from(seq));
+    }
+    response
 }
 
 /// Serves only the scene's own mesh, found by its file name, so that no other file can be

@@ -263,12 +263,17 @@ impl AppState {
         self.live().seq
     }
 
-    /// The scene with the current state of the twins `grant` may read.
-    pub fn current_scene(&self, grant: &Grant) -> Scene {
+    /// The scene with the current state of the twins `grant` may read, and the seq it is as of
+    /// when every write in it has been published: a viewer that greets `/live` with that seq is
+    /// caught up with deltas. `None` while a write in it waits for its commit (it may yet be
+    /// dropped; only a snapshot, which a restore replaces, may carry it).
+    pub fn current_scene(&self, grant: &Grant) -> (Scene, Option<u64>) {
         let live = self.live();
         let twins = live.graph.twins().filter(|twin| grant.may_read(twin)).cloned().collect();
         let relationships = readable_relationships(&live.graph, grant);
-        Scene { twins, relationships, ..self.0.scene.clone() }
+        // Writers hold the live lock, so no write lands between these two reads.
+        let seq = (self.0.feed.published_seq() == live.seq).then_some(live.seq);
+        (Scene { twins, relationships, ..self.0.scene.clone() }, seq)
     }
 
     pub fn twin(&self, grant: &Grant, id: &str) -> Result<Twin, ApiError> {

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Viewer, client, demo_scene_path, error_body, get, get_json, patch, send, serve, within};
+use common::{
+    Viewer, client, demo_scene_path, error_body, get, get_json, patch, published_scene_seq, send, serve,
+    within,
+};
 use serde_json::{Value, json};
 use twinscene_core::live::ServerMessage;
 use twinscene_server::auth::Grant;
@@ -205,4 +208,38 @@ async fn a_snapshot_holding_a_failed_write_is_replaced() {
     let twins = resync["twins"].as_array().unwrap();
     let room = twins.iter().find(|twin| twin["$dtId"] == "Room-A101").unwrap();
     assert_eq!(room["temperature"], 25.0);
+}
+
+#[tokio::test]
+async fn a_scene_holding_an_uncommitted_write_names_no_live_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
+    let base = serve(state_over(storage.clone())).await;
+    assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
+    let before = published_scene_seq(&base).await;
+
+    storage.set_held(true);
+    let held = tokio::spawn({
+        let base = base.clone();
+        async move { patch(&base, "Room-A101", &set(26.0)).await.status() }
+    });
+    // The write is in the live state (and so in the scene) before its commit answers.
+    let headers = within("the uncommitted write in the scene", async {
+        loop {
+            let response = get(&format!("{base}/api/scene")).await;
+            let headers = response.headers().clone();
+            let scene: Value = response.json().await.unwrap();
+            let room = scene["twins"].as_array().unwrap().iter().find(|t| t["$dtId"] == "Room-A101").cloned();
+            if room.is_some_and(|room| room["temperature"] == 26.0) {
+                return headers;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(headers.get("x-twinscene-seq").is_none(), "a seq for an uncommitted write: {headers:?}");
+
+    storage.set_held(false);
+    assert_eq!(held.await.unwrap(), 204);
+    assert!(published_scene_seq(&base).await > before);
 }

@@ -459,3 +459,18 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     })
     .await
 }
+
+/// The live seq `/api/scene` says its twins are as of (`x-twinscene-seq`), once it says one:
+/// a write is published to viewers shortly after its commit answers.
+pub async fn published_scene_seq(base: &str) -> u64 {
+    within("a scene with a live seq", async {
+        loop {
+            let response = get(&format!("{base}/api/scene")).await;
+            if let Some(seq) = response.headers().get("x-twinscene-seq") {
+                return seq.to_str().unwrap().parse().expect("the seq is a number");
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
