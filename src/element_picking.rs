@@ -12,6 +12,7 @@ use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, Ra
 use bevy::prelude::*;
 
 use crate::batched_geometry::{BatchGeometry, BatchPart, ElementStates, FarDetail};
+use crate::cpu_timings::{CpuTimings, elapsed_ms};
 
 /// The element slot a batch hit landed on (see `batched_geometry::slot_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,8 +249,11 @@ fn cast_pointer_rays(
     cameras: Query<&Camera>,
     mut ray_cast: ElementRayCast,
     mut hits: MessageWriter<PointerHits>,
+    mut timings: ResMut<CpuTimings>,
 ) {
+    let (start, mut rays) = (bevy::platform::time::Instant::now(), 0);
     for (&ray_id, &ray) in ray_map.iter() {
+        rays += 1;
         let Ok(camera) = cameras.get(ray_id.camera) else { continue };
         let picks: Vec<(Entity, HitData)> = ray_cast
             .cast(ray)
@@ -266,6 +270,9 @@ fn cast_pointer_rays(
         if !picks.is_empty() {
             hits.write(PointerHits::new(ray_id.pointer, picks, camera.order as f32));
         }
+    }
+    if rays > 0 {
+        (timings.pick_rays, timings.pick_ms) = (rays, elapsed_ms(start));
     }
 }
 

@@ -13,6 +13,7 @@ use twinscene_core::color::{Color as StyleColor, Opacity};
 use crate::batched_geometry::{
     BatchMaterial, Batched, ElementStates, SlotLook, StateFlags, UNBOUND_SLOT, slot_of,
 };
+use crate::cpu_timings::{CpuTimings, elapsed_ms};
 use crate::scene_loading::{ElementMesh, ElementMeshes};
 use crate::selection::Selection;
 use crate::twin_state::{ElementStyleChanged, TwinRuntime};
@@ -161,6 +162,7 @@ fn paint_changed(
     mut painter: ElementPainter,
     mut changes: MessageReader<ElementStyleChanged>,
     mut previous_selection: Local<Selection>,
+    mut timings: ResMut<CpuTimings>,
 ) {
     let mut dirty: BTreeSet<usize> =
         changes.read().map(|ElementStyleChanged(change)| change.element).collect();
@@ -173,10 +175,15 @@ fn paint_changed(
         );
         *previous_selection = selection;
     }
+    let (start, count) = (bevy::platform::time::Instant::now(), dirty.len());
     for element in dirty {
         painter.paint(element, &runtime, &element_meshes);
     }
     painter.finish();
+    if count > 0 {
+        timings.painted_elements += count as u64;
+        timings.paint_ms += elapsed_ms(start);
+    }
 }
 
 #[derive(bevy::ecs::system::SystemParam)]

@@ -15,6 +15,7 @@
 //! - [`live_link`]: the WebSocket to the server: snapshot, deltas, reconnects.
 //! - [`freshness`]: the wall clock: `age(...)` expressions and stale elements.
 //! - [`state_publishing`]: the viewer's state as `window.twinscene`, for pages and tests.
+//! - [`cpu_timings`]: main-thread CPU time of live updates, element looks and picking.
 
 use bevy::asset::{AssetMetaCheck, UnapprovedPathMode};
 use bevy::prelude::*;
@@ -23,6 +24,7 @@ use bevy::window::WindowResolution;
 pub mod app_phase;
 pub mod batched_geometry;
 pub mod camera;
+pub mod cpu_timings;
 pub mod element_picking;
 pub mod element_styles;
 pub mod freshness;
@@ -106,6 +108,7 @@ pub fn build_app(config: ViewerConfig) -> App {
     app.insert_resource(config);
     app.add_plugins((
         app_phase::plugin,
+        cpu_timings::plugin,
         twin_state::plugin,
         scene_loading::plugin,
         batched_geometry::plugin,

@@ -9,6 +9,7 @@ use futures_channel::mpsc::UnboundedSender;
 use twinscene_core::live::{ClientMessage, PROTOCOL_VERSION, SequenceTracker, Sequencing, ServerMessage};
 
 use crate::ViewerConfig;
+use crate::cpu_timings::{CpuTimings, elapsed_ms};
 use crate::twin_state::{ElementStyleChanged, TwinRuntime, announce};
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -167,9 +168,12 @@ fn apply_live_messages(
     mut link: ResMut<LiveLink>,
     mut runtime: ResMut<TwinRuntime>,
     mut style_changes: MessageWriter<ElementStyleChanged>,
+    mut timings: ResMut<CpuTimings>,
 ) {
     let Some((events, _)) = &link.connection else { return };
     let events: Vec<LinkEvent> = events.try_iter().collect();
+    let start = bevy::platform::time::Instant::now();
+    let mut changes = 0;
     for event in events {
         match event {
             LinkEvent::Connected => {
@@ -187,10 +191,22 @@ fn apply_live_messages(
                 link.retry_in_ms = Some(retry_in_ms);
             }
             LinkEvent::Message(text) => match serde_json::from_str::<ServerMessage>(&text) {
-                Ok(message) => apply_server_message(message, &mut link, &mut runtime, &mut style_changes),
+                Ok(message) => {
+                    changes += match &message {
+                        ServerMessage::Delta { changes, .. } => changes.len(),
+                        ServerMessage::Snapshot { twins, .. } => twins.len(),
+                        _ => 0,
+                    };
+                    apply_server_message(message, &mut link, &mut runtime, &mut style_changes);
+                }
                 Err(error) => warn!("ignoring a live message that is not understood: {error}"),
             },
         }
+    }
+    if changes > 0 {
+        timings.live_changes += changes as u64;
+        timings.live_frames += 1;
+        timings.live_ms += elapsed_ms(start);
     }
 }
 

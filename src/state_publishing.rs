@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
 use crate::batched_geometry::{BatchGeometry, FarDetail, slot_of};
+use crate::cpu_timings::CpuTimings;
 use crate::element_picking::ElementRayCast;
 use crate::element_styles::Ghosting;
 use crate::freshness::Freshness;
@@ -79,6 +80,8 @@ pub struct PublishedState {
     pub layers: Vec<PublishedLayer>,
     /// The scene's viewpoints, for a menu.
     pub viewpoints: Vec<PublishedViewpoint>,
+    /// Main-thread CPU time of live updates, element looks and picking (`cpu_timings`).
+    pub timings: CpuTimings,
     /// `performance.now()` when this state was written (browser only).
     pub published_at: f64,
 }
@@ -246,6 +249,7 @@ fn publish_state(
     mut ray_cast: ElementRayCast,
     mut cache: Local<ElementCache>,
     batches: DrawnBatches,
+    timings: Res<CpuTimings>,
 ) {
     // Which level each chunk is drawn at follows the camera, a frame after it moved.
     let detail = (!batches.is_empty()).then(|| {
@@ -299,6 +303,7 @@ fn publish_state(
         stale_count: interaction.freshness.stale_count,
         // Carried over: only changed entries are rewritten below.
         elements: std::mem::take(&mut published.elements),
+        timings: *timings,
         ..default()
     };
     let mut changed = ChangedElements::default();
