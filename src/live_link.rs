@@ -190,7 +190,7 @@ fn apply_live_messages(
                 link.last_error = Some(reason);
                 link.retry_in_ms = Some(retry_in_ms);
             }
-            LinkEvent::Message(text) => match serde_json::from_str::<ServerMessage>(&text) {
+            LinkEvent::Message(text) => match ServerMessage::from_json(&text) {
                 Ok(message) => {
                     changes += match &message {
                         ServerMessage::Delta { changes, .. } => changes.len(),

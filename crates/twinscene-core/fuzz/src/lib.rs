@@ -195,6 +195,16 @@ pub fn detect(data: &[u8]) {
     }
 }
 
+/// The live protocol's reader: the delta fast path reads every message serde reads, to the
+/// same value.
+pub fn live_message(data: &[u8]) {
+    let Some(source) = text(data) else { return };
+    if let Ok(general) = serde_json::from_str::<twinscene_core::live::ServerMessage>(source) {
+        let fast = twinscene_core::live::ServerMessage::from_json(source);
+        assert_eq!(fast.ok(), Some(general), "the fast path reads what serde reads");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -239,6 +249,11 @@ mod tests {
     #[test]
     fn detect_seeds() {
         run_corpus("detect", super::detect);
+    }
+
+    #[test]
+    fn live_message_seeds() {
+        run_corpus("live_message", super::live_message);
     }
 
     #[test]
