@@ -73,8 +73,8 @@ function instrument() {
   b.cpu = () => {
     const t = window.twinscene?.timings;
     return t
-      ? { applyMs: t.liveMs + t.paintMs, pickMs: t.pickMs }
-      : { applyMs: window.babylonBench?.applyMs ?? NaN, pickMs: window.babylonBench?.pickCpuMs ?? NaN };
+      ? { applyMs: t.liveMs + t.paintMs, applyFrames: t.liveFrames, pickMs: t.pickMs }
+      : { applyMs: window.babylonBench?.applyMs ?? NaN, applyFrames: NaN, pickMs: window.babylonBench?.pickCpuMs ?? NaN };
   };
   b.waitSeq = (target) =>
     new Promise((resolve) => {
@@ -221,7 +221,14 @@ async function bigUpdate(page, url, state) {
   const acked = Date.now();
   const applied = await page.evaluate((seq) => window.__bench.waitSeq(seq), target);
   const after = await page.evaluate(() => window.__bench.cpu());
-  return { count, totalMs: applied - started, ingestMs: acked - started, cpuMs: after.applyMs - before.applyMs };
+  return {
+    count,
+    totalMs: applied - started,
+    ingestMs: acked - started,
+    cpuMs: after.applyMs - before.applyMs,
+    // Frames that applied live messages for it (twinscene): the CPU per frame is cpuMs / this.
+    cpuFrames: after.applyFrames - before.applyFrames,
+  };
 }
 
 /** A canvas point over an element for twinscene: large scenes publish screen positions only
@@ -383,6 +390,7 @@ async function measure(scenePath, kind) {
       updateMs: median(updates.map((u) => u.totalMs)),
       updateIngestMs: median(updates.map((u) => u.ingestMs)),
       updateCpuMs: median(updates.map((u) => u.cpuMs)),
+      updateCpuFrames: median(updates.map((u) => u.cpuFrames)),
       pickMs: pick.ms,
       pickCpuMs: pick.cpuMs,
       pickNote: pick.note,
