@@ -249,6 +249,7 @@ fn publish_state(
     mut ray_cast: ElementRayCast,
     mut cache: Local<ElementCache>,
     batches: DrawnBatches,
+    new_batches: Query<(), Added<BatchGeometry>>,
     timings: Res<CpuTimings>,
 ) {
     // Which level each chunk is drawn at follows the camera, a frame after it moved.
@@ -260,8 +261,11 @@ fn publish_state(
     });
     let detail_changed = detail != published.detail;
     let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
+    // New batches change what is on top where: the model is drawn (and hit) only once it is
+    // batched, a frame or more after the layout is known.
     let layout_changed = layout.as_ref().is_some_and(|(bounds, _)| bounds.is_changed())
-        || camera.as_ref().is_some_and(|c| c.0.is_changed() || c.1.is_changed());
+        || camera.as_ref().is_some_and(|c| c.0.is_changed() || c.1.is_changed())
+        || !new_batches.is_empty();
     let first = published.state.is_empty();
     // The download progresses between other changes: publish it as it moves.
     let mesh_bytes = (*phase == AppPhase::Loading(crate::app_phase::LoadStage::Mesh)).then(|| {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { readTwinscene, setTemperature, useViewer, waitForState, withDiagnostics } from './harness.mjs';
+import { readTwinscene, setTemperature, useViewer, waitForElement, waitForState, withDiagnostics } from './harness.mjs';
 
 const context = useViewer();
 
@@ -37,8 +37,7 @@ test('an alert badge appears when a room overheats and disappears when it cools'
 test('clicking an alert badge selects its element', { timeout: 120_000 }, () =>
   withDiagnostics(context.diagnostics, async () => {
     const { page } = context.viewer;
-    const [id, element] = await readTwinscene(page, (ts) =>
-      Object.entries(ts.elements).find(([key, e]) => key.startsWith('wall-') && e.onTop && e.badges.length === 0));
+    const [id, element] = await waitForElement(page, (key, e) => key.startsWith('wall-') && e.onTop && e.badges.length === 0);
     await patchTemperature(element.twin, 33);
     await waitForState(page, `(${badgeShown})(${JSON.stringify(id)})`);
     await page.locator(`twin-scene [data-alert-element="${id}"] button`).first().click();

@@ -381,6 +381,21 @@ export function readTwinscene(page, pick = (ts) => ts) {
   return page.evaluate(`(${pick.toString()})(window.twinscene)`);
 }
 
+/** Waits until the page publishes an element for which `test(id, element)` (run in the page)
+ * holds, and returns `[id, element]`. The viewer says it is ready a frame or two before its
+ * first batched frame, when nothing is on top yet: tests that need an element the user sees
+ * wait for it here. */
+export async function waitForElement(page, test, timeoutMs = 30_000) {
+  const find = `Object.entries(window.twinscene?.elements ?? {}).find(([id, e]) => (${test.toString()})(id, e))`;
+  try {
+    const found = await page.waitForFunction(`${find} ?? false`, null, { timeout: timeoutMs, polling: 100 });
+    return await found.jsonValue();
+  } catch (error) {
+    const elements = await readTwinscene(page, (ts) => ts?.elements).catch(() => undefined);
+    throw new Error(`no published element passes ${test}: ${JSON.stringify(elements)?.slice(0, 4000)}`, { cause: error });
+  }
+}
+
 /** `#rrggbb` (or `#rgb`) to [r, g, b] in 0..255. */
 export function hexToRgb(hex) {
   const m = /^#?([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(String(hex).trim());

@@ -5,20 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { panelText, readTwinscene, useViewer, VIEWPORT, waitForState, withDiagnostics } from './harness.mjs';
+import { panelText, readTwinscene, useViewer, VIEWPORT, waitForElement, waitForState, withDiagnostics } from './harness.mjs';
 
 const context = useViewer({ live: false });
 
 /** An element the user sees at its published screen point, clear of the panels. */
 async function visibleElement(page) {
-  const elements = await readTwinscene(page, (ts) => ts.elements);
-  const onCanvas = await page.evaluate(
-    (points) => points.map(([x, y]) => document.elementFromPoint(x, y)?.tagName === 'CANVAS'),
-    Object.values(elements).map((e) => e.screen ?? [-1, -1]),
+  const [id, element] = await waitForElement(
+    page,
+    (id, e) => e.onTop && e.screen && document.elementFromPoint(e.screen[0], e.screen[1])?.tagName === 'CANVAS',
   );
-  const found = Object.entries(elements).find(([, e], i) => e.onTop && onCanvas[i]);
-  assert.ok(found, `no element is visible at its screen point: ${JSON.stringify(elements)}`);
-  return { id: found[0], ...found[1] };
+  return { id, ...element };
 }
 
 test('clicking an element opens the inspector with its twin; Esc closes it', { timeout: 120_000 }, () =>

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { readTwinscene, useViewer, waitForState, withDiagnostics } from './harness.mjs';
+import { readTwinscene, useViewer, waitForElement, waitForState, withDiagnostics } from './harness.mjs';
 
 const context = useViewer();
 
@@ -29,8 +29,7 @@ test('a one-finger drag orbits and a tap selects', { timeout: 180_000 }, () =>
     };
 
     // A tap on an element the user sees selects it.
-    const [id, element] = await readTwinscene(page, (ts) =>
-      Object.entries(ts.elements).find(([, e]) => e.onTop && e.screen && e.screen[0] > 40 && e.screen[1] > 60));
+    const [id, element] = await waitForElement(page, (_, e) => e.onTop && e.screen && e.screen[0] > 40 && e.screen[1] > 60);
     const at = [box.x + element.screen[0], box.y + element.screen[1]];
     await touch(cdp, 'touchStart', [at]);
     await nextFrame();
