@@ -41,8 +41,9 @@ enum Task {
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// `duplex` (the twinscene demo building) or `water-tank` (an AWS IoT TwinMaker scene,
-        /// served as published, with starting values from scenes/water-tank/twins.json).
+        /// `duplex` (the twinscene demo building), `water-tank` (an AWS IoT TwinMaker scene,
+        /// served as published, with starting values from scenes/water-tank/twins.json), or the
+        /// path of a scene file, such as a facility from `gen-facility`.
         #[arg(long, default_value = "duplex")]
         scene: String,
     },
@@ -252,19 +253,31 @@ fn compress_brotli(file: &Path) -> TaskResult {
 }
 
 fn demo(port: u16, scene: &str) -> TaskResult {
-    let scene_args: &[&str] = match scene {
-        "duplex" => &["--scene", "scenes/demo.json"],
-        "water-tank" => &[
-            "--scene",
-            "scenes/water-tank/CookieFactoryWaterTank.scene.json",
-            "--twins",
-            "scenes/water-tank/twins.json",
-        ],
-        other => return Err(format!("no demo scene {other:?}; choose duplex or water-tank")),
+    let (scene_args, profile): (&[&str], &[&str]) = match scene {
+        "duplex" => (&["--scene", "scenes/demo.json"], &[]),
+        "water-tank" => (
+            &[
+                "--scene",
+                "scenes/water-tank/CookieFactoryWaterTank.scene.json",
+                "--twins",
+                "scenes/water-tank/twins.json",
+            ],
+            &[],
+        ),
+        // A scene file of one's own, e.g. a generated facility: served by the release build, as
+        // deployed (the debug server takes seconds to answer a scene of 10^5 twins).
+        path if Path::new(path).is_file() => (&["--scene", path], &["--release"]),
+        other => {
+            return Err(format!(
+                "no demo scene {other:?}; choose duplex, water-tank or the path of a scene file"
+            ));
+        }
     };
     build_web()?;
     let port = port.to_string();
-    let mut args = vec!["run", "-p", "twinscene-server", "--", "serve", "--simulate", "--port", &port];
+    let mut args = vec!["run"];
+    args.extend_from_slice(profile);
+    args.extend_from_slice(&["-p", "twinscene-server", "--", "serve", "--simulate", "--port", &port]);
     args.extend_from_slice(scene_args);
     run("cargo", &args)
 }

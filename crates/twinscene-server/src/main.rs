@@ -69,7 +69,8 @@ struct ServeArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// The SQLite database that keeps twin state and history across restarts (default:
-    /// `twinscene-data/<scene file name>.sqlite` in the working directory). A database that
+    /// `twinscene-data/<scene file name>-<hash of its full path>.sqlite` in the working
+    /// directory). A database that
     /// already holds state wins over the scene file's twins.
     #[arg(long, conflicts_with = "memory")]
     db: Option<PathBuf>,
@@ -138,10 +139,18 @@ async fn server_main(command: Command) -> ExitCode {
     }
 }
 
-/// One database per scene file, so that serving another scene never shows the first one's twins.
+/// One database per scene file, so that serving another scene never shows the first one's twins
+/// (its stored state wins over the scene's). Files of the same name in other folders, such as
+/// the `scene.json` of every generated facility, are told apart by a hash of the full path.
 fn default_db_path(scene: &std::path::Path) -> PathBuf {
     let name = scene.file_name().map_or_else(|| "scene".into(), |name| name.to_string_lossy());
-    PathBuf::from("twinscene-data").join(format!("{name}.sqlite"))
+    let full = std::fs::canonicalize(scene).unwrap_or_else(|_| scene.to_path_buf());
+    // FNV-1a: stable across Rust releases and platforms, unlike the standard library's hasher.
+    let hash = full
+        .to_string_lossy()
+        .bytes()
+        .fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    PathBuf::from("twinscene-data").join(format!("{name}-{hash:08x}.sqlite"))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -195,4 +204,25 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     twinscene_server::serve(listener, state, shutdown)
         .await
         .map_err(|error| format!("server failed: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scene_files_of_the_same_name_in_other_folders_get_their_own_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("a/scene.json"), dir.path().join("b/scene.json"));
+        for path in [&one, &two] {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "{}").unwrap();
+        }
+        let (db_one, db_two) = (default_db_path(&one), default_db_path(&two));
+        assert_ne!(db_one, db_two);
+        assert_eq!(db_one, default_db_path(&one), "the same file keeps its database");
+        let name = db_one.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("scene.json-") && name.ends_with(".sqlite"), "{name}");
+        assert!(db_one.starts_with("twinscene-data"));
+    }
 }
