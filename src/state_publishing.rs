@@ -57,8 +57,13 @@ pub struct PublishedState {
     pub element_count: usize,
     /// Elements whose primary twin is not in the twin graph.
     pub missing_twin_count: usize,
-    /// Elements with alert badges, in scene order, with their badges.
+    /// Elements with alert badges, in scene order, with their badges. Written to the page only
+    /// when it changed (`alerts_changed`); otherwise the page keeps its array (see
+    /// `write_to_page`): with 10^4 alerting elements it is the largest part of a publish.
+    #[serde(skip)]
     pub alerts: Vec<PublishedAlert>,
+    #[serde(skip)]
+    pub alerts_changed: bool,
     /// Elements that show stale data, in scene order.
     pub stale_elements: Vec<String>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
@@ -224,6 +229,9 @@ struct ElementCache {
     screen: Vec<ScreenPosition>,
     /// Elements with badges, in scene order.
     alerting: std::collections::BTreeSet<usize>,
+    /// Whether an element started or stopped alerting or its badges changed since the alerts
+    /// were last published.
+    alerts_changed: bool,
     /// Elements with a screen position, when not every element has one.
     positioned: std::collections::BTreeSet<usize>,
     /// Published entries whose twin is not found.
@@ -358,15 +366,20 @@ fn publish_state(
         );
         next.element_count = runtime.elements().len();
         next.missing_twin_count = cache.missing_twins;
-        next.alerts = cache
-            .alerting
-            .iter()
-            .filter_map(|&index| {
-                let id = &runtime.elements()[index].id;
-                let entry = next.elements.get(id)?;
-                Some(PublishedAlert { element: id.clone(), badges: entry.badges.clone() })
-            })
-            .collect();
+        next.alerts_changed = std::mem::take(&mut cache.alerts_changed);
+        next.alerts = if next.alerts_changed {
+            cache
+                .alerting
+                .iter()
+                .filter_map(|&index| {
+                    let id = &runtime.elements()[index].id;
+                    let entry = next.elements.get(id)?;
+                    Some(PublishedAlert { element: id.clone(), badges: entry.badges.clone() })
+                })
+                .collect()
+        } else {
+            std::mem::take(&mut published.alerts)
+        };
         next.stale_elements = (0..runtime.elements().len())
             .filter(|&index| interaction.freshness.is_stale(index))
             .map(|index| runtime.elements()[index].id.clone())
@@ -449,12 +462,13 @@ fn update_elements(
         }
     }
     // Badges decide which elements are positioned in a large scene, so they are known first.
+    cache.alerts_changed |= reset;
     for element in (0..count).filter(|&e| dirty[e]) {
-        if runtime.style(element).badges.is_empty() {
-            cache.alerting.remove(&element);
+        cache.alerts_changed |= if runtime.style(element).badges.is_empty() {
+            cache.alerting.remove(&element)
         } else {
-            cache.alerting.insert(element);
-        }
+            cache.alerting.insert(element)
+        };
     }
     // Screen positions: all of them when the view moved, else those of rewritten elements (and
     // of the selection and hover, which position large scenes).
@@ -503,6 +517,8 @@ fn update_elements(
         let id = &runtime.elements()[element].id;
         let previous = published.get(id);
         if previous != Some(&entry) {
+            cache.alerts_changed |=
+                !entry.badges.is_empty() && previous.is_none_or(|p| p.badges != entry.badges);
             let was_missing = previous.is_some_and(|e| !e.twin_found);
             cache.missing_twins =
                 cache.missing_twins + usize::from(!entry.twin_found) - usize::from(was_missing);
@@ -686,14 +702,29 @@ fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: 
         .unwrap_or_default();
     let key = JsValue::from_str("twinscene");
     let elements_key = JsValue::from_str("elements");
+    let alerts_key = JsValue::from_str("alerts");
+    let previous = js_sys::Reflect::get(&target, &key).ok().filter(|previous| previous.is_object());
     // The elements object outlives a publish: only the entries that changed are written into it,
     // so a page holding it sees them change in place.
-    let kept = js_sys::Reflect::get(&target, &key)
-        .ok()
-        .filter(|previous| previous.is_object() && !changed.reset)
-        .and_then(|previous| js_sys::Reflect::get(&previous, &elements_key).ok())
+    let kept = previous
+        .as_ref()
+        .filter(|_| !changed.reset)
+        .and_then(|previous| js_sys::Reflect::get(previous, &elements_key).ok())
         .and_then(|elements| elements.dyn_into::<js_sys::Object>().ok());
     let elements = kept.unwrap_or_default();
+    // The alerts array is the previous one while no alert came, went or changed.
+    let kept_alerts = previous
+        .as_ref()
+        .filter(|_| !state.alerts_changed)
+        .and_then(|previous| js_sys::Reflect::get(previous, &alerts_key).ok())
+        .filter(js_sys::Array::is_array);
+    let alerts = match kept_alerts {
+        Some(alerts) => alerts,
+        None => {
+            let Ok(json) = serde_json::to_string(&state.alerts) else { return };
+            js_sys::JSON::parse(&json).unwrap_or_else(|_| js_sys::Array::new().into())
+        }
+    };
     if !changed.entries.is_empty() {
         let Ok(json) = serde_json::to_string(changed) else { return };
         if let Ok(entries) = js_sys::JSON::parse(&json).and_then(|v| v.dyn_into::<js_sys::Object>()) {
@@ -703,6 +734,7 @@ fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: 
     let Ok(json) = serde_json::to_string(state) else { return };
     if let Ok(value) = js_sys::JSON::parse(&json) {
         let _ = js_sys::Reflect::set(&value, &elements_key, &elements);
+        let _ = js_sys::Reflect::set(&value, &alerts_key, &alerts);
         let _ = js_sys::Reflect::set(&target, &key, &value);
     }
 }

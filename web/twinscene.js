@@ -201,6 +201,7 @@ export class TwinSceneElement extends HTMLElement {
   #lastInspector = '';
   #lastResults = '';
   #lastAlerts = '';
+  #sortedAlerts = { from: null, list: [] };
   #lastLayers = '';
   #lastViewpoints = '';
   #alertSince = new Map();
@@ -467,6 +468,15 @@ export class TwinSceneElement extends HTMLElement {
 
   /** Elements with badges, longest-standing first; `since` is when this page first saw each. */
   #alertsOf(state) {
+    // The viewer keeps the `alerts` array while no alert changes (a camera move republishes
+    // positions only): the sorted list is then the one made for it.
+    if (state.alerts && this.#sortedAlerts.from === state.alerts) return this.#sortedAlerts.list;
+    const list = this.#sortAlerts(state);
+    this.#sortedAlerts = { from: state.alerts, list };
+    return list;
+  }
+
+  #sortAlerts(state) {
     const now = performance.now();
     const badges = badgesOf(state);
     const alerts = [];

@@ -27,9 +27,21 @@ test('an alert badge appears when a room overheats and disappears when it cools'
     const alertList = () => document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="alerts"]').innerText;
     await waitForState(page, `(${alertList})().includes(${JSON.stringify(badge[id].badges[0].label)})`);
 
+    // A publish in which no alert changed (the pointer hovers an element) keeps the alerts
+    // array; one in which an alert goes away makes a new one.
+    await page.evaluate(() => {
+      window.__alerts = window.twinscene.alerts;
+    });
+    const [hovered, under] = await waitForElement(page, (_, e) => e.onTop && e.screen);
+    await page.mouse.move(under.screen[0], under.screen[1]);
+    await waitForState(page, (hovered) => window.twinscene.hovered === hovered, hovered);
+    assert.ok(await page.evaluate(() => window.twinscene.alerts === window.__alerts), 'a hover rewrote the alerts');
+    await page.mouse.move(0, 0);
+
     await patchTemperature(element.twin, 21);
     await waitForState(page, (id) => window.twinscene.elements[id].badges.length === 0, id);
     await waitForState(page, `!(${badgeShown})(${JSON.stringify(id)})`);
+    assert.ok(await page.evaluate(() => window.twinscene.alerts !== window.__alerts), 'the alerts array outlived its alert');
     context.viewer.assertNoPanics();
   }),
 );

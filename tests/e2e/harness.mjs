@@ -381,12 +381,14 @@ export function readTwinscene(page, pick = (ts) => ts) {
   return page.evaluate(`(${pick.toString()})(window.twinscene)`);
 }
 
-/** Waits until the page publishes an element for which `test(id, element)` (run in the page)
- * holds, and returns `[id, element]`. The viewer says it is ready a frame or two before its
+/** Waits until the page publishes an element for which `test(id, element)` holds, and returns
+ * `[id, element]`. `test` is run in the page: it can use only its arguments. The viewer says it is ready a frame or two before its
  * first batched frame, when nothing is on top yet: tests that need an element the user sees
  * wait for it here. */
 export async function waitForElement(page, test, timeoutMs = 30_000) {
-  const find = `Object.entries(window.twinscene?.elements ?? {}).find(([id, e]) => (${test.toString()})(id, e))`;
+  // `test` runs in the page, so it sees none of the caller's variables (and, by these names,
+  // none of this expression's).
+  const find = `Object.entries(window.twinscene?.elements ?? {}).find(([key__, element__]) => (${test.toString()})(key__, element__))`;
   try {
     const found = await page.waitForFunction(`${find} ?? false`, null, { timeout: timeoutMs, polling: 100 });
     return await found.jsonValue();
