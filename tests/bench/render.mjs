@@ -502,7 +502,7 @@ function svgPlot(runs, machine) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="8" y="18" font-size="14" font-weight="bold">twinscene / Babylon.js (log scale; 1 = equal)</text>
-<text x="8" y="34" font-size="10">${machine.cpus} cores, SwiftShader, ${machine.note.replace(/&/g, '&amp;')}</text>
+<text x="8" y="34" font-size="10">${[`${machine.cpus} × ${machine.cpuModel}`, `${machine.browser} with SwiftShader, 400×300`, machine.note].filter(Boolean).join(', ').replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>
 ${ticks}${parts.join('')}${legend}
 </svg>`;
 }
