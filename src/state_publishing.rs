@@ -462,13 +462,14 @@ fn update_elements(
         }
     }
     // Badges decide which elements are positioned in a large scene, so they are known first.
+    // A new scene's alerts replace the old one's, even when it has none.
     cache.alerts_changed |= reset;
     for element in (0..count).filter(|&e| dirty[e]) {
-        cache.alerts_changed |= if runtime.style(element).badges.is_empty() {
-            cache.alerting.remove(&element)
+        if runtime.style(element).badges.is_empty() {
+            cache.alerting.remove(&element);
         } else {
-            cache.alerting.insert(element)
-        };
+            cache.alerting.insert(element);
+        }
     }
     // Screen positions: all of them when the view moved, else those of rewritten elements (and
     // of the selection and hover, which position large scenes).
@@ -517,8 +518,8 @@ fn update_elements(
         let id = &runtime.elements()[element].id;
         let previous = published.get(id);
         if previous != Some(&entry) {
-            cache.alerts_changed |=
-                !entry.badges.is_empty() && previous.is_none_or(|p| p.badges != entry.badges);
+            // Alerts came, went or changed exactly where an entry's badges did.
+            cache.alerts_changed |= previous.map_or(&[][..], |p| &p.badges[..]) != &entry.badges[..];
             let was_missing = previous.is_some_and(|e| !e.twin_found);
             cache.missing_twins =
                 cache.missing_twins + usize::from(!entry.twin_found) - usize::from(was_missing);

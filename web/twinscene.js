@@ -167,15 +167,15 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
-/** Every badge of a published state, keyed by element, icon and position, so that the same
- * alert keeps its key from one publish to the next. */
 /** Badge maps by the `alerts` array they were made from: each publish needs its own and the
  * previous one (events) and its own again (panel), and with 10^4 alerting elements a map costs
  * milliseconds. */
 const badgeMaps = new WeakMap();
 
+/** Every badge of a published state, keyed by element, icon and position, so that the same
+ * alert keeps its key from one publish to the next. */
 function badgesOf(state) {
-  // `alerts` is new with every publish; `elements` is one object updated in place.
+  // `alerts` is a new array whenever an alert changed; `elements` is one object updated in place.
   const alerts = state?.alerts;
   if (!alerts) return new Map();
   let badges = badgeMaps.get(alerts);

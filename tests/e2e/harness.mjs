@@ -382,9 +382,9 @@ export function readTwinscene(page, pick = (ts) => ts) {
 }
 
 /** Waits until the page publishes an element for which `test(id, element)` holds, and returns
- * `[id, element]`. `test` is run in the page: it can use only its arguments. The viewer says it is ready a frame or two before its
- * first batched frame, when nothing is on top yet: tests that need an element the user sees
- * wait for it here. */
+ * `[id, element]`. `test` is run in the page: it can use only its arguments. The viewer says it
+ * is ready a frame or two before its first batched frame, when nothing is on top yet: tests
+ * that need an element the user sees wait for it here. */
 export async function waitForElement(page, test, timeoutMs = 30_000) {
   // `test` runs in the page, so it sees none of the caller's variables (and, by these names,
   // none of this expression's).

@@ -13,7 +13,7 @@ const context = useViewer({ live: false });
 async function visibleElement(page) {
   const [id, element] = await waitForElement(
     page,
-    (id, e) => e.onTop && e.screen && document.elementFromPoint(e.screen[0], e.screen[1])?.tagName === 'CANVAS',
+    (_, e) => e.onTop && e.screen && document.elementFromPoint(e.screen[0], e.screen[1])?.tagName === 'CANVAS',
   );
   return { id, ...element };
 }

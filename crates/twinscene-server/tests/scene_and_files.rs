@@ -4,7 +4,10 @@ mod common;
 
 use std::fs;
 
-use common::{Viewer, demo_state, demo_state_with, error_body, get, patch, published_scene_seq, send, serve};
+use common::{
+    Viewer, demo_state, demo_state_with, error_body, get, patch, published_scene_seq, send, serve,
+    set_temperature,
+};
 use serde_json::{Value, json};
 use twinscene_core::live::PROTOCOL_VERSION;
 use twinscene_server::{AppState, LiveTimings, LoadedScene, StaticDirs};
@@ -35,23 +38,17 @@ async fn scene_points_at_the_served_mesh_and_carries_current_twins() {
 #[tokio::test]
 async fn a_viewer_resumes_from_the_scenes_seq_instead_of_taking_a_snapshot() {
     let base = serve(demo_state()).await;
-    assert_eq!(
-        patch(&base, "Room-A101", r#"[{"op":"replace","path":"/temperature","value":31}]"#).await.status(),
-        204
-    );
+    set_temperature(&base, "Room-A101", 31.0).await;
     let seq = published_scene_seq(&base).await;
     let mut viewer = Viewer::connect(&base).await;
     viewer.send(&json!({"type": "hello", "protocol": PROTOCOL_VERSION, "since_seq": seq}).to_string()).await;
     let answer = viewer.next().await;
     assert_eq!((answer["type"].as_str(), answer["seq"].as_u64()), (Some("heartbeat"), Some(seq)), "{answer}");
-    assert_eq!(
-        patch(&base, "Room-A101", r#"[{"op":"replace","path":"/temperature","value":32}]"#).await.status(),
-        204
-    );
+    set_temperature(&base, "Room-A101", 32.0).await;
     let delta = viewer.next_change().await;
     // A delta names its `base` only when it is not the seq before its own.
-    let base = delta["base"].as_u64().or(delta["seq"].as_u64().map(|s| s - 1));
-    assert_eq!((delta["type"].as_str(), base), (Some("delta"), Some(seq)), "{delta}");
+    let from = delta["base"].as_u64().or(delta["seq"].as_u64().map(|s| s - 1));
+    assert_eq!((delta["type"].as_str(), from), (Some("delta"), Some(seq)), "{delta}");
     assert_eq!(delta["changes"][0]["twin"], "Room-A101");
 }
 
