@@ -37,6 +37,7 @@ use bevy::shader::ShaderRef;
 use twinscene_core::color::{Color as StyleColor, Opacity};
 
 use crate::camera::{AMBIENT_BRIGHTNESS, KEY_LIGHT_FROM, KEY_LIGHT_LUX};
+use crate::detail_levels::{self, DetailDistances, FarDetail, SPARSE_CELL_SIZES};
 use crate::element_picking::PartTree;
 use crate::scene_loading::{ElementBounds, ElementMeshes, ModelRoot, ReadModel};
 
@@ -183,6 +184,7 @@ pub struct ElementStates {
     blending: bool,
     /// Slots not drawn; picking goes through them.
     hidden: Vec<bool>,
+    hidden_count: usize,
 }
 
 impl ElementStates {
@@ -200,8 +202,16 @@ impl ElementStates {
                 None => row..row + 1,
             });
         }
-        if let Some(hidden) = self.hidden.get_mut(slot as usize) {
-            *hidden = look.flags & StateFlags::HIDDEN != 0;
+        let hidden = look.flags & StateFlags::HIDDEN != 0;
+        if let Some(was) = self.hidden.get_mut(slot as usize)
+            && *was != hidden
+        {
+            *was = hidden;
+            if hidden {
+                self.hidden_count += 1;
+            } else {
+                self.hidden_count -= 1;
+            }
         }
         let translucent = look.translucent();
         if let Some(was) = self.translucent.get_mut(slot as usize)
@@ -233,6 +243,11 @@ impl ElementStates {
 
     pub fn is_hidden(&self, slot: u32) -> bool {
         self.hidden.get(slot as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether any slot is hidden (the sparse far levels are not used then: `detail_levels`).
+    pub fn any_hidden(&self) -> bool {
+        self.hidden_count > 0
     }
 
     /// How many batches (draw calls for the model's merged meshes) there are.
@@ -330,11 +345,6 @@ fn texel_offset(slot: u32) -> usize {
     (row * TEXELS_PER_ROW as usize + column * 2) * 4
 }
 
-/// Marks a batch of boxes drawn for a chunk seen from afar. Picking skips it: it always casts
-/// against the full batch's `BatchGeometry`.
-#[derive(Component)]
-pub struct FarDetail;
-
 /// Marks an original mesh entity whose triangles now live in a batch.
 #[derive(Component)]
 pub struct Batched;
@@ -405,6 +415,7 @@ pub(super) fn plugin(app: &mut App) {
     app.add_plugins(MaterialPlugin::<BatchMaterial>::default())
         .init_resource::<StateTextureRows>()
         .add_systems(Update, merge_into_batches.run_if(resource_added::<ElementBounds>))
+        .add_systems(Update, build_sparse_levels.run_if(resource_exists::<PendingSparseLevels>))
         .add_systems(Last, hand_over_written_rows);
     if let Some(render_app) = app.get_sub_app_mut(RenderApp) {
         render_app
@@ -755,7 +766,29 @@ impl SharedLook {
 struct ChunkBatch {
     material: StandardMaterial,
     full: BatchBuilder,
-    boxes: Option<BatchBuilder>,
+    /// What the far levels draw (`detail_levels`), for a chunked model.
+    boxes: Option<Vec<FarBox>>,
+}
+
+/// An element's part as the far levels draw it: its world box, slot and tint.
+#[derive(Clone, Copy)]
+struct FarBox {
+    min: Vec3,
+    max: Vec3,
+    slot: u32,
+    tint: [f32; 4],
+}
+
+/// A batch of boxes (no pick shapes: picking always uses the full geometry).
+fn box_mesh(boxes: &[FarBox], kept: &[usize], textured: bool) -> Mesh {
+    let parts = kept.len();
+    // A box is 8 vertices and 36 indices.
+    let size = BatchSize { vertices: 8 * parts, indices: 36 * parts, parts };
+    let mut builder = BatchBuilder::with_capacity(true, textured, size);
+    for far in kept.iter().filter_map(|&index| boxes.get(index)) {
+        builder.add_box(far.min, far.max, far.slot, far.tint);
+    }
+    builder.build().0
 }
 
 /// One source mesh to merge: its vertices, where it is, its material and its element's slot.
@@ -855,13 +888,11 @@ impl Merge {
         let order = &mut self.order;
         let batch = self.builders.entry(key).or_insert_with(|| {
             order.push(key);
-            // A far-detail box is 8 vertices and 36 indices.
-            let boxes = BatchSize { vertices: 8 * size.parts, indices: 36 * size.parts, parts: size.parts };
             let textured = source.material.base_color_texture.is_some();
             ChunkBatch {
                 material: StandardMaterial { base_color: Color::WHITE, ..source.material.clone() },
                 full: BatchBuilder::with_capacity(source.faceted, textured, size),
-                boxes: chunked.then(|| BatchBuilder::with_capacity(true, textured, boxes)),
+                boxes: chunked.then(|| Vec::with_capacity(size.parts)),
             }
         });
         let shapes = &mut self.shapes.shapes;
@@ -872,7 +903,7 @@ impl Merge {
         if batch.full.add(source.mesh, &source.transform, source.slot, tint, shape) {
             self.batched.extend(source.entity);
             if let (Some(boxes), Some(part)) = (batch.boxes.as_mut(), batch.full.parts.last()) {
-                boxes.add_box(part.min, part.max, source.slot, tint);
+                boxes.push(FarBox { min: part.min, max: part.max, slot: source.slot, tint });
             }
         }
     }
@@ -993,6 +1024,13 @@ fn merge_into_batches(
     let image = images.add(image);
     let mut materials = Vec::new();
     let far = FAR_DETAIL_DIAGONALS * grid.diagonal;
+    // The sparse far levels' cells follow the size of the model's elements.
+    let median = detail_levels::median_diagonal(
+        builders.values().flat_map(|batch| batch.boxes.iter().flatten()).map(|far| (far.min, far.max)),
+    );
+    let sparse_cells: Vec<f32> =
+        if median > 0.0 { SPARSE_CELL_SIZES.iter().map(|k| k * median).collect() } else { Vec::new() };
+    let mut sparse_sources = Vec::new();
     for key in order {
         let Some(ChunkBatch { material: mut base, full, boxes }) = builders.remove(&key) else { continue };
         if full.parts.is_empty() {
@@ -1012,6 +1050,7 @@ fn merge_into_batches(
             extension: ElementStateLookup { state: image.clone(), lighting: BatchLighting::of_scene() },
         });
         materials.push((material.clone(), own_alpha));
+        let textured = full.textured;
         let (mesh, aabb, parts) = full.build();
         let geometry = BatchGeometry { shapes: shapes.clone(), tree: PartTree::build(&parts), parts };
         let mut batch = commands.spawn((
@@ -1028,17 +1067,14 @@ fn merge_into_batches(
             // one of them is drawn at any distance.
             batch.insert(VisibilityRange { start_margin: 0.0..0.0, end_margin: far..far, use_aabb: true });
             // Picking always uses the full geometry (`BatchGeometry`), so the boxes keep none.
-            let (mesh, _, _) = boxes.build();
-            commands.spawn((
-                Name::new(format!("batch {} far", materials.len())),
-                Mesh3d(meshes.add(mesh)),
-                MeshMaterial3d(material),
-                Transform::IDENTITY,
-                aabb,
-                NoAutoAabb,
-                VisibilityRange { start_margin: far..far, end_margin: f32::MAX..f32::MAX, use_aabb: true },
-                FarDetail,
-            ));
+            // The far levels' ranges are set by `detail_levels` (at first: not drawn).
+            let every_box: Vec<usize> = (0..boxes.len()).collect();
+            let name = format!("batch {}", materials.len());
+            let mesh = box_mesh(&boxes, &every_box, textured);
+            commands.spawn(far_level(&name, FarDetail::Boxes, meshes.add(mesh), material.clone(), aabb));
+            if !sparse_cells.is_empty() {
+                sparse_sources.push(SparseSource { name, material, aabb, boxes, textured });
+            }
         }
     }
     for entity in batched {
@@ -1046,11 +1082,19 @@ fn merge_into_batches(
     }
     if chunked {
         info!(
-            "batched the model into {} meshes ({} slots) in {} chunks, drawn as boxes beyond {far:.0} m",
+            "batched the model into {} meshes ({} slots) in {} chunks, drawn as boxes beyond {far:.0} m \
+             and farther as the largest box of each cell of {sparse_cells:.1?} m",
             materials.len(),
             slots,
             grid.count()
         );
+        if !sparse_sources.is_empty() {
+            commands.insert_resource(PendingSparseLevels {
+                cells: sparse_cells.clone(),
+                batches: sparse_sources,
+            });
+        }
+        commands.insert_resource(DetailDistances::new(far, sparse_cells));
     } else {
         info!("batched the model into {} meshes ({} slots)", materials.len(), slots);
     }
@@ -1064,7 +1108,75 @@ fn merge_into_batches(
         translucent_count: 0,
         blending: false,
         hidden: vec![false; slots as usize],
+        hidden_count: 0,
     });
+}
+
+/// A far level of one batch, not drawn until `detail_levels` gives it its distances.
+fn far_level(
+    batch: &str,
+    level: FarDetail,
+    mesh: Handle<Mesh>,
+    material: Handle<BatchMaterial>,
+    aabb: Aabb,
+) -> impl Bundle {
+    let never = f32::MAX..f32::MAX;
+    (
+        Name::new(format!("{batch} {level:?}")),
+        Mesh3d(mesh),
+        MeshMaterial3d(material),
+        Transform::IDENTITY,
+        aabb,
+        NoAutoAabb,
+        VisibilityRange { start_margin: never.clone(), end_margin: never, use_aabb: true },
+        level,
+    )
+}
+
+/// One batch's boxes, for its sparse far levels.
+struct SparseSource {
+    name: String,
+    material: Handle<BatchMaterial>,
+    aabb: Aabb,
+    boxes: Vec<FarBox>,
+    textured: bool,
+}
+
+/// The sparse far levels still to build. They are built a frame after the batches: wasm memory
+/// never shrinks, and building them with the batches added their vertex data and its copies on
+/// the way to the GPU on top of the batches' own (+70 MB for Office_A tiled 10×10 instead of
+/// ~15 MB); a frame later the batches' transient copies are free again.
+#[derive(Resource)]
+struct PendingSparseLevels {
+    cells: Vec<f32>,
+    batches: Vec<SparseSource>,
+}
+
+fn build_sparse_levels(
+    mut commands: Commands,
+    pending: Res<PendingSparseLevels>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut distances: ResMut<DetailDistances>,
+) {
+    let mut kept_boxes = vec![0; pending.cells.len()];
+    for source in &pending.batches {
+        let extents: Vec<(Vec3, Vec3)> = source.boxes.iter().map(|far| (far.min, far.max)).collect();
+        for (index, cell) in pending.cells.iter().enumerate() {
+            let kept = detail_levels::sparse_boxes(&extents, *cell);
+            kept_boxes[index] += kept.len();
+            let mesh = meshes.add(box_mesh(&source.boxes, &kept, source.textured));
+            commands.spawn(far_level(
+                &source.name,
+                FarDetail::Sparse(index),
+                mesh,
+                source.material.clone(),
+                source.aabb,
+            ));
+        }
+    }
+    info!("sparse far levels: {kept_boxes:?} boxes in cells of {:.1?} m", pending.cells);
+    distances.sparse_levels_built = true;
+    commands.remove_resource::<PendingSparseLevels>();
 }
 
 #[cfg(test)]
@@ -1293,6 +1405,7 @@ mod tests {
             translucent_count: 0,
             blending: false,
             hidden: vec![false; slots as usize],
+            hidden_count: 0,
         }
     }
 

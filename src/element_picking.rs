@@ -11,8 +11,9 @@ use bevy::picking::backend::{HitData, PointerHits};
 use bevy::picking::mesh_picking::ray_cast::{MeshRayCast, MeshRayCastSettings, RayCastVisibility};
 use bevy::prelude::*;
 
-use crate::batched_geometry::{BatchGeometry, BatchPart, ElementStates, FarDetail};
+use crate::batched_geometry::{BatchGeometry, BatchPart, ElementStates};
 use crate::cpu_timings::{CpuTimings, elapsed_ms};
+use crate::detail_levels::FarDetail;
 
 /// The element slot a batch hit landed on (see `batched_geometry::slot_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! - [`scene_loading`]: fetch the scene file, spawn the glTF, map mesh nodes to elements.
 //! - [`twin_state`]: the twin runtime (core's `SceneRuntime`) and the style changes it emits.
 //! - [`batched_geometry`]: the model merged per source material, element looks in a texture.
+//! - [`detail_levels`]: which level of detail each chunk of a large model is drawn at.
 //! - [`element_styles`]: element looks: state texture texels, or shared materials per style.
 //! - [`element_picking`]: the picking backend: which element (not just mesh) a pointer is on.
 //! - [`camera`]: orbit camera, lights, framing the scene once it is loaded, flying to elements.
@@ -25,6 +26,7 @@ pub mod app_phase;
 pub mod batched_geometry;
 pub mod camera;
 pub mod cpu_timings;
+pub mod detail_levels;
 pub mod element_picking;
 pub mod element_styles;
 pub mod freshness;
@@ -112,6 +114,7 @@ pub fn build_app(config: ViewerConfig) -> App {
         twin_state::plugin,
         scene_loading::plugin,
         batched_geometry::plugin,
+        detail_levels::plugin,
         element_styles::plugin,
         element_picking::plugin,
         selection::plugin,

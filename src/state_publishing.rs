@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
-use crate::batched_geometry::{BatchGeometry, FarDetail, slot_of};
+use crate::batched_geometry::{BatchGeometry, slot_of};
 use crate::cpu_timings::CpuTimings;
+use crate::detail_levels::FarDetail;
 use crate::element_picking::ElementRayCast;
 use crate::element_styles::Ghosting;
 use crate::freshness::Freshness;
@@ -68,10 +69,10 @@ pub struct PublishedState {
     pub stale_elements: Vec<String>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
     pub missing_nodes: Vec<(String, String)>,
-    /// Batches drawn in the last frame: `[full detail, far boxes]` (see `batched_geometry`:
-    /// a chunk farther than 1.5 of its diagonals draws its elements as boxes). `None` until
-    /// the model is batched.
-    pub detail: Option<[usize; 2]>,
+    /// Batches drawn in the last frame: `[full detail, every element's box, sparse boxes]` (see
+    /// `detail_levels`: a chunk farther than 1.5 of its diagonals draws its elements as boxes,
+    /// and farther still only the largest box of each cell). `None` until the model is batched.
+    pub detail: Option<[usize; 3]>,
     /// The selected and hovered element ids.
     pub selected: Option<String>,
     pub hovered: Option<String>,
@@ -238,9 +239,13 @@ struct ElementCache {
     missing_twins: usize,
 }
 
-/// Every batch (full detail or far boxes), whether it was drawn, and whether it is boxes.
-type DrawnBatches<'w, 's> =
-    Query<'w, 's, (&'static ViewVisibility, Has<FarDetail>), Or<(With<BatchGeometry>, With<FarDetail>)>>;
+/// Every batch (full detail or a far level), whether it was drawn, and its far level.
+type DrawnBatches<'w, 's> = Query<
+    'w,
+    's,
+    (&'static ViewVisibility, Option<&'static FarDetail>),
+    Or<(With<BatchGeometry>, With<FarDetail>)>,
+>;
 
 #[allow(clippy::too_many_arguments)] // One reader per kind of published fact.
 fn publish_state(
@@ -262,10 +267,14 @@ fn publish_state(
 ) {
     // Which level each chunk is drawn at follows the camera, a frame after it moved.
     let detail = (!batches.is_empty()).then(|| {
-        batches
-            .iter()
-            .filter(|(visibility, _)| visibility.get())
-            .fold([0, 0], |[near, far], (_, boxes)| if boxes { [near, far + 1] } else { [near + 1, far] })
+        batches.iter().filter(|(visibility, _)| visibility.get()).fold(
+            [0, 0, 0],
+            |[near, boxes, sparse], (_, level)| match level {
+                None => [near + 1, boxes, sparse],
+                Some(FarDetail::Boxes) => [near, boxes + 1, sparse],
+                Some(FarDetail::Sparse(_)) => [near, boxes, sparse + 1],
+            },
+        )
     });
     let detail_changed = detail != published.detail;
     let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
