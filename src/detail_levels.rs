@@ -4,8 +4,8 @@
 //! 1. Full geometry, nearer than `FAR_DETAIL_DIAGONALS` chunk diagonals.
 //! 2. Every element as its box (12 triangles), beyond.
 //! 3. Sparse boxes, farther still: in each cube of space one cell wide, only the largest
-//!    element's box. Two such levels, with cells of the model's median element size and three
-//!    times that. A level starts where its cell shrinks to [`SPARSE_CELL_PIXELS`] on screen, so
+//!    element's box. Three such levels, with cells of the model's median element size, twice
+//!    and four times that. A level starts where its cell shrinks to [`SPARSE_CELL_PIXELS`] on screen, so
 //!    what is left out is a pixel or two across; the distances follow the viewport's height and
 //!    the camera's field of view (a kiosk at 2160 pixels keeps every box seven times farther out
 //!    than a 300-pixel test canvas).
@@ -27,7 +27,7 @@ use crate::batched_geometry::ElementStates;
 pub const SPARSE_CELL_PIXELS: f32 = 2.0;
 /// The cells of the sparse levels, in multiples of the model's median element size (the
 /// diagonal of its box).
-pub const SPARSE_CELL_SIZES: [f32; 2] = [1.0, 3.0];
+pub const SPARSE_CELL_SIZES: [f32; 3] = [1.0, 2.0, 4.0];
 
 /// Marks a batch drawn for a chunk seen from afar, and which level it is. Picking skips it: it
 /// always casts against the full batch's `BatchGeometry`.

@@ -29,9 +29,11 @@ use crate::adt::AdtExport;
 use crate::scene::{SCENE_FORMAT_VERSION, Scene, SceneError};
 use crate::twin::{Relationship, Twin};
 
-/// The largest scene file [`import`] and [`detect`] read: 64 MiB. Real scene files are far
-/// smaller (the largest sample is 85 KB); the limit keeps a wrong file from exhausting memory.
-pub const MAX_SCENE_BYTES: usize = 64 * 1024 * 1024;
+/// The largest scene file [`import`] and [`detect`] read: 512 MiB. A facility of 10^6
+/// elements with every twin, relationship and element written out is ~412 MB (`cargo xtask
+/// gen-facility --tiles 31 --lowpoly`), and it loads in the browser (wasm memory ~3.2 GB of
+/// wasm32's 4 GB); the limit keeps a wrong file from exhausting memory.
+pub const MAX_SCENE_BYTES: usize = 512 * 1024 * 1024;
 
 /// The formats [`import`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -190,7 +192,7 @@ fn check_size(text: &str) -> Result<(), ImportError> {
         return Err(ImportError::new(
             "",
             format!(
-                "the file is {} bytes; scene files are limited to {MAX_SCENE_BYTES} bytes (64 MiB)",
+                "the file is {} bytes; scene files are limited to {MAX_SCENE_BYTES} bytes (512 MiB)",
                 text.len()
             ),
         ));
