@@ -641,11 +641,11 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
     let element = &runtime.elements()[index];
     let twin_id = element.twin.clone();
     let element_of_twin =
-        |twin: &str| runtime.elements().iter().find(|e| e.twin == twin).map(|e| e.id.clone());
+        |twin: &str| runtime.element_of_twin(twin).map(|e| runtime.elements()[e].id.clone());
     let relationships = runtime
         .graph()
-        .relationships()
-        .iter()
+        .relationships_of(&twin_id)
+        .into_iter()
         .filter_map(|relationship| {
             let (direction, other) = if relationship.source == twin_id {
                 ("out", &relationship.target)

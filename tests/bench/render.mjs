@@ -12,7 +12,8 @@
 // memory, renderer and GPU process RSS, and pick latency (pointer release → selection known).
 
 import { cp, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import readline from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -121,12 +122,29 @@ async function processMemory(userDataDir) {
   return out;
 }
 
-/** The element twins of a scene file and their starting temperatures. */
+/** The element twins of a generated facility's scene file and their starting temperatures,
+ * read line by line (`cargo xtask gen-facility` writes each twin and element on a line of its
+ * own): the 10^6-element scene is 412 MB, a string V8 can hold but not parse within Node's
+ * default heap. */
 async function sceneTwins(scenePath) {
-  const scene = JSON.parse(await readFile(scenePath, 'utf8'));
-  const temperature = new Map(scene.twins.map((t) => [t.$dtId, t.temperature]));
-  const twins = scene.elements.map((e) => e.twin);
-  return { twins, temperature, name: scene.name };
+  const temperature = new Map();
+  const twins = [];
+  let name;
+  const lines = readline.createInterface({ input: createReadStream(scenePath), crlfDelay: Infinity });
+  for await (const line of lines) {
+    // An item ends in "," or, the last of its list, in "]," or "]}".
+    const item = line.replace(/(\],?|\]\})?,?$/, '');
+    if (item.startsWith('{"$dtId"')) {
+      const twin = JSON.parse(item);
+      if (twin.temperature !== undefined) temperature.set(twin.$dtId, twin.temperature);
+    } else if (item.startsWith('{"id"')) {
+      twins.push(JSON.parse(item).twin);
+    } else if (name === undefined) {
+      name = /"name":("(?:[^"\\]|\\.)*")/.exec(item)?.[1];
+    }
+  }
+  if (!twins.length) throw new Error(`${scenePath}: no elements on lines of their own (not a generated facility?)`);
+  return { twins, temperature, name: name && JSON.parse(name) };
 }
 
 let eventCounter = 0;

@@ -27,6 +27,10 @@ pub struct Args {
     /// The web bundle to measure (copied to target/bench/web on first use when not given).
     #[arg(long)]
     dist: Option<String>,
+    /// Which viewers to run, comma-separated: `twinscene,babylon`, or `twinscene` alone for
+    /// sizes the baseline cannot load (10^6 elements: `--tiles 31 --lowpoly`).
+    #[arg(long, default_value = "twinscene,babylon")]
+    viewers: String,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -80,7 +84,17 @@ pub fn run(args: &Args) -> Result<(), String> {
     let seconds = args.seconds.to_string();
     crate::run_with_env(
         "node",
-        &["tests/bench/render.mjs", "--scenes", &scenes, "--seconds", &seconds, "--out", BENCH_DIR],
+        &[
+            "tests/bench/render.mjs",
+            "--scenes",
+            &scenes,
+            "--seconds",
+            &seconds,
+            "--out",
+            BENCH_DIR,
+            "--viewers",
+            &args.viewers,
+        ],
         &[("TWINSCENE_BIN", &server), ("TWINSCENE_DIST", &dist)],
     )
 }

@@ -322,6 +322,28 @@ impl TwinGraph {
         connected.into_iter().chain(&self.dangling).cloned().collect()
     }
 
+    /// The relationships from or to one twin (a twin's relationship to itself once), ordered
+    /// like [`Self::relationships`]. Reads only that twin's edges: what an inspector shows for
+    /// a selected twin, which [`Self::relationships`] copied all 10^6 of (0.6 s in wasm).
+    pub fn relationships_of(&self, twin: &str) -> Vec<&Relationship> {
+        let mut found: Vec<&Relationship> = match self.twin_index(twin) {
+            Some(index) => self
+                .graph
+                .edges_directed(index, Direction::Outgoing)
+                .chain(
+                    self.graph
+                        .edges_directed(index, Direction::Incoming)
+                        .filter(|edge| edge.source() != index),
+                )
+                .map(|edge| &edge.weight().relationship)
+                .collect(),
+            None => Vec::new(),
+        };
+        found.sort_unstable_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
+        found.extend(self.dangling.iter().filter(|r| r.source == twin || r.target == twin));
+        found
+    }
+
     pub fn relationship_count(&self) -> usize {
         self.graph.edge_count() + self.dangling.len()
     }
@@ -694,6 +716,29 @@ mod tests {
         assert_eq!(graph.relationship("floor", "c2").unwrap().target, "r2");
         assert!(graph.twin("r1").is_none());
         assert_eq!(graph.twin("r2").unwrap().id, "r2", "indexes stay valid after a removal");
+    }
+
+    #[test]
+    fn a_twins_relationships_are_those_from_or_to_it_in_the_same_order() {
+        let graph = TwinGraph::new(
+            [Twin::new("a", "m"), Twin::new("b", "m"), Twin::new("c", "m")],
+            vec![
+                relationship("r2", "a", "b", "feeds"),
+                relationship("r1", "a", "c", "feeds"),
+                relationship("r3", "b", "a", "feeds"),
+                relationship("self", "a", "a", "loops"),
+                relationship("r4", "b", "c", "feeds"),
+                relationship("gone", "a", "x", "feeds"),
+                relationship("in", "y", "b", "feeds"),
+            ],
+        );
+        for twin in ["a", "b", "c", "x", "y", "nobody"] {
+            let all = graph.relationships();
+            let expected: Vec<&Relationship> =
+                all.iter().filter(|r| r.source == twin || r.target == twin).collect();
+            assert_eq!(graph.relationships_of(twin), expected, "relationships of {twin}");
+        }
+        assert_eq!(graph.relationships_of("a").len(), 5);
     }
 
     #[test]

@@ -373,6 +373,17 @@ impl SceneRuntime {
         &self.scene.elements
     }
 
+    /// The first element, in scene order, whose primary twin is `twin`; found among the
+    /// twin's readers, not by a walk over every element.
+    pub fn element_of_twin(&self, twin: &str) -> Option<usize> {
+        let index = self.graph.twin_index(twin)?;
+        let readers = self.element_readers.get(index.index())?;
+        (0..)
+            .map_while(|i| readers.get(i))
+            .map(|element| element as usize)
+            .find(|&element| self.element_slots.get(element).is_some_and(|slot| slot.twin == Some(index)))
+    }
+
     pub fn element_index(&self, id: &str) -> Option<usize> {
         self.element_by_id.get(id).copied()
     }

@@ -616,3 +616,16 @@ fn trusted_writes_skip_model_checks_but_keep_the_models() {
     viewer.apply_patch("r", &undeclared.0, "2026-01-01T00:00:01Z").unwrap();
     assert!(viewer.graph().models().is_some());
 }
+
+#[test]
+fn the_element_of_a_twin_is_the_first_bound_to_it() {
+    for runtime in [runtime(), building()] {
+        for twin in runtime.graph().twins() {
+            let expected = runtime.elements().iter().position(|element| element.twin == twin.id);
+            assert_eq!(runtime.element_of_twin(&twin.id), expected, "element of {}", twin.id);
+        }
+    }
+    let runtime = runtime();
+    assert_eq!(runtime.element_of_twin("r2"), runtime.element_index("b"), "b comes before c");
+    assert_eq!(runtime.element_of_twin("BoxA"), None, "no such twin");
+}
