@@ -32,10 +32,12 @@ export interface TwinsceneState {
   liveError: string | null;
   liveRetryInMs: number | null;
   seq: number | null;
-  /** Batches drawn in the last frame, `[full detail, far boxes]`: a chunk of a large model
-   * (over 2,000 mesh nodes) seen from farther than 1.5 of its diagonals draws its elements as
-   * boxes. `null` until the model is batched. */
-  detail: [number, number] | null;
+  /** Batches drawn in the last frame, `[full detail, every element's box, sparse boxes]`: a
+   * chunk of a large model (over 2,000 mesh nodes) seen from farther than 1.5 of its diagonals
+   * draws its elements as boxes, and farther still (where a cell of the model's median element
+   * size is two pixels tall) only the largest box of each cell, unless an element is hidden.
+   * `null` until the model is batched. */
+  detail: [number, number, number] | null;
   /** Elements whose primary twin was not written for longer than `staleAfterSeconds`. */
   staleCount: number;
   staleAfterSeconds: number | null;
