@@ -179,12 +179,40 @@ pub struct ElementStates {
     /// the scene needs blending any more.
     materials: Vec<(Handle<BatchMaterial>, AlphaMode)>,
     /// Slots currently drawn translucent; batches blend while any is.
-    translucent: Vec<bool>,
-    translucent_count: usize,
+    translucent: SlotSet,
     blending: bool,
     /// Slots not drawn; picking goes through them.
-    hidden: Vec<bool>,
-    hidden_count: usize,
+    hidden: SlotSet,
+}
+
+/// A yes or no per slot, and how many say yes.
+#[derive(Default)]
+struct SlotSet {
+    of_slot: Vec<bool>,
+    count: usize,
+}
+
+impl SlotSet {
+    fn new(slots: u32) -> Self {
+        Self { of_slot: vec![false; slots as usize], count: 0 }
+    }
+
+    fn set(&mut self, slot: u32, value: bool) {
+        if let Some(was) = self.of_slot.get_mut(slot as usize)
+            && *was != value
+        {
+            *was = value;
+            if value {
+                self.count += 1;
+            } else {
+                self.count -= 1;
+            }
+        }
+    }
+
+    fn contains(&self, slot: u32) -> bool {
+        self.of_slot.get(slot as usize).copied().unwrap_or(false)
+    }
 }
 
 impl ElementStates {
@@ -202,34 +230,14 @@ impl ElementStates {
                 None => row..row + 1,
             });
         }
-        let hidden = look.flags & StateFlags::HIDDEN != 0;
-        if let Some(was) = self.hidden.get_mut(slot as usize)
-            && *was != hidden
-        {
-            *was = hidden;
-            if hidden {
-                self.hidden_count += 1;
-            } else {
-                self.hidden_count -= 1;
-            }
-        }
-        let translucent = look.translucent();
-        if let Some(was) = self.translucent.get_mut(slot as usize)
-            && *was != translucent
-        {
-            *was = translucent;
-            if translucent {
-                self.translucent_count += 1;
-            } else {
-                self.translucent_count -= 1;
-            }
-        }
+        self.hidden.set(slot, look.flags & StateFlags::HIDDEN != 0);
+        self.translucent.set(slot, look.translucent());
     }
 
     /// Switches the batches to blending while anything is translucent, and back. (Written slots
     /// reach the texture at the end of the frame: `hand_over_written_rows`.)
     pub fn flush(&mut self, materials: &mut Assets<BatchMaterial>) {
-        let blending = self.translucent_count > 0;
+        let blending = self.translucent.count > 0;
         if blending == self.blending {
             return;
         }
@@ -242,12 +250,12 @@ impl ElementStates {
     }
 
     pub fn is_hidden(&self, slot: u32) -> bool {
-        self.hidden.get(slot as usize).copied().unwrap_or(false)
+        self.hidden.contains(slot)
     }
 
     /// Whether any slot is hidden (the sparse far levels are not used then: `detail_levels`).
     pub fn any_hidden(&self) -> bool {
-        self.hidden_count > 0
+        self.hidden.count > 0
     }
 
     /// How many batches (draw calls for the model's merged meshes) there are.
@@ -1104,11 +1112,9 @@ fn merge_into_batches(
         // The first hand-over carries every row, so the render world's copy starts complete.
         dirty_rows: Some(0..rows),
         materials,
-        translucent: vec![false; slots as usize],
-        translucent_count: 0,
+        translucent: SlotSet::new(slots),
         blending: false,
-        hidden: vec![false; slots as usize],
-        hidden_count: 0,
+        hidden: SlotSet::new(slots),
     });
 }
 
@@ -1401,11 +1407,9 @@ mod tests {
             texels: vec![0; (slots.div_ceil(SLOTS_PER_ROW) * TEXELS_PER_ROW * 4) as usize],
             dirty_rows: None,
             materials: Vec::new(),
-            translucent: vec![false; slots as usize],
-            translucent_count: 0,
+            translucent: SlotSet::new(slots),
             blending: false,
-            hidden: vec![false; slots as usize],
-            hidden_count: 0,
+            hidden: SlotSet::new(slots),
         }
     }
 
@@ -1416,7 +1420,7 @@ mod tests {
         let ghost = SlotLook { flags: StateFlags::GHOSTED, ..plain };
         states.write(2, ghost);
         states.write(3, ghost);
-        assert_eq!(states.translucent_count, 2);
+        assert_eq!(states.translucent.count, 2);
         assert_eq!(states.dirty_rows, Some(0..1));
         assert_eq!(&states.texels[16..24], &ghost.texels());
         states.dirty_rows = None;
@@ -1426,8 +1430,12 @@ mod tests {
         assert_eq!(states.dirty_rows, Some(3..4), "rows are the written slots' rows");
         states.write(2, plain);
         states.write(3, SlotLook { flags: StateFlags::HIDDEN, ..plain });
-        assert_eq!(states.translucent_count, 0);
+        assert_eq!(states.translucent.count, 0);
         assert!(states.is_hidden(3) && !states.is_hidden(2));
+        assert!(states.any_hidden());
+        states.write(3, plain);
+        states.write(3, plain);
+        assert!(!states.any_hidden(), "shown again, counted once");
         // A slot beyond the texture is ignored, never a panic.
         states.write(u32::MAX, ghost);
     }
