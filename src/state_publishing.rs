@@ -21,6 +21,7 @@ use crate::page_bridge::SearchResults;
 use crate::scene_loading::{ElementBounds, ElementMeshes, SceneSource};
 use crate::selection::Selection;
 use crate::twin_state::{ElementStyleChanged, TwinRuntime};
+use twinscene_core::scene::Element as SceneElement;
 
 #[derive(Resource, Serialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -58,11 +59,13 @@ pub struct PublishedState {
     pub element_count: usize,
     /// Elements whose primary twin is not in the twin graph.
     pub missing_twin_count: usize,
-    /// Elements with alert badges, in scene order, with their badges. Written to the page only
-    /// when it changed (`alerts_changed`); otherwise the page keeps its array (see
-    /// `write_to_page`): with 10^4 alerting elements it is the largest part of a publish.
+    /// Elements with alert badges, in scene order: the page's `alerts` array, one entry
+    /// `{element, badges}` each. A new array only when it changed (`alerts_changed`), otherwise
+    /// the page keeps its array; and a new array keeps the entry objects of the elements whose
+    /// badges did not change (see `write_to_page`). With 10^4 alerting elements, rebuilding,
+    /// serializing and parsing every entry was the largest part of a publish.
     #[serde(skip)]
-    pub alerts: Vec<PublishedAlert>,
+    pub alerts: PublishedAlerts,
     #[serde(skip)]
     pub alerts_changed: bool,
     /// Elements that show stale data, in scene order.
@@ -161,10 +164,33 @@ pub struct PublishedElement {
     pub opacity: Option<f32>,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct PublishedAlert {
-    pub element: String,
-    pub badges: Vec<PublishedBadge>,
+/// The alerting elements as the page's `alerts` array holds them.
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct PublishedAlerts {
+    /// Element indexes in scene order, one entry of the array each.
+    pub order: Vec<usize>,
+    /// The elements of `order` whose entry is new in this publish (all of them after a reset):
+    /// their badges changed or they started alerting.
+    pub fresh: std::collections::BTreeSet<usize>,
+    /// `order` as last published, where the entries kept are found.
+    pub previous_order: Vec<usize>,
+}
+
+impl PublishedAlerts {
+    /// For each element of `order`: where its entry is in the previous array, or `None` when
+    /// it needs a new one.
+    pub fn kept_positions(&self) -> impl Iterator<Item = (usize, Option<usize>)> + '_ {
+        let mut previous = 0;
+        self.order.iter().map(move |&element| {
+            if self.fresh.contains(&element) {
+                return (element, None);
+            }
+            while self.previous_order.get(previous).is_some_and(|&p| p < element) {
+                previous += 1;
+            }
+            (element, (self.previous_order.get(previous) == Some(&element)).then_some(previous))
+        })
+    }
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -230,9 +256,11 @@ struct ElementCache {
     screen: Vec<ScreenPosition>,
     /// Elements with badges, in scene order.
     alerting: std::collections::BTreeSet<usize>,
-    /// Whether an element started or stopped alerting or its badges changed since the alerts
-    /// were last published.
-    alerts_changed: bool,
+    /// Elements that started or stopped alerting or whose badges changed since the alerts were
+    /// last published.
+    changed_alerts: std::collections::BTreeSet<usize>,
+    /// The alerts were not published since the scene (re)started: every entry is new.
+    alerts_reset: bool,
     /// Elements with a screen position, when not every element has one.
     positioned: std::collections::BTreeSet<usize>,
     /// Published entries whose twin is not found.
@@ -375,19 +403,20 @@ fn publish_state(
         );
         next.element_count = runtime.elements().len();
         next.missing_twin_count = cache.missing_twins;
-        next.alerts_changed = std::mem::take(&mut cache.alerts_changed);
+        let reset = std::mem::take(&mut cache.alerts_reset);
+        let changed_alerts = std::mem::take(&mut cache.changed_alerts);
+        next.alerts_changed = reset || !changed_alerts.is_empty();
+        let previous_order = std::mem::take(&mut published.alerts.order);
         next.alerts = if next.alerts_changed {
-            cache
-                .alerting
-                .iter()
-                .filter_map(|&index| {
-                    let id = &runtime.elements()[index].id;
-                    let entry = next.elements.get(id)?;
-                    Some(PublishedAlert { element: id.clone(), badges: entry.badges.clone() })
-                })
-                .collect()
+            let order: Vec<usize> = cache.alerting.iter().copied().collect();
+            let fresh = if reset {
+                order.iter().copied().collect()
+            } else {
+                changed_alerts.intersection(&cache.alerting).copied().collect()
+            };
+            PublishedAlerts { order, fresh, previous_order }
         } else {
-            std::mem::take(&mut published.alerts)
+            PublishedAlerts { order: previous_order, ..default() }
         };
         next.stale_elements = (0..runtime.elements().len())
             .filter(|&index| interaction.freshness.is_stale(index))
@@ -412,7 +441,8 @@ fn publish_state(
                 .collect();
         }
     }
-    write_to_page(&mut next, &changed, config.canvas.as_deref());
+    let scene_elements = runtime.as_ref().map_or(&[][..], |runtime| runtime.elements());
+    write_to_page(&mut next, &changed, scene_elements, config.canvas.as_deref());
     *published = next;
 }
 
@@ -472,7 +502,7 @@ fn update_elements(
     }
     // Badges decide which elements are positioned in a large scene, so they are known first.
     // A new scene's alerts replace the old one's, even when it has none.
-    cache.alerts_changed |= reset;
+    cache.alerts_reset |= reset;
     for element in (0..count).filter(|&e| dirty[e]) {
         if runtime.style(element).badges.is_empty() {
             cache.alerting.remove(&element);
@@ -528,7 +558,9 @@ fn update_elements(
         let previous = published.get(id);
         if previous != Some(&entry) {
             // Alerts came, went or changed exactly where an entry's badges did.
-            cache.alerts_changed |= previous.map_or(&[][..], |p| &p.badges[..]) != &entry.badges[..];
+            if previous.map_or(&[][..], |p| &p.badges[..]) != &entry.badges[..] {
+                cache.changed_alerts.insert(element);
+            }
             let was_missing = previous.is_some_and(|e| !e.twin_found);
             cache.missing_twins =
                 cache.missing_twins + usize::from(!entry.twin_found) - usize::from(was_missing);
@@ -686,7 +718,12 @@ fn inspect(runtime: &TwinRuntime, index: usize) -> Inspector {
 }
 
 #[cfg(target_arch = "wasm32")]
-fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: Option<&str>) {
+fn write_to_page(
+    state: &mut PublishedState,
+    changed: &ChangedElements,
+    scene_elements: &[SceneElement],
+    canvas: Option<&str>,
+) {
     use wasm_bindgen::{JsCast, JsValue};
     let global = js_sys::global();
     // The state goes onto the viewer's canvas element (several viewers per page each have
@@ -722,25 +759,49 @@ fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: 
         .and_then(|previous| js_sys::Reflect::get(previous, &elements_key).ok())
         .and_then(|elements| elements.dyn_into::<js_sys::Object>().ok());
     let elements = kept.unwrap_or_default();
-    // The alerts array is the previous one while no alert came, went or changed.
-    let kept_alerts = previous
+    let previous_alerts = previous
         .as_ref()
-        .filter(|_| !state.alerts_changed)
         .and_then(|previous| js_sys::Reflect::get(previous, &alerts_key).ok())
-        .filter(js_sys::Array::is_array);
-    let alerts = match kept_alerts {
-        Some(alerts) => alerts,
-        None => {
-            let Ok(json) = serde_json::to_string(&state.alerts) else { return };
-            js_sys::JSON::parse(&json).unwrap_or_else(|_| js_sys::Array::new().into())
-        }
-    };
+        .and_then(|alerts| alerts.dyn_into::<js_sys::Array>().ok());
     if !changed.entries.is_empty() {
         let Ok(json) = serde_json::to_string(changed) else { return };
         if let Ok(entries) = js_sys::JSON::parse(&json).and_then(|v| v.dyn_into::<js_sys::Object>()) {
             js_sys::Object::assign(&elements, &entries);
         }
     }
+    // The alerts array is the previous one while no alert came, went or changed. A new one
+    // keeps the previous entry objects of the elements whose badges did not change, and makes
+    // the others from the (updated) elements object.
+    let alerts: JsValue = match previous_alerts {
+        Some(alerts) if !state.alerts_changed => alerts.into(),
+        previous_alerts => {
+            let previous_alerts = previous_alerts.filter(|alerts| {
+                !changed.reset && alerts.length() as usize == state.alerts.previous_order.len()
+            });
+            let (element_key, badges_key) = (JsValue::from_str("element"), JsValue::from_str("badges"));
+            let alerts = js_sys::Array::new();
+            for (element, kept) in state.alerts.kept_positions() {
+                let entry = match (kept, &previous_alerts) {
+                    (Some(kept), Some(previous)) => previous.get(kept as u32),
+                    _ => {
+                        let Some(scene_element) = scene_elements.get(element) else { continue };
+                        let id = JsValue::from_str(&scene_element.id);
+                        let badges = js_sys::Reflect::get(&elements, &id)
+                            .and_then(|entry| js_sys::Reflect::get(&entry, &badges_key))
+                            .ok()
+                            .filter(js_sys::Array::is_array)
+                            .unwrap_or_else(|| js_sys::Array::new().into());
+                        let entry = js_sys::Object::new();
+                        let _ = js_sys::Reflect::set(&entry, &element_key, &id);
+                        let _ = js_sys::Reflect::set(&entry, &badges_key, &badges);
+                        entry.into()
+                    }
+                };
+                alerts.push(&entry);
+            }
+            alerts.into()
+        }
+    };
     let Ok(json) = serde_json::to_string(state) else { return };
     if let Ok(value) = js_sys::JSON::parse(&json) {
         let _ = js_sys::Reflect::set(&value, &elements_key, &elements);
@@ -750,4 +811,31 @@ fn write_to_page(state: &mut PublishedState, changed: &ChangedElements, canvas: 
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn write_to_page(_state: &mut PublishedState, _changed: &ChangedElements, _canvas: Option<&str>) {}
+fn write_to_page(
+    _state: &mut PublishedState,
+    _changed: &ChangedElements,
+    _scene_elements: &[SceneElement],
+    _canvas: Option<&str>,
+) {
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_alerts_array_keeps_the_entries_of_unchanged_elements() {
+        let alerts = PublishedAlerts {
+            order: vec![1, 3, 5, 7, 9],
+            fresh: [5, 9].into_iter().collect(),
+            previous_order: vec![1, 2, 5, 7],
+        };
+        let kept: Vec<(usize, Option<usize>)> = alerts.kept_positions().collect();
+        // 3 is new (not in the previous array) although not marked fresh; 5 and 9 changed; 2
+        // stopped alerting.
+        assert_eq!(kept, vec![(1, Some(0)), (3, None), (5, None), (7, Some(3)), (9, None)]);
+        let all_new = PublishedAlerts { fresh: alerts.order.iter().copied().collect(), ..alerts.clone() };
+        assert!(all_new.kept_positions().all(|(_, kept)| kept.is_none()));
+        assert_eq!(PublishedAlerts::default().kept_positions().count(), 0);
+    }
+}

@@ -171,6 +171,8 @@ function escapeHtml(text) {
  * previous one (events) and its own again (panel), and with 10^4 alerting elements a map costs
  * milliseconds. */
 const badgeMaps = new WeakMap();
+/** Each alert entry's badges with their keys, by entry. */
+const badgeKeys = new WeakMap();
 
 /** Every badge of a published state, keyed by element, icon and position, so that the same
  * alert keeps its key from one publish to the next. */
@@ -180,8 +182,18 @@ function badgesOf(state) {
   if (!alerts) return new Map();
   let badges = badgeMaps.get(alerts);
   if (!badges) {
-    badges = new Map(alerts.flatMap(({ element: id, badges }) =>
-      badges.map((badge, index) => [`${id}\u0000${badge.icon}\u0000${index}`, { id, element: state.elements[id], badge }])));
+    badges = new Map();
+    for (const entry of alerts) {
+      // A new array keeps the entries of elements whose badges did not change: their keys are
+      // made once.
+      let keyed = badgeKeys.get(entry);
+      if (!keyed) {
+        keyed = entry.badges.map((badge, index) => [`${entry.element}\u0000${badge.icon}\u0000${index}`, badge]);
+        badgeKeys.set(entry, keyed);
+      }
+      const element = state.elements[entry.element];
+      for (const [key, badge] of keyed) badges.set(key, { id: entry.element, element, badge });
+    }
     badgeMaps.set(alerts, badges);
   }
   return badges;

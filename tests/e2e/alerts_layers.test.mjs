@@ -38,10 +38,35 @@ test('an alert badge appears when a room overheats and disappears when it cools'
     assert.ok(await page.evaluate(() => window.twinscene.alerts === window.__alerts), 'a hover rewrote the alerts');
     await page.mouse.move(0, 0);
 
+    // A second room alerts too; when the first one's alert goes, the new array keeps the second
+    // one's entry object (its badges did not change) and drops the first's.
+    const [otherId, other] = await page.evaluate((id) =>
+      Object.entries(window.twinscene.elements).find(([key, e]) => key.startsWith('room-') && key !== id && e.badges.length === 0), id);
+    await patchTemperature(other.twin, 36);
+    await waitForState(page, (otherId) => window.twinscene.alerts.some((a) => a.element === otherId), otherId);
+    await page.evaluate(() => {
+      window.__alerts = window.twinscene.alerts;
+    });
     await patchTemperature(element.twin, 21);
     await waitForState(page, (id) => window.twinscene.elements[id].badges.length === 0, id);
     await waitForState(page, `!(${badgeShown})(${JSON.stringify(id)})`);
     assert.ok(await page.evaluate(() => window.twinscene.alerts !== window.__alerts), 'the alerts array outlived its alert');
+    const kept = await page.evaluate(([id, otherId]) => {
+      const entry = (alerts) => alerts.find((a) => a.element === otherId);
+      return {
+        same: entry(window.twinscene.alerts) === entry(window.__alerts),
+        gone: !window.twinscene.alerts.some((a) => a.element === id),
+        label: entry(window.twinscene.alerts)?.badges[0]?.label,
+        elements: window.twinscene.alerts.map((a) => a.element).join(' '),
+        published: Object.entries(window.twinscene.elements).filter(([, e]) => e.badges.length).map(([k]) => k).join(' '),
+      };
+    }, [id, otherId]);
+    assert.ok(kept.same, 'the second alert kept its entry');
+    assert.ok(kept.gone, 'the first alert left the array');
+    assert.match(kept.label ?? '', /36 °C$/);
+    assert.equal(kept.elements, kept.published, 'the array lists exactly the elements with badges, in scene order');
+    await patchTemperature(other.twin, 21);
+    await waitForState(page, (otherId) => !window.twinscene.alerts.some((a) => a.element === otherId), otherId);
     context.viewer.assertNoPanics();
   }),
 );
