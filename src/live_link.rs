@@ -126,7 +126,10 @@ fn same_server(a: &str, b: &str) -> bool {
 
 /// The greeting: asks for the changes after `since_seq`, or for a snapshot without one.
 pub fn hello_since(token: Option<String>, since_seq: Option<u64>) -> ClientMessage {
-    ClientMessage::Hello { protocol: PROTOCOL_VERSION, scene: None, since_seq, token }
+    // Binary frames in the browser (see `ClientMessage::Hello`); the desktop's socket reads text
+    // as cheaply.
+    let binary = cfg!(target_arch = "wasm32");
+    ClientMessage::Hello { protocol: PROTOCOL_VERSION, scene: None, since_seq, token, binary }
 }
 
 pub(super) fn plugin(app: &mut App) {

@@ -41,8 +41,26 @@ async fn session(
     let _ = events.send(LinkEvent::Connected);
     let mut welcomed = false;
     loop {
-        match futures_util::future::select(stream.next(), commands.next()).await {
-            Either::Left((Some(Ok(Message::Text(text))), _)) => {
+        let received = match futures_util::future::select(stream.next(), commands.next()).await {
+            Either::Left((Some(Ok(Message::Text(text))), _)) => Some(Ok(text)),
+            // The server's JSON in binary frames, as the hello asks: one copy into wasm memory.
+            Either::Left((Some(Ok(Message::Bytes(bytes))), _)) => {
+                Some(String::from_utf8(bytes).map_err(|e| format!("a binary frame that is not UTF-8: {e}")))
+            }
+            Either::Left((Some(Err(error)), _)) => return error.to_string(),
+            Either::Left((None, _)) => return "the server closed the connection".into(),
+            Either::Right((Some(command), _)) => {
+                if let Err(error) = send(&mut sink, &command).await {
+                    return error;
+                }
+                None
+            }
+            Either::Right((None, _)) => return "viewer closed".into(),
+        };
+        match received {
+            None => {}
+            Some(Err(error)) => return error,
+            Some(Ok(text)) => {
                 if !welcomed && is_welcome(&text) {
                     welcomed = true;
                     backoff.reset();
@@ -51,15 +69,6 @@ async fn session(
                     return "viewer closed".into();
                 }
             }
-            Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
-            Either::Left((Some(Err(error)), _)) => return error.to_string(),
-            Either::Left((None, _)) => return "the server closed the connection".into(),
-            Either::Right((Some(command), _)) => {
-                if let Err(error) = send(&mut sink, &command).await {
-                    return error;
-                }
-            }
-            Either::Right((None, _)) => return "viewer closed".into(),
         }
     }
 }

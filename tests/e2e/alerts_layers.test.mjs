@@ -80,6 +80,8 @@ test('clicking an alert badge selects its element', { timeout: 120_000 }, () =>
     await page.locator(`twin-scene [data-alert-element="${id}"] button`).first().click();
     await waitForState(page, (id) => window.twinscene.selected === id, id);
     await patchTemperature(element.twin, 20);
+    // Applied before the next test reads the colors it compares against.
+    await waitForState(page, (id) => window.twinscene.elements[id].badges.length === 0, id);
     context.viewer.assertNoPanics();
   }),
 );

@@ -87,6 +87,15 @@ struct Session {
     pulled: u64,
     /// The feed's restore count when this viewer's state was sent (see `Feed::restored`).
     restores: u64,
+    /// How the viewer asked for messages: binary frames (the same JSON) or text.
+    frames: Frames,
+}
+
+/// The frames a viewer's messages go out in (`binary` in its hello). Errors are always text.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Frames {
+    Text,
+    Binary,
 }
 
 async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum::Error> {
@@ -140,7 +149,8 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                         send_error(&mut socket, &message).await?;
                         return close(socket, "unsupported protocol version").await;
                     }
-                    Ok(ClientMessage::Hello { scene, since_seq, token, .. }) => {
+                    Ok(ClientMessage::Hello { scene, since_seq, token, binary, .. }) => {
+                        let frames = if binary { Frames::Binary } else { Frames::Text };
                         let grant = match admit(&state, scene.as_deref(), token.as_deref()) {
                             Ok(grant) => grant,
                             Err(message) => {
@@ -152,13 +162,14 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                         let restores = state.feed().restore_count();
                         match since_seq.filter(|since| state.can_resume(*since)) {
                             Some(since) => {
-                                let current = session.insert(Session { grant, sent: since, pulled: since, restores });
+                                let current =
+                                    session.insert(Session { grant, sent: since, pulled: since, restores, frames });
                                 if !forward(&mut socket, &state, current, Catchup::Merged).await? {
                                     // Nothing was missed: say so, at the viewer's seq.
-                                    send(&mut socket, &ServerMessage::Heartbeat { seq: since }).await?;
+                                    send(&mut socket, &ServerMessage::Heartbeat { seq: since }, frames).await?;
                                 }
                             }
-                            None => session = Some(send_snapshot(&mut socket, &state, grant).await?),
+                            None => session = Some(send_snapshot(&mut socket, &state, grant, frames).await?),
                         }
                         heartbeat.reset();
                     }
@@ -179,8 +190,8 @@ async fn serve_viewer(mut socket: WebSocket, state: AppState) -> Result<(), axum
                 }
             }
             _ = heartbeat.tick(), if session.is_some() => {
-                let seq = session.as_ref().map_or(0, |current| current.sent);
-                send(&mut socket, &ServerMessage::Heartbeat { seq }).await?;
+                let (seq, frames) = session.as_ref().map_or((0, Frames::Text), |current| (current.sent, current.frames));
+                send(&mut socket, &ServerMessage::Heartbeat { seq }, frames).await?;
             }
             _ = time::sleep_until(hello_deadline), if session.is_none() => {
                 return close(socket, "no hello received in time").await;
@@ -218,20 +229,20 @@ async fn forward(
     catchup: Catchup,
 ) -> Result<bool, axum::Error> {
     if state.feed().restore_count() != session.restores {
-        *session = send_snapshot(socket, state, session.grant.clone()).await?;
+        *session = send_snapshot(socket, state, session.grant.clone(), session.frames).await?;
         return Ok(true);
     }
     let batches = match state.feed().pull(session.pulled) {
         Pull::TooOld => {
             metrics::counter!(m::DROPS).increment(1);
-            *session = send_snapshot(socket, state, session.grant.clone()).await?;
+            *session = send_snapshot(socket, state, session.grant.clone(), session.frames).await?;
             return Ok(true);
         }
         Pull::Batches(batches) => batches,
     };
     let (Some(first), Some(last)) = (batches.first(), batches.last()) else { return Ok(false) };
     if batches.iter().any(|batch| batch.structural) {
-        *session = send_snapshot(socket, state, session.grant.clone()).await?;
+        *session = send_snapshot(socket, state, session.grant.clone(), session.frames).await?;
         return Ok(true);
     }
     let accepted = first.accepted;
@@ -246,7 +257,7 @@ async fn forward(
         && session.sent == session.pulled;
     if shared {
         for batch in &batches {
-            send_text(socket, batch.text.clone()).await?;
+            send_text(socket, batch.text.clone(), session.frames).await?;
             delivered(batch.changes.len(), batch.accepted);
         }
         session.sent = newest;
@@ -269,7 +280,7 @@ async fn forward(
     metrics::counter!(m::COALESCED).increment(dropped as u64);
     let count = changes.len();
     let base = (session.sent + 1 != newest).then_some(session.sent);
-    send(socket, &ServerMessage::Delta { seq: newest, changes, base }).await?;
+    send(socket, &ServerMessage::Delta { seq: newest, changes, base }, session.frames).await?;
     delivered(count, accepted);
     session.sent = newest;
     Ok(true)
@@ -285,22 +296,29 @@ async fn send_snapshot(
     socket: &mut WebSocket,
     state: &AppState,
     grant: Arc<Grant>,
+    frames: Frames,
 ) -> Result<Session, axum::Error> {
     // Read first: a restore after this point resyncs the viewer again, at worst needlessly.
     let restores = state.feed().restore_count();
     let (snapshot, seq) = state.snapshot(&grant);
-    send(socket, &snapshot).await?;
+    send(socket, &snapshot, frames).await?;
     metrics::counter!(m::SNAPSHOTS_OUT).increment(1);
-    Ok(Session { grant, sent: seq, pulled: seq, restores })
+    Ok(Session { grant, sent: seq, pulled: seq, restores, frames })
 }
 
-async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axum::Error> {
+async fn send(socket: &mut WebSocket, message: &ServerMessage, frames: Frames) -> Result<(), axum::Error> {
     let text = serde_json::to_string(message).map_err(axum::Error::new)?;
-    send_text(socket, text.into()).await
+    send_text(socket, text.into(), frames).await
 }
 
-async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), axum::Error> {
-    match time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await {
+/// Sends one message (JSON) in the frames the viewer asked for; the bytes are shared, not
+/// copied, either way.
+async fn send_text(socket: &mut WebSocket, text: Utf8Bytes, frames: Frames) -> Result<(), axum::Error> {
+    let message = match frames {
+        Frames::Text => Message::Text(text),
+        Frames::Binary => Message::Binary(text.into()),
+    };
+    match time::timeout(SEND_TIMEOUT, socket.send(message)).await {
         Ok(result) => result,
         Err(_) => {
             metrics::counter!(m::DROPS).increment(1);
@@ -313,7 +331,7 @@ async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), axum::
 }
 
 async fn send_error(socket: &mut WebSocket, message: &str) -> Result<(), axum::Error> {
-    send(socket, &ServerMessage::Error { message: message.to_owned() }).await
+    send(socket, &ServerMessage::Error { message: message.to_owned() }, Frames::Text).await
 }
 
 async fn close(mut socket: WebSocket, reason: &str) -> Result<(), axum::Error> {

@@ -52,6 +52,46 @@ async fn hello_gets_a_snapshot_then_each_patch_is_the_next_delta() {
 }
 
 #[tokio::test]
+async fn a_viewer_that_asks_for_binary_frames_gets_the_same_json_in_them() {
+    use tokio_tungstenite::tungstenite::Message;
+    let binary_json = |frame: Option<Message>| match frame {
+        Some(Message::Binary(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes).expect("JSON"),
+        other => panic!("expected a binary frame, got {other:?}"),
+    };
+    let base = serve(demo_state()).await;
+    let mut viewer = Viewer::connect(&base).await;
+    viewer.send(&json!({"type": "hello", "protocol": PROTOCOL_VERSION, "binary": true}).to_string()).await;
+    let snapshot = binary_json(viewer.next_frame().await);
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(temperature_in(&snapshot, "Room-A101"), 20.7);
+    assert_eq!(patch(&base, "Room-A101", SET_31).await.status(), 204);
+    let delta = loop {
+        let message = binary_json(viewer.next_frame().await);
+        if message["type"] != "heartbeat" {
+            break message;
+        }
+    };
+    assert_eq!((delta["type"].as_str(), seq(&delta)), (Some("delta"), seq(&snapshot) + 1));
+    assert_eq!(delta["changes"][0]["twin"], "Room-A101");
+    // Errors stay text, whatever the viewer asked for.
+    viewer.send("{\"type\": \"nonsense\"}").await;
+    let error = loop {
+        match viewer.next_frame().await {
+            Some(Message::Text(text)) => {
+                break serde_json::from_str::<serde_json::Value>(&text).expect("JSON");
+            }
+            heartbeat @ Some(Message::Binary(_)) => assert_eq!(binary_json(heartbeat)["type"], "heartbeat"),
+            other => panic!("expected the error, got {other:?}"),
+        }
+    };
+    assert_eq!(error["type"], "error", "{error}");
+
+    // A viewer that does not ask gets text (the other tests read only text).
+    let mut texts = Viewer::connect(&base).await;
+    assert_eq!(texts.hello().await["type"], "snapshot");
+}
+
+#[tokio::test]
 async fn a_later_viewer_starts_from_the_current_state() {
     let base = serve(demo_state()).await;
     let mut first = Viewer::connect(&base).await;
