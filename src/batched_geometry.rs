@@ -1149,9 +1149,10 @@ struct SparseSource {
 }
 
 /// The sparse far levels still to build. They are built a frame after the batches: wasm memory
-/// never shrinks, and building them with the batches added their vertex data and its copies on
-/// the way to the GPU on top of the batches' own (+70 MB for Office_A tiled 10×10 instead of
-/// ~15 MB); a frame later the batches' transient copies are free again.
+/// never shrinks, and building them with the batches put their vertex data and its copies on
+/// the way to the GPU on top of the batches' own (Office_A tiled 10×10: +70 MB of wasm memory
+/// for ~15 MB of vertices); a frame later they mostly reuse what the batches' transient copies
+/// freed (+5 MB).
 #[derive(Resource)]
 struct PendingSparseLevels {
     cells: Vec<f32>,
