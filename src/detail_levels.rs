@@ -5,10 +5,10 @@
 //! 2. Every element as its box (12 triangles), beyond.
 //! 3. Sparse boxes, farther still: in each cube of space one cell wide, only the largest
 //!    element's box. Three such levels, with cells of the model's median element size, twice
-//!    and four times that. A level starts where its cell shrinks to [`SPARSE_CELL_PIXELS`] on screen, so
-//!    what is left out is a pixel or two across; the distances follow the viewport's height and
-//!    the camera's field of view (a kiosk at 2160 pixels keeps every box seven times farther out
-//!    than a 300-pixel test canvas).
+//!    and four times that. A level starts where its cell shrinks to [`SPARSE_CELL_PIXELS`] on
+//!    screen, so what is left out is a pixel or two across; the distances follow the viewport's
+//!    height and the camera's field of view (a kiosk at 2160 pixels keeps every box seven times
+//!    farther out than a 300-pixel test canvas).
 //!
 //! Why: software WebGL (SwiftShader) pays for every vertex and triangle, and a facility of 10^5
 //! elements seen whole was ~1.3 M box triangles (~260 ms a frame on the 2-core test machine),
