@@ -31,6 +31,15 @@ fn sqlite_file(path: &Path) -> SqliteStorage {
     SqliteStorage::open(path, SyncMode::Normal).unwrap()
 }
 
+/// A server over breakable SQLite in a new directory (kept alive by the returned guard): the
+/// directory, the storage to break or hold, and the server's base URL.
+async fn serve_breakable() -> (tempfile::TempDir, Arc<BreakableStorage>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
+    let base = serve(state_over(storage.clone())).await;
+    (dir, storage, base)
+}
+
 fn set(value: f64) -> String {
     json!([{"op": "replace", "path": "/temperature", "value": value}]).to_string()
 }
@@ -122,9 +131,7 @@ async fn a_write_whose_commit_failed_is_rolled_back_and_never_sent_to_viewers() 
 
 #[tokio::test]
 async fn after_a_failed_commit_writes_are_refused_and_storage_is_not_touched() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
-    let base = serve(state_over(storage.clone())).await;
+    let (_dir, storage, base) = serve_breakable().await;
     assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
     let pump = json!({"@id": "dtmi:example:Pump;1", "@type": "Interface"});
     assert_eq!(send(client().post(format!("{base}/models")).json(&json!([pump]))).await.status(), 201);
@@ -157,9 +164,7 @@ async fn after_a_failed_commit_writes_are_refused_and_storage_is_not_touched() {
 
 #[tokio::test]
 async fn a_failed_model_write_is_rolled_back_and_marks_storage_failed() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
-    let base = serve(state_over(storage.clone())).await;
+    let (_dir, storage, base) = serve_breakable().await;
     let before = get_json(&format!("{base}/models")).await;
 
     storage.set_broken(true);
@@ -174,9 +179,7 @@ async fn a_failed_model_write_is_rolled_back_and_marks_storage_failed() {
 /// snapshot; when the commit fails, the viewer is sent the durable state again.
 #[tokio::test]
 async fn a_snapshot_holding_a_failed_write_is_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
-    let base = serve(state_over(storage.clone())).await;
+    let (_dir, storage, base) = serve_breakable().await;
     assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
 
     storage.set_broken(true);
@@ -212,9 +215,7 @@ async fn a_snapshot_holding_a_failed_write_is_replaced() {
 
 #[tokio::test]
 async fn a_scene_holding_an_uncommitted_write_names_no_live_seq() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(BreakableStorage::new(sqlite_file(&dir.path().join("state.sqlite"))));
-    let base = serve(state_over(storage.clone())).await;
+    let (_dir, storage, base) = serve_breakable().await;
     assert_eq!(patch(&base, "Room-A101", &set(25.0)).await.status(), 204);
     let before = published_scene_seq(&base).await;
 
