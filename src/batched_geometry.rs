@@ -788,12 +788,12 @@ struct FarBox {
 }
 
 /// A batch of boxes (no pick shapes: picking always uses the full geometry).
-fn box_mesh(boxes: &[FarBox], kept: &[usize], textured: bool) -> Mesh {
-    let parts = kept.len();
+fn box_mesh<'a>(boxes: impl ExactSizeIterator<Item = &'a FarBox>, textured: bool) -> Mesh {
+    let parts = boxes.len();
     // A box is 8 vertices and 36 indices.
     let size = BatchSize { vertices: 8 * parts, indices: 36 * parts, parts };
     let mut builder = BatchBuilder::with_capacity(true, textured, size);
-    for far in kept.iter().filter_map(|&index| boxes.get(index)) {
+    for far in boxes {
         builder.add_box(far.min, far.max, far.slot, far.tint);
     }
     builder.build().0
@@ -1076,9 +1076,8 @@ fn merge_into_batches(
             batch.insert(VisibilityRange { start_margin: 0.0..0.0, end_margin: far..far, use_aabb: true });
             // Picking always uses the full geometry (`BatchGeometry`), so the boxes keep none.
             // The far levels' ranges are set by `detail_levels` (at first: not drawn).
-            let every_box: Vec<usize> = (0..boxes.len()).collect();
             let name = format!("batch {}", materials.len());
-            let mesh = box_mesh(&boxes, &every_box, textured);
+            let mesh = box_mesh(boxes.iter(), textured);
             commands.spawn(far_level(&name, FarDetail::Boxes, meshes.add(mesh), material.clone(), aabb));
             if !sparse_cells.is_empty() {
                 sparse_sources.push(SparseSource { name, material, aabb, boxes, textured });
@@ -1171,7 +1170,9 @@ fn build_sparse_levels(
         for (index, cell) in pending.cells.iter().enumerate() {
             let kept = detail_levels::sparse_boxes(&extents, *cell);
             kept_boxes[index] += kept.len();
-            let mesh = meshes.add(box_mesh(&source.boxes, &kept, source.textured));
+            // `sparse_boxes` gives indices into the boxes it was given.
+            let kept = kept.iter().map(|&at| &source.boxes[at]);
+            let mesh = meshes.add(box_mesh(kept, source.textured));
             commands.spawn(far_level(
                 &source.name,
                 FarDetail::Sparse(index),
