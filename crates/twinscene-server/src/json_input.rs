@@ -47,13 +47,7 @@ pub fn parse_patch_body(bytes: &[u8], max_depth: usize) -> Result<Patch, ApiErro
         ApiError::BadRequest(format!("the body is not a JSON Patch: {error}"))
     })?;
     for operation in &patch.0 {
-        let value = match operation {
-            json_patch::PatchOperation::Add(op) => Some(&op.value),
-            json_patch::PatchOperation::Replace(op) => Some(&op.value),
-            json_patch::PatchOperation::Test(op) => Some(&op.value),
-            _ => None,
-        };
-        if let Some(value) = value {
+        if let Some(value) = patch_value(operation) {
             // The value sits two levels down in the body (array, operation object).
             check_depth(value, max_depth.saturating_sub(2))?;
         }
@@ -61,8 +55,18 @@ pub fn parse_patch_body(bytes: &[u8], max_depth: usize) -> Result<Patch, ApiErro
     Ok(patch)
 }
 
+/// The value a patch operation writes or tests, if it has one.
+pub fn patch_value(operation: &json_patch::PatchOperation) -> Option<&Value> {
+    match operation {
+        json_patch::PatchOperation::Add(op) => Some(&op.value),
+        json_patch::PatchOperation::Replace(op) => Some(&op.value),
+        json_patch::PatchOperation::Test(op) => Some(&op.value),
+        _ => None,
+    }
+}
+
 pub fn check_depth(value: &Value, max_depth: usize) -> Result<(), ApiError> {
-    let depth = depth(value);
+    let depth = json_depth(value);
     if depth > max_depth {
         crate::metrics::refused("json_depth");
         return Err(ApiError::BadRequest(format!(
@@ -73,7 +77,10 @@ pub fn check_depth(value: &Value, max_depth: usize) -> Result<(), ApiError> {
 }
 
 /// Nesting depth: 0 for a scalar, 1 for a flat array or object.
-fn depth(value: &Value) -> usize {
+pub fn json_depth(value: &Value) -> usize {
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return 0;
+    }
     // Iterative, so that no input can exhaust the stack.
     let mut deepest = 0;
     let mut stack = vec![(value, 0usize)];
@@ -99,8 +106,8 @@ mod tests {
 
     #[test]
     fn depth_is_counted_and_limited() {
-        assert_eq!(depth(&serde_json::json!(1)), 0);
-        assert_eq!(depth(&serde_json::json!({"a": [1, {"b": 2}]})), 3);
+        assert_eq!(json_depth(&serde_json::json!(1)), 0);
+        assert_eq!(json_depth(&serde_json::json!({"a": [1, {"b": 2}]})), 3);
         let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
         let error = parse_json(deep.as_bytes(), 32).unwrap_err();
         assert!(error.to_string().contains("40 levels"), "{error}");

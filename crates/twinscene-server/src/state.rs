@@ -366,19 +366,24 @@ impl AppState {
         let (durable, results) = {
             let mut live = self.live();
             let mut stored = Vec::new();
+            let stores_twins = self.0.storage.stores_twins();
             let (ts, ts_ms) = now_timestamps();
             let results: Vec<Result<Accepted, ApiError>> = writes
                 .into_iter()
                 .map(|write| {
                     let (accepted, twin, change) = apply_one(&mut live, grant, write, &ts)?;
-                    stored.extend(history_points(&twin, &change.patch, ts_ms));
+                    stored.extend(history_points(twin, &change.patch, ts_ms));
                     let model = twin.model.clone();
-                    stored.push(StoredWrite::Twin(twin));
+                    if stores_twins {
+                        stored.push(StoredWrite::Twin(twin.clone()));
+                    }
                     self.0.feed.push(FeedChange { seq: accepted.seq, model, change });
                     Ok(accepted)
                 })
                 .collect();
-            let durable = (!stored.is_empty()).then(|| {
+            // Every accepted write goes through storage, even with nothing to store (a
+            // history-only storage and a patch of text): the feed publishes it once durable.
+            let durable = results.iter().any(Result::is_ok).then(|| {
                 let seq = live.seq;
                 stored.push(StoredWrite::Seq(seq));
                 self.submit(&mut live, stored, Some(seq))
@@ -857,12 +862,12 @@ pub struct TwinWrite {
 }
 
 /// Checks and applies one patch under the lock and gives it the next seq.
-fn apply_one(
-    live: &mut LiveState,
+fn apply_one<'a>(
+    live: &'a mut LiveState,
     grant: &Grant,
     write: TwinWrite,
     ts: &str,
-) -> Result<(Accepted, Twin, TwinChange), ApiError> {
+) -> Result<(Accepted, &'a Twin, TwinChange), ApiError> {
     let TwinWrite { twin: id, model, patch, if_match } = write;
     let twin = live.graph.twin(&id).ok_or_else(|| twin_not_found(&id))?;
     if !grant.may_write(twin) {
@@ -877,7 +882,7 @@ fn apply_one(
         )));
     }
     check_if_match(if_match.as_deref(), &twin.etag)?;
-    let twin = live.graph.apply_patch(&id, &patch, ts)?.clone();
+    let twin = live.graph.apply_patch(&id, &patch, ts)?;
     live.seq += 1;
     let accepted = Accepted { etag: twin.etag.to_string(), seq: live.seq };
     Ok((accepted, twin, TwinChange { twin: id, patch, ts: ts.to_owned() }))

@@ -99,6 +99,11 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<HistoryBucket>, StorageError>;
     /// Deletes history beyond the retention settings.
     fn prune(&self, retention: &HistoryRetention, now_ms: i64) -> Result<(), StorageError>;
+    /// Whether twins are stored at all (history-only storage ignores `StoredWrite::Twin`), so
+    /// that a writer need not copy each patched twin for it.
+    fn stores_twins(&self) -> bool {
+        true
+    }
 }
 
 /// When a commit counts as durable.
@@ -220,6 +225,10 @@ impl Storage for SqliteStorage {
             .collect::<Result<_, _>>()?;
         let models = read_all("SELECT json FROM models ORDER BY id")?;
         Ok(Some(StoredState { twins, relationships, models, seq }))
+    }
+
+    fn stores_twins(&self) -> bool {
+        self.keeps_state
     }
 
     fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
@@ -536,6 +545,9 @@ impl BreakableStorage {
 impl Storage for BreakableStorage {
     fn load(&self) -> Result<Option<StoredState>, StorageError> {
         self.inner.load()
+    }
+    fn stores_twins(&self) -> bool {
+        self.inner.stores_twins()
     }
     fn commit(&self, writes: &[StoredWrite]) -> Result<(), StorageError> {
         while self.held.load(std::sync::atomic::Ordering::SeqCst) {
