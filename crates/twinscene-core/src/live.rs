@@ -40,7 +40,8 @@ impl ServerMessage {
     /// Reads a message as the server writes it. A delta (the bulk of the stream) whose text
     /// starts with its tag, as the server's do, is read straight into its fields: serde reads an
     /// internally tagged enum by first copying the whole message into a generic tree to find the
-    /// tag, which for a delta of 10^4 changes cost more than applying them. Anything else,
+    /// tag, which for a delta of 10^4 changes cost more than applying them (serde does the same
+    /// for each patch operation's `op`: `patch::read_patch` does not). Anything else,
     /// including a delta written in another key order, goes the general way. Every message
     /// serde reads is read to the same value (a test and the `live_message` fuzz target compare
     /// them); the fast path also takes a delta that repeats its `type`, which serde refuses.
@@ -48,9 +49,16 @@ impl ServerMessage {
         #[derive(Deserialize)]
         struct DeltaFields {
             seq: u64,
-            changes: Vec<TwinChange>,
+            changes: Vec<ChangeFields>,
             #[serde(default)]
             base: Option<u64>,
+        }
+        #[derive(Deserialize)]
+        struct ChangeFields {
+            twin: String,
+            #[serde(deserialize_with = "crate::patch::read_patch")]
+            patch: Patch,
+            ts: String,
         }
         let rest = text.trim_start().strip_prefix('{').map(str::trim_start);
         let tagged_delta = rest.and_then(|rest| rest.strip_prefix(r#""type""#)).is_some_and(|rest| {
@@ -60,7 +68,9 @@ impl ServerMessage {
                 .is_some_and(|after| after.trim_start().starts_with([',', '}']))
         });
         if tagged_delta && let Ok(DeltaFields { seq, changes, base }) = serde_json::from_str(text) {
-            return Ok(Self::Delta { seq, changes, base });
+            let changes =
+                changes.into_iter().map(|ChangeFields { twin, patch, ts }| TwinChange { twin, patch, ts });
+            return Ok(Self::Delta { seq, changes: changes.collect(), base });
         }
         serde_json::from_str(text)
     }
@@ -204,6 +214,21 @@ mod tests {
             r#"{"type":"heartbeat","seq":4}"#.into(),
             r#"{"type":"error","message":"no"}"#.into(),
             serde_json::to_string(&snapshot(5)).unwrap(),
+            // Every operation, read by `patch::read_patch`: values of every kind (null too),
+            // escaped paths and strings, fields an operation does not use, fields in any order.
+            r#"{"type":"delta","seq":6,"changes":[{"twin":"R\"1","ts":"t","patch":[
+                {"op":"add","path":"/a~1b","value":null},{"path":"/n","op":"replace","value":-1.5e3},
+                {"op":"remove","path":"/c","value":1},{"op":"move","from":"/d","path":"/e"},
+                {"op":"copy","from":"/f~0","path":"/g","extra":[1]},{"op":"test","path":"/h","value":{"x":[true]}},
+                {"op":"replace","path":"/s","value":"\u00e9\n"}]}]}"#.into(),
+            // Refused both ways: an operation without what it needs, an unknown one, a bad path.
+            r#"{"type":"delta","seq":7,"changes":[{"twin":"R","ts":"t","patch":[{"op":"add","path":"/a"}]}]}"#.into(),
+            r#"{"type":"delta","seq":7,"changes":[{"twin":"R","ts":"t","patch":[{"op":"move","path":"/a"}]}]}"#.into(),
+            r#"{"type":"delta","seq":7,"changes":[{"twin":"R","ts":"t","patch":[{"op":"jump","path":"/a"}]}]}"#.into(),
+            r#"{"type":"delta","seq":7,"changes":[{"twin":"R","ts":"t","patch":[{"op":"remove","path":"a"}]}]}"#.into(),
+            r#"{"type":"delta","seq":7,"changes":[{"twin":"R","ts":"t","patch":[{"op":"remove"}]}]}"#.into(),
+            // A repeated field: whatever serde makes of it, both ways agree.
+            r#"{"type":"delta","seq":8,"changes":[{"twin":"R","ts":"t","patch":[{"op":"remove","op":"add","path":"/a","value":1}]}]}"#.into(),
             // Refused both ways: a field of the wrong type, a tag that only starts like delta.
             r#"{"type":"delta","seq":"x","changes":[]}"#.into(),
             r#"{"type":"deltas","seq":1,"changes":[]}"#.into(),

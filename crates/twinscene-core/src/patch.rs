@@ -28,6 +28,65 @@ pub fn parse_patch(text: &str) -> Result<Patch, serde_json::Error> {
     serde_json::from_str(text)
 }
 
+/// Reads a JSON Patch for a `#[serde(deserialize_with)]` field where patches come in bulk (live
+/// deltas, CloudEvents batches). `Patch`'s own reading finds each operation's `op` by first
+/// copying the operation into a generic buffer (serde's way with internally tagged enums),
+/// which was most of the time spent reading a 10,000-change delta; this reads each operation
+/// as one struct and makes it the operation its `op` names. Whatever it takes, `Patch` reads to
+/// the same value (a test and the `live_message` fuzz target compare them); what it refuses
+/// (a repeated field, say), the caller reads again the general way.
+pub fn read_patch<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Patch, D::Error> {
+    use json_patch::{
+        AddOperation, CopyOperation, MoveOperation, RemoveOperation, ReplaceOperation, TestOperation,
+    };
+    use serde::Deserialize;
+    use serde::de::Error;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize)]
+    struct Operation<'a> {
+        #[serde(borrow)]
+        op: Cow<'a, str>,
+        #[serde(borrow)]
+        path: Cow<'a, str>,
+        #[serde(default, borrow)]
+        from: Option<Cow<'a, str>>,
+        // Present (even as null) or not: an `add` without a value is an error, with null is not.
+        #[serde(default, deserialize_with = "present")]
+        value: Option<Value>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+        Value::deserialize(deserializer).map(Some)
+    }
+    fn pointer<E: Error>(text: Cow<'_, str>) -> Result<json_patch::jsonptr::PointerBuf, E> {
+        json_patch::jsonptr::PointerBuf::parse(text.into_owned()).map_err(E::custom)
+    }
+    fn required<T, E: Error>(field: Option<T>, name: &'static str) -> Result<T, E> {
+        field.ok_or_else(|| E::missing_field(name))
+    }
+
+    let operations = Vec::<Operation>::deserialize(deserializer)?;
+    let mut patch = Vec::with_capacity(operations.len());
+    for Operation { op, path, from, value } in operations {
+        let path = pointer(path)?;
+        patch.push(match &*op {
+            "add" => PatchOperation::Add(AddOperation { path, value: required(value, "value")? }),
+            "remove" => PatchOperation::Remove(RemoveOperation { path }),
+            "replace" => PatchOperation::Replace(ReplaceOperation { path, value: required(value, "value")? }),
+            "move" => PatchOperation::Move(MoveOperation { from: pointer(required(from, "from")?)?, path }),
+            "copy" => PatchOperation::Copy(CopyOperation { from: pointer(required(from, "from")?)?, path }),
+            "test" => PatchOperation::Test(TestOperation { path, value: required(value, "value")? }),
+            other => {
+                return Err(D::Error::unknown_variant(
+                    other,
+                    &["add", "remove", "replace", "move", "copy", "test"],
+                ));
+            }
+        });
+    }
+    Ok(Patch(patch))
+}
+
 /// Applies `patch` to the twin's properties atomically, then records `timestamp` (RFC 3339) as
 /// the last update time of every top-level property it touched and gives the twin a new etag.
 /// With `models`, each touched property must fit the twin's model (when the model is known).
@@ -279,6 +338,34 @@ fn wrong_type(twin: &Twin, name: &str, message: String) -> PatchRejection {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn read_fast(text: &str) -> Result<Patch, String> {
+        read_patch(&mut serde_json::Deserializer::from_str(text)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn patches_read_in_bulk_read_as_patch_reads_them() {
+        let every_operation = r#"[
+            {"op":"add","path":"/a~1b","value":null},{"path":"/n","op":"replace","value":-1.5e3},
+            {"op":"remove","path":"/c","value":1},{"op":"move","from":"/d","path":"/e"},
+            {"op":"copy","from":"/f~0","path":"/g","extra":[1]},{"op":"test","path":"/h","value":{"x":[true]}},
+            {"op":"replace","path":"/s\u0041","value":"\u00e9\n"}]"#;
+        let general: Patch = serde_json::from_str(every_operation).unwrap();
+        assert_eq!(read_fast(every_operation).unwrap(), general);
+        assert_eq!(general.0.len(), 7);
+        for refused in [
+            r#"[{"op":"add","path":"/a"}]"#,
+            r#"[{"op":"copy","path":"/a"}]"#,
+            r#"[{"op":"jump","path":"/a"}]"#,
+            r#"[{"op":"remove","path":"a"}]"#,
+            r#"[{"op":"remove"}]"#,
+            r#"[{"path":"/a"}]"#,
+            r#"{"op":"remove","path":"/a"}"#,
+        ] {
+            assert!(read_fast(refused).is_err(), "{refused}");
+            assert!(serde_json::from_str::<Patch>(refused).is_err(), "{refused}");
+        }
+    }
 
     fn room() -> Twin {
         let mut twin = Twin::new("room", "dtmi:twinscene:Room;1");

@@ -95,6 +95,7 @@ struct PlainEvent<'a> {
 struct PlainData {
     #[serde(default, rename = "modelId")]
     model_id: Option<String>,
+    #[serde(deserialize_with = "twinscene_core::patch::read_patch")]
     patch: Patch,
 }
 
