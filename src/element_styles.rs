@@ -5,7 +5,7 @@
 //! Once the model is batched (batched_geometry.rs), the same look is written to the element's
 //! texels in the state texture instead; only meshes left out of batching still swap materials.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use bevy::prelude::*;
 use twinscene_core::color::{Color as StyleColor, Opacity};
@@ -164,8 +164,10 @@ fn paint_changed(
     mut previous_selection: Local<Selection>,
     mut timings: ResMut<CpuTimings>,
 ) {
-    let mut dirty: BTreeSet<usize> =
-        changes.read().map(|ElementStyleChanged(change)| change.element).collect();
+    // Timed from here: gathering the changed elements is part of the work a live update costs.
+    let start = bevy::platform::time::Instant::now();
+    // Sorted (slots near each other are written together) and each element once.
+    let mut dirty: Vec<usize> = changes.read().map(|ElementStyleChanged(change)| change.element).collect();
     let selection = painter.selection.clone();
     if selection != *previous_selection {
         dirty.extend(
@@ -175,7 +177,9 @@ fn paint_changed(
         );
         *previous_selection = selection;
     }
-    let (start, count) = (bevy::platform::time::Instant::now(), dirty.len());
+    dirty.sort_unstable();
+    dirty.dedup();
+    let count = dirty.len();
     for element in dirty {
         painter.paint(element, &runtime, &element_meshes);
     }

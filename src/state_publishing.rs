@@ -456,19 +456,32 @@ struct View<'a> {
     camera: &'a Camera,
 }
 
-/// The element entries a publish rewrote, with their element ids, written as one object by
-/// id; `reset` when the page must drop the entries it has (another scene).
+/// The element entries a publish rewrote, by scene index (the entries themselves are in
+/// `PublishedState::elements`); `reset` when the page must drop the entries it has (another
+/// scene).
 #[derive(Default)]
 struct ChangedElements {
     // Read only where there is a page to write to.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     reset: bool,
-    entries: Vec<(String, PublishedElement)>,
+    elements: Vec<usize>,
 }
 
-impl Serialize for ChangedElements {
+/// The rewritten entries as one object by element id, serialized from where they are kept:
+/// copying each (its id, twin id, colors and badges) for the page cost as much as making it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct ChangedEntries<'a> {
+    elements: &'a [usize],
+    scene_elements: &'a [SceneElement],
+    published: &'a [Option<PublishedElement>],
+}
+
+impl Serialize for ChangedEntries<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.entries.iter().map(|(id, entry)| (id, entry)))
+        let entry = |&element: &usize| {
+            Some((&self.scene_elements.get(element)?.id, self.published.get(element)?.as_ref()?))
+        };
+        serializer.collect_map(self.elements.iter().filter_map(entry))
     }
 }
 
@@ -561,7 +574,6 @@ fn update_elements(
     let mut changed = ChangedElements { reset, ..default() };
     for element in (0..count).filter(|&e| dirty[e]) {
         let entry = published_element(runtime, interaction, element, cache.screen[element]);
-        let id = &runtime.elements()[element].id;
         let previous = published.get(element).and_then(Option::as_ref);
         if previous != Some(&entry) {
             // Alerts came, went or changed exactly where an entry's badges did.
@@ -571,7 +583,7 @@ fn update_elements(
             let was_missing = previous.is_some_and(|e| !e.twin_found);
             cache.missing_twins =
                 cache.missing_twins + usize::from(!entry.twin_found) - usize::from(was_missing);
-            changed.entries.push((id.clone(), entry.clone()));
+            changed.elements.push(element);
             if let Some(slot) = published.get_mut(element) {
                 *slot = Some(entry);
             }
@@ -580,7 +592,8 @@ fn update_elements(
     // The page's object gets its keys in the order of the first publish: by id, as it always
     // had them (later publishes rewrite entries in place).
     if reset {
-        changed.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let elements = runtime.elements();
+        changed.elements.sort_unstable_by(|&a, &b| elements[a].id.cmp(&elements[b].id));
     }
     changed
 }
@@ -777,8 +790,10 @@ fn write_to_page(
         .as_ref()
         .and_then(|previous| js_sys::Reflect::get(previous, &alerts_key).ok())
         .and_then(|alerts| alerts.dyn_into::<js_sys::Array>().ok());
-    if !changed.entries.is_empty() {
-        let Ok(json) = serde_json::to_string(changed) else { return };
+    if !changed.elements.is_empty() {
+        let entries =
+            ChangedEntries { elements: &changed.elements, scene_elements, published: &state.elements };
+        let Ok(json) = serde_json::to_string(&entries) else { return };
         if let Ok(entries) = js_sys::JSON::parse(&json).and_then(|v| v.dyn_into::<js_sys::Object>()) {
             js_sys::Object::assign(&elements, &entries);
         }
