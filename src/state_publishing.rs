@@ -267,6 +267,45 @@ struct ElementCache {
     positioned: std::collections::BTreeSet<usize>,
     /// Published entries whose twin is not found.
     missing_twins: usize,
+    /// The elements a publish rewrites; kept between publishes so that a publish costs what
+    /// changed, not the element count (a million at the largest).
+    dirty: DirtyElements,
+}
+
+/// A set of element indices: a flag per element to test and a list to go through.
+#[derive(Default)]
+struct DirtyElements {
+    flags: Vec<bool>,
+    list: Vec<usize>,
+}
+
+impl DirtyElements {
+    fn insert(&mut self, element: usize) {
+        if let Some(flag) = self.flags.get_mut(element)
+            && !*flag
+        {
+            *flag = true;
+            self.list.push(element);
+        }
+    }
+
+    /// The elements in scene order.
+    fn sorted(&mut self) -> &[usize] {
+        self.list.sort_unstable();
+        &self.list
+    }
+
+    /// Empties the set for `count` elements.
+    fn clear(&mut self, count: usize) {
+        if self.flags.len() == count {
+            for &element in &self.list {
+                self.flags[element] = false;
+            }
+        } else {
+            self.flags = vec![false; count];
+        }
+        self.list.clear();
+    }
 }
 
 /// Every batch (full detail or a far level), whether it was drawn, and its far level.
@@ -420,10 +459,13 @@ fn publish_state(
         } else {
             PublishedAlerts { order: previous_order, ..default() }
         };
-        next.stale_elements = (0..runtime.elements().len())
-            .filter(|&index| interaction.freshness.is_stale(index))
-            .map(|index| runtime.elements()[index].id.clone())
-            .collect();
+        // Most publishes have nothing stale: no need to go through every element.
+        if interaction.freshness.stale_count > 0 {
+            next.stale_elements = (0..runtime.elements().len())
+                .filter(|&index| interaction.freshness.is_stale(index))
+                .map(|index| runtime.elements()[index].id.clone())
+                .collect();
+        }
         let element_id = |index: usize| runtime.elements()[index].id.clone();
         next.selected = interaction.selection.selected.map(element_id);
         next.hovered = interaction.selection.hovered.map(element_id);
@@ -506,24 +548,26 @@ fn update_elements(
         published.clear();
         published.resize_with(count, || None);
     }
-    let mut dirty = vec![reset; count];
+    let mut dirty = std::mem::take(&mut cache.dirty);
+    dirty.clear(count);
+    if reset {
+        (0..count).for_each(|element| dirty.insert(element));
+    }
     for &element in styled {
-        if let Some(flag) = dirty.get_mut(element) {
-            *flag = true;
-        }
+        dirty.insert(element);
     }
     if interaction.freshness.is_changed() {
-        for (element, dirty) in dirty.iter_mut().enumerate() {
+        for element in 0..count {
             let published_stale = published.get(element).and_then(Option::as_ref).map(|e| e.stale);
             if published_stale.is_some_and(|stale| stale != interaction.freshness.is_stale(element)) {
-                *dirty = true;
+                dirty.insert(element);
             }
         }
     }
     // Badges decide which elements are positioned in a large scene, so they are known first.
     // A new scene's alerts replace the old one's, even when it has none.
     cache.alerts_reset |= reset;
-    for element in (0..count).filter(|&e| dirty[e]) {
+    for &element in &dirty.list {
         if runtime.style(element).badges.is_empty() {
             cache.alerting.remove(&element);
         } else {
@@ -546,7 +590,7 @@ fn update_elements(
             cache.positioned.iter().chain(&wanted).copied().collect()
         }
     } else {
-        let mut elements: std::collections::BTreeSet<usize> = (0..count).filter(|&e| dirty[e]).collect();
+        let mut elements: std::collections::BTreeSet<usize> = dirty.list.iter().copied().collect();
         if !every_position && (interaction.selection.is_changed() || interaction.search.is_changed()) {
             elements.extend(cache.positioned.iter().chain(&wanted).copied());
         }
@@ -568,11 +612,11 @@ fn update_elements(
         }
         if cache.screen[element] != position {
             cache.screen[element] = position;
-            dirty[element] = true;
+            dirty.insert(element);
         }
     }
     let mut changed = ChangedElements { reset, ..default() };
-    for element in (0..count).filter(|&e| dirty[e]) {
+    for &element in dirty.sorted() {
         let entry = published_element(runtime, interaction, element, cache.screen[element]);
         let previous = published.get(element).and_then(Option::as_ref);
         if previous != Some(&entry) {
@@ -595,6 +639,7 @@ fn update_elements(
         let elements = runtime.elements();
         changed.elements.sort_unstable_by(|&a, &b| elements[a].id.cmp(&elements[b].id));
     }
+    cache.dirty = dirty;
     changed
 }
 
