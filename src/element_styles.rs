@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use bevy::camera::visibility::VisibilitySystems;
 use bevy::prelude::*;
 use twinscene_core::color::{Color as StyleColor, Opacity};
 
@@ -126,8 +127,12 @@ fn emphasize(material: &mut StandardMaterial, emphasis: Emphasis, styled: bool) 
 }
 
 pub(super) fn plugin(app: &mut App) {
+    // After Update, where every style change is made (live messages, the clock, layer switches,
+    // selection): painting in Update too, in no set order, left a change unpainted until the
+    // next frame whenever the painter happened to run first, while the page already had its
+    // `seq`. Before visibility propagates, so that a hidden unbatched mesh is hidden this frame.
     app.init_resource::<StyleMaterials>().init_resource::<Ghosting>().add_systems(
-        Update,
+        PostUpdate,
         (
             paint_all.run_if(
                 resource_added::<ElementMeshes>
@@ -137,7 +142,8 @@ pub(super) fn plugin(app: &mut App) {
             paint_changed,
         )
             .chain()
-            .run_if(resource_exists::<ElementMeshes>),
+            .run_if(resource_exists::<ElementMeshes>)
+            .before(VisibilitySystems::VisibilityPropagate),
     );
 }
 
