@@ -466,7 +466,7 @@ const ROWS = [
   ['fps, 10 % of elements/s changing', 'fps10', 1, 'higher'],
   ['Catch-up after the 10 %/s load (ms)', 'catchUp10Ms', 0, 'lower'],
   ['Apply an update of N elements (ms)', 'updateMs', 0, 'lower'],
-  ['… of which in the page: first message to the frame after it (ms)', 'updateInPageMs', 0, 'lower'],
+  ['… of which in the page (ms)', 'updateInPageMs', 0, 'lower'],
   ['… of which main-thread CPU in the viewer (ms)', 'updateCpuMs', 1, 'lower'],
   ['… of that, writing the changed elements\' looks (ms)', 'updatePaintMs', 1, 'lower'],
   ['WebGL draw calls per frame', 'drawsPerFrame', 0, 'lower'],
