@@ -1415,6 +1415,9 @@ mod tests {
         states.write(2, ghost);
         assert_eq!(states.dirty_rows, None, "the same look again is no change");
         states.write(SLOTS_PER_ROW * 3 + 1, plain);
+        assert_eq!(states.dirty_rows, None, "a blank slot written blank is no change");
+        let colored = SlotLook { color: Some(StyleColor { r: 1, g: 2, b: 3 }), ..plain };
+        states.write(SLOTS_PER_ROW * 3 + 1, colored);
         assert_eq!(states.dirty_rows, Some(3..4), "rows are the written slots' rows");
         states.write(2, plain);
         states.write(3, SlotLook { flags: StateFlags::HIDDEN, ..plain });
