@@ -384,6 +384,13 @@ impl SceneRuntime {
             .find(|&element| self.element_slots.get(element).is_some_and(|slot| slot.twin == Some(index)))
     }
 
+    /// An element's primary twin, by the index it was bound to (no id to look up: callers
+    /// that go through every element, like the staleness check, do a million of these at the
+    /// largest).
+    pub fn element_twin(&self, element: usize) -> Option<&Twin> {
+        self.graph.twin_at(self.element_slots.get(element)?.twin?)
+    }
+
     pub fn element_index(&self, id: &str) -> Option<usize> {
         self.element_by_id.get(id).copied()
     }

@@ -618,6 +618,28 @@ fn trusted_writes_skip_model_checks_but_keep_the_models() {
 }
 
 #[test]
+fn an_elements_twin_is_its_primary_twin_by_id() {
+    for mut runtime in [runtime(), building()] {
+        let by_id = |runtime: &SceneRuntime| -> Vec<Option<String>> {
+            let twin =
+                |element: &crate::scene::Element| runtime.graph().twin(&element.twin).map(|t| t.id.clone());
+            runtime.elements().iter().map(twin).collect()
+        };
+        let by_index = |runtime: &SceneRuntime| -> Vec<Option<String>> {
+            (0..runtime.elements().len()).map(|e| runtime.element_twin(e).map(|t| t.id.clone())).collect()
+        };
+        assert_eq!(by_index(&runtime), by_id(&runtime));
+        assert!(by_index(&runtime).iter().any(Option::is_some));
+        // Still after the twins were replaced, one of them gone.
+        let mut twins: Vec<_> = runtime.graph().twins().cloned().collect();
+        twins.remove(0);
+        runtime.replace_twins(twins, runtime.graph().relationships().to_vec());
+        assert_eq!(by_index(&runtime), by_id(&runtime));
+    }
+    assert!(runtime().element_twin(usize::MAX).is_none());
+}
+
+#[test]
 fn the_element_of_a_twin_is_the_first_bound_to_it() {
     for runtime in [runtime(), building()] {
         for twin in runtime.graph().twins() {
