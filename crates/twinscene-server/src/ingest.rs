@@ -102,21 +102,24 @@ struct PlainData {
 impl PlainEvent<'_> {
     /// The update, if the event is one `twin_update` would take as it is.
     fn into_update(self, value_depth: usize) -> Option<TwinUpdate> {
-        let valid = self.specversion == "1.0"
-            && !self.id.is_empty()
-            && !self.source.is_empty()
-            && self.kind == TWIN_UPDATE
-            && !self.subject.is_empty();
+        let (id, source, twin) = checked_attributes(
+            Some(self.specversion),
+            Some(self.id),
+            Some(self.source),
+            Some(self.kind),
+            Some(self.subject),
+        )
+        .ok()?;
         let shallow = self
             .data
             .patch
             .0
             .iter()
             .all(|operation| patch_value(operation).is_none_or(|value| json_depth(value) <= value_depth));
-        (valid && shallow).then(|| TwinUpdate {
-            id: self.id.to_owned(),
-            source: self.source.to_owned(),
-            twin: self.subject.to_owned(),
+        shallow.then(|| TwinUpdate {
+            id: id.to_owned(),
+            source: source.to_owned(),
+            twin: twin.to_owned(),
             model: self.data.model_id,
             patch: self.data.patch,
         })
@@ -219,22 +222,36 @@ fn malformed(message: String) -> ApiError {
     ApiError::BadRequest(message)
 }
 
+/// The attributes every Twin.Update event must have, checked (both readings of an event go
+/// through here): its id, source and twin (the subject), or what is wrong with them.
+fn checked_attributes<'a>(
+    specversion: Option<&str>,
+    id: Option<&'a str>,
+    source: Option<&'a str>,
+    kind: Option<&str>,
+    subject: Option<&'a str>,
+) -> Result<(&'a str, &'a str, &'a str), String> {
+    if specversion != Some("1.0") {
+        return Err("\"specversion\" must be \"1.0\"".into());
+    }
+    let id = id.filter(|id| !id.is_empty()).ok_or("\"id\" must be a non-empty string")?;
+    let source = source.filter(|s| !s.is_empty()).ok_or("\"source\" must be a non-empty string")?;
+    match kind {
+        Some(TWIN_UPDATE) => {}
+        Some(other) => return Err(format!("type {other:?} is not supported; send {TWIN_UPDATE:?}")),
+        None => return Err("\"type\" is missing".into()),
+    }
+    let twin = subject.filter(|s| !s.is_empty()).ok_or("\"subject\" must be the twin id")?;
+    Ok((id, source, twin))
+}
+
 /// Reads a CloudEvents 1.0 event of type Twin.Update: the twin is the `subject`, the data is
 /// `{"modelId", "patch": [JSON Patch]}`. Takes the event, so that its patch is moved into the
 /// update instead of copied (a batch holds thousands).
 fn twin_update(mut event: Value) -> Result<TwinUpdate, String> {
     let text = |name: &str| event.get(name).and_then(Value::as_str);
-    if text("specversion") != Some("1.0") {
-        return Err("\"specversion\" must be \"1.0\"".into());
-    }
-    let id = text("id").filter(|id| !id.is_empty()).ok_or("\"id\" must be a non-empty string")?;
-    let source = text("source").filter(|s| !s.is_empty()).ok_or("\"source\" must be a non-empty string")?;
-    match text("type") {
-        Some(TWIN_UPDATE) => {}
-        Some(other) => return Err(format!("type {other:?} is not supported; send {TWIN_UPDATE:?}")),
-        None => return Err("\"type\" is missing".into()),
-    }
-    let twin = text("subject").filter(|s| !s.is_empty()).ok_or("\"subject\" must be the twin id")?;
+    let (id, source, twin) =
+        checked_attributes(text("specversion"), text("id"), text("source"), text("type"), text("subject"))?;
     let data = match event.get("data") {
         Some(Value::Object(data)) => data,
         Some(Value::String(_)) => return Err("\"data\" must be JSON, not a string".into()),
