@@ -158,6 +158,14 @@ impl SlotLook {
     }
 }
 
+/// The texels of `rows` rows of blank slots (no color, opaque, no flags): how the state
+/// texture starts.
+fn blank_texels(rows: u32) -> Vec<u8> {
+    SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 }
+        .texels()
+        .repeat((rows * SLOTS_PER_ROW) as usize)
+}
+
 /// Whether a slot's texels (as `SlotLook::texels` writes them) hide it.
 fn texels_hidden(texels: &[u8]) -> bool {
     texels.get(4).is_some_and(|flags| flags & StateFlags::HIDDEN != 0)
@@ -997,22 +1005,14 @@ fn merge_into_batches(
     let chunked = grid.count() > 1;
     let rows = slots.div_ceil(SLOTS_PER_ROW).max(1);
     let size = Extent3d { width: TEXELS_PER_ROW, height: rows, depth_or_array_layers: 1 };
-    let blank = SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 }.texels();
-    let mut image = Image::new_fill(
+    let texels = blank_texels(rows);
+    let image = images.add(Image::new(
         size,
         TextureDimension::D2,
-        &blank[..4],
+        texels.clone(),
         TextureFormat::Rgba8Unorm,
         RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
-    );
-    // The flag texels of a blank slot are zero, not a copy of the color texel.
-    if let Some(data) = image.data.as_mut() {
-        for slot_texels in data.chunks_exact_mut(8) {
-            slot_texels[4..].fill(0);
-        }
-    }
-    let texels = image.data.clone().unwrap_or_default();
-    let image = images.add(image);
+    ));
     let mut materials = Vec::new();
     let far = FAR_DETAIL_DIAGONALS * grid.diagonal;
     // The sparse far levels' cells follow the size of the model's elements.
@@ -1389,10 +1389,7 @@ mod tests {
     fn states(slots: u32) -> ElementStates {
         ElementStates {
             image: Handle::default(),
-            // Blank slots, as the texture starts.
-            texels: SlotLook { color: None, opacity: Opacity::OPAQUE, flags: 0 }
-                .texels()
-                .repeat((slots.div_ceil(SLOTS_PER_ROW) * SLOTS_PER_ROW) as usize),
+            texels: blank_texels(slots.div_ceil(SLOTS_PER_ROW)),
             dirty_rows: None,
             materials: Vec::new(),
             translucent_slots: 0,
@@ -1436,6 +1433,10 @@ mod tests {
         assert_eq!(texel_offset(0), 0);
         assert_eq!(texel_offset(1), 8);
         assert_eq!(texel_offset(SLOTS_PER_ROW), (TEXELS_PER_ROW * 4) as usize);
+        // The texture's bytes: whole rows of blank slots, neither hidden nor translucent.
+        let blank = blank_texels(2);
+        assert_eq!(blank.len(), 2 * ROW_BYTES);
+        assert!(blank.chunks_exact(8).all(|slot| !texels_hidden(slot) && !texels_translucent(slot)));
         let look =
             SlotLook { color: Some(StyleColor { r: 1, g: 2, b: 3 }), opacity: Opacity::OPAQUE, flags: 0 };
         assert_eq!(look.texels(), [1, 2, 3, 255, StateFlags::HAS_COLOR, 0, 0, 0]);
