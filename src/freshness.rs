@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use twinscene_core::staleness;
+use twinscene_core::staleness::{self, StaleElements};
 
 use crate::live_link::{LiveLink, LiveStatus};
 use crate::twin_state::{ElementStyleChanged, TwinRuntime, announce};
@@ -17,14 +17,28 @@ const TICK: Duration = Duration::from_secs(1);
 /// Which elements show stale data. Changes only when an element's staleness flips.
 #[derive(Resource, Default, Debug)]
 pub struct Freshness {
-    /// Per element (index into the scene's elements): its primary twin's data is stale.
-    pub stale: Vec<bool>,
-    pub stale_count: usize,
+    /// While staleness applies (the scene sets `staleAfterSeconds` and live data came): the
+    /// stale elements, kept from the writes (core's `StaleElements`).
+    elements: Option<StaleElements>,
+    /// The runtime's binding epoch `elements` was built at: a new one (a snapshot) rebuilds it.
+    epoch: u64,
+    /// The elements whose staleness flipped in the tick that last changed this (publishing
+    /// rewrites their entries, and only theirs).
+    pub flipped: Vec<usize>,
 }
 
 impl Freshness {
     pub fn is_stale(&self, element: usize) -> bool {
-        self.stale.get(element).copied().unwrap_or(false)
+        self.elements.as_ref().is_some_and(|elements| elements.is_stale(element))
+    }
+
+    pub fn stale_count(&self) -> usize {
+        self.elements.as_ref().map_or(0, StaleElements::stale_count)
+    }
+
+    /// The stale elements, in scene order.
+    pub fn stale_elements(&self) -> impl Iterator<Item = usize> + '_ {
+        self.elements.iter().flat_map(StaleElements::stale_elements)
     }
 }
 
@@ -53,6 +67,7 @@ fn tick(
     link: Res<LiveLink>,
     mut freshness: ResMut<Freshness>,
     mut styles: MessageWriter<ElementStyleChanged>,
+    mut written: Local<Vec<(usize, Option<f64>)>>,
 ) {
     let Some(mut runtime) = runtime else { return };
     *since_last += time.delta();
@@ -75,18 +90,60 @@ fn tick(
         matches!(link.status, LiveStatus::Live | LiveStatus::Offline)
             && link.sequence.last_applied().is_some()
     });
-    let stale: Vec<bool> = match max_age {
-        // By each element's bound twin, not by looking its id up: at 10^6 elements that was a
-        // million hash lookups every second.
-        Some(max_age) => (0..runtime.elements().len())
-            .map(|element| {
-                runtime.element_twin(element).is_some_and(|twin| staleness::twin_is_stale(twin, now, max_age))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    if stale != freshness.stale {
-        freshness.stale_count = stale.iter().filter(|&&s| s).count();
-        freshness.stale = stale;
+    // Mutated quietly: only a flip is a change (publishing then rewrites the flipped entries).
+    let quiet = freshness.bypass_change_detection();
+    let mut flipped = std::mem::take(&mut quiet.flipped);
+    flipped.clear();
+    let runtime = runtime.bypass_change_detection();
+    match max_age {
+        None => {
+            runtime.record_writes(false);
+            if let Some(elements) = quiet.elements.take() {
+                flipped.extend(elements.stale_elements());
+            }
+        }
+        Some(max_age) => {
+            let current = quiet.elements.as_mut().filter(|elements| {
+                quiet.epoch == runtime.binding_epoch()
+                    && elements.max_age_seconds() == max_age
+                    && elements.len() == runtime.elements().len()
+            });
+            match current {
+                Some(elements) => {
+                    // What was written since the last tick, then what aged past the limit.
+                    written.clear();
+                    runtime.take_written_elements(&mut written);
+                    for &(element, time) in written.iter() {
+                        elements.write(element, time, now, &mut flipped);
+                    }
+                    elements.advance(now, &mut flipped);
+                }
+                None => {
+                    // From every element's twin (a snapshot, a new scene, live data starting),
+                    // by the twin each is bound to, not by id; from then on by the writes.
+                    runtime.record_writes(true);
+                    // Writes recorded since the runtime last bound are in the twins read here.
+                    written.clear();
+                    runtime.take_written_elements(&mut written);
+                    let newest = (0..runtime.elements().len())
+                        .map(|element| runtime.element_twin(element).and_then(staleness::last_update_millis))
+                        .collect();
+                    let elements = StaleElements::new(newest, max_age, now);
+                    let before = quiet.elements.take();
+                    // Both lists are in scene order: the flips are where they differ.
+                    let was: std::collections::BTreeSet<usize> =
+                        before.iter().flat_map(StaleElements::stale_elements).collect();
+                    let is: std::collections::BTreeSet<usize> = elements.stale_elements().collect();
+                    flipped.extend(was.symmetric_difference(&is));
+                    quiet.elements = Some(elements);
+                    quiet.epoch = runtime.binding_epoch();
+                }
+            }
+        }
+    }
+    let any = !flipped.is_empty();
+    quiet.flipped = flipped;
+    if any {
+        freshness.set_changed();
     }
 }

@@ -59,6 +59,8 @@ pub struct ViewerConfig {
     /// Up to this many elements, every element's screen position is published; above it only
     /// those the page draws something at (see `state_publishing`).
     pub screen_positions_up_to: usize,
+    /// At most this many stale elements are listed and marked (see `state_publishing`).
+    pub stale_markers_up_to: usize,
 }
 
 /// Page options for [`start`] beyond the positional ones, as JSON:
@@ -72,6 +74,8 @@ pub struct StartOptions {
     pub scene: Option<String>,
     #[serde(default, rename = "screenPositionsUpTo")]
     pub screen_positions_up_to: Option<usize>,
+    #[serde(default, rename = "staleMarkersUpTo")]
+    pub stale_markers_up_to: Option<usize>,
 }
 
 /// Builds the viewer app; the caller runs it.
@@ -153,6 +157,7 @@ pub fn start(
         screen_positions_up_to: options
             .screen_positions_up_to
             .unwrap_or(state_publishing::ALL_SCREEN_POSITIONS_UP_TO),
+        stale_markers_up_to: options.stale_markers_up_to.unwrap_or(state_publishing::STALE_MARKERS_UP_TO),
     };
     // On the web, `run` hands the app to the browser's event loop and returns at once.
     build_app(config).run();

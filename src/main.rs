@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         mesh_url,
         scene_name,
         screen_positions_up_to: twinscene_viewer::state_publishing::ALL_SCREEN_POSITIONS_UP_TO,
+        stale_markers_up_to: twinscene_viewer::state_publishing::STALE_MARKERS_UP_TO,
     };
     build_app(config).run();
     ExitCode::SUCCESS

@@ -70,7 +70,8 @@ pub struct PublishedState {
     pub alerts: PublishedAlerts,
     #[serde(skip)]
     pub alerts_changed: bool,
-    /// Elements that show stale data, in scene order.
+    /// Elements that show stale data, in scene order: the first `stale_markers_up_to` of them
+    /// (`stale_count` has them all). Only these get a marker on the canvas.
     pub stale_elements: Vec<String>,
     /// Mesh node names the scene names but the model lacks: `element id → node name`.
     pub missing_nodes: Vec<(String, String)>,
@@ -249,6 +250,13 @@ impl Interaction<'_> {
 /// move. Pages set it with the `screen-positions-up-to` attribute.
 pub const ALL_SCREEN_POSITIONS_UP_TO: usize = 5_000;
 
+/// By default at most this many stale elements are listed in `staleElements`, positioned and
+/// marked on the canvas (pages set it with the `stale-markers-up-to` attribute). When a large facility's data goes quiet, hundreds of thousands of elements turn stale
+/// at once: listing, ray casting and marking each of them on every publish left the page (at
+/// 10^6 elements, 3.5 × 10^5 stale) several GB larger and unresponsive. The count, the status
+/// line and each element's own `stale` flag still cover them all.
+pub const STALE_MARKERS_UP_TO: usize = 1_000;
+
 /// What a publish needs besides the published entries themselves (`PublishedState::elements`),
 /// so that it writes only the elements that changed: at 10^5 elements rebuilding and sending
 /// every element on each live update or camera move would take longer than a frame.
@@ -390,7 +398,7 @@ fn publish_state(
         live_retry_in_ms: link.retry_in_ms,
         seq: link.sequence.last_applied(),
         detail,
-        stale_count: interaction.freshness.stale_count,
+        stale_count: interaction.freshness.stale_count(),
         // Carried over: only changed entries are rewritten below.
         elements: std::mem::take(&mut published.elements),
         timings: *timings,
@@ -434,7 +442,7 @@ fn publish_state(
         changed = update_elements(
             &mut cache,
             &mut next.elements,
-            config.screen_positions_up_to,
+            &config,
             runtime,
             &interaction,
             &styled,
@@ -459,13 +467,12 @@ fn publish_state(
         } else {
             PublishedAlerts { order: previous_order, ..default() }
         };
-        // Most publishes have nothing stale: no need to go through every element.
-        if interaction.freshness.stale_count > 0 {
-            next.stale_elements = (0..runtime.elements().len())
-                .filter(|&index| interaction.freshness.is_stale(index))
-                .map(|index| runtime.elements()[index].id.clone())
-                .collect();
-        }
+        next.stale_elements = interaction
+            .freshness
+            .stale_elements()
+            .take(config.stale_markers_up_to)
+            .map(|index| runtime.elements()[index].id.clone())
+            .collect();
         let element_id = |index: usize| runtime.elements()[index].id.clone();
         next.selected = interaction.selection.selected.map(element_id);
         next.hovered = interaction.selection.hovered.map(element_id);
@@ -533,7 +540,7 @@ impl Serialize for ChangedEntries<'_> {
 fn update_elements(
     cache: &mut ElementCache,
     published: &mut Vec<Option<PublishedElement>>,
-    screen_positions_up_to: usize,
+    config: &ViewerConfig,
     runtime: &TwinRuntime,
     interaction: &Interaction,
     styled: &[usize],
@@ -557,11 +564,8 @@ fn update_elements(
         dirty.insert(element);
     }
     if interaction.freshness.is_changed() {
-        for element in 0..count {
-            let published_stale = published.get(element).and_then(Option::as_ref).map(|e| e.stale);
-            if published_stale.is_some_and(|stale| stale != interaction.freshness.is_stale(element)) {
-                dirty.insert(element);
-            }
+        for &element in &interaction.freshness.flipped {
+            dirty.insert(element);
         }
     }
     // Badges decide which elements are positioned in a large scene, so they are known first.
@@ -576,11 +580,11 @@ fn update_elements(
     }
     // Screen positions: all of them when the view moved, else those of rewritten elements (and
     // of the selection and hover, which position large scenes).
-    let every_position = count <= screen_positions_up_to;
+    let every_position = count <= config.screen_positions_up_to;
     let wanted: std::collections::BTreeSet<usize> = if every_position {
         Default::default()
     } else {
-        positioned_in_large_scene(cache, interaction, count).collect()
+        positioned_in_large_scene(cache, interaction, count, config.stale_markers_up_to).collect()
     };
     let to_position: std::collections::BTreeSet<usize> = if layout_changed || reset {
         if every_position {
@@ -593,6 +597,12 @@ fn update_elements(
         let mut elements: std::collections::BTreeSet<usize> = dirty.list.iter().copied().collect();
         if !every_position && (interaction.selection.is_changed() || interaction.search.is_changed()) {
             elements.extend(cache.positioned.iter().chain(&wanted).copied());
+        }
+        if !every_position && interaction.freshness.is_changed() {
+            // An element can join the listed stale ones without a change of its own (one
+            // before it turned fresh): it needs its position for its marker.
+            let listed = interaction.freshness.stale_elements().take(config.stale_markers_up_to);
+            elements.extend(listed.filter(|element| !cache.positioned.contains(element)));
         }
         elements
     };
@@ -648,8 +658,9 @@ fn positioned_in_large_scene<'a>(
     cache: &'a ElementCache,
     interaction: &'a Interaction,
     count: usize,
+    stale_markers_up_to: usize,
 ) -> impl Iterator<Item = usize> + 'a {
-    let stale = (0..interaction.freshness.stale.len()).filter(|&e| interaction.freshness.is_stale(e));
+    let stale = interaction.freshness.stale_elements().take(stale_markers_up_to);
     cache
         .alerting
         .iter()

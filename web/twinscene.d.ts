@@ -58,7 +58,8 @@ export interface TwinsceneState {
   missingTwinCount: number;
   /** Elements with alert badges, in scene order; a new array with every publish. */
   alerts: { element: string; badges: TwinsceneBadge[] }[];
-  /** Elements that show stale data, in scene order. */
+  /** Elements that show stale data, in scene order: the first 1,000 of them (`staleCount` has
+   * them all, and each element's entry its own `stale`). Only these get a marker. */
   staleElements: string[];
   missingNodes: [string, string][];
   selected: string | null;

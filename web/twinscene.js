@@ -345,6 +345,8 @@ export class TwinSceneElement extends HTMLElement {
       // Above this many elements only alerting, stale, selected, hovered and found elements
       // get a screen position (each costs a ray cast whenever the camera moves).
       screenPositionsUpTo: this.hasAttribute('screen-positions-up-to') ? Number(this.getAttribute('screen-positions-up-to')) : undefined,
+      // At most this many stale elements are listed in `staleElements` and marked.
+      staleMarkersUpTo: this.hasAttribute('stale-markers-up-to') ? Number(this.getAttribute('stale-markers-up-to')) : undefined,
     });
     viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl, this.getAttribute('token') ?? undefined, options);
     this.#mirrorToWindow();

@@ -1,13 +1,15 @@
 //! Patch + evaluate throughput for 10^4 and 10^6 twins, with a color rule alone and with a
-//! floor-average computed rule, and the memory a runtime takes per twin.
+//! floor-average computed rule, the memory a runtime takes per twin, and a staleness tick at
+//! 10^6 elements (a look at every element's twin against following the writes).
 //! Run with `cargo bench -p twinscene-core`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput};
+use twinscene_core::staleness;
 
 #[path = "workload.rs"]
 mod workload;
@@ -91,6 +93,67 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// A viewer's once-a-second staleness check at 10^6 elements whose twins were all written,
+/// with 10^4 writes since the last tick: looking at every element's twin (as the viewer did)
+/// against taking the recorded writes and the elements that came due.
+fn staleness_tick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("staleness_tick");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    let twins = 1_000_000;
+    let mut runtime = workload::runtime(twins, false);
+    // Every sensor has reported once: each twin carries a write time to read.
+    let all: Vec<_> = runtime.graph().twins().map(|twin| twin.id.clone()).collect();
+    let patch = workload::updates(twins, 1).remove(0).1;
+    for twin in &all {
+        let _ = runtime.apply_patch(twin, &patch, workload::TIMESTAMP);
+    }
+    let written_at =
+        twinscene_core::expression::parse_rfc3339_millis(workload::TIMESTAMP).expect("a timestamp");
+    let max_age = 60.0;
+    let now = written_at + 1_000.0;
+    let elements = runtime.elements().len();
+    group.bench_function(format!("look_at_every_element/{elements}_elements"), |b| {
+        b.iter(|| {
+            (0..elements)
+                .filter(|&element| {
+                    runtime
+                        .element_twin(element)
+                        .is_some_and(|twin| staleness::twin_is_stale(twin, now, max_age))
+                })
+                .count()
+        })
+    });
+    runtime.record_writes(true);
+    let written = (0..elements)
+        .map(|element| runtime.element_twin(element).and_then(staleness::last_update_millis))
+        .collect();
+    let mut stale = staleness::StaleElements::new(written, max_age, now);
+    let updates = workload::updates(twins, BATCH);
+    let mut taken = Vec::new();
+    let mut flipped = Vec::new();
+    group.bench_function(format!("follow_{BATCH}_writes/{elements}_elements"), |b| {
+        // The writes themselves are the runtime's cost (`patch_and_evaluate`): only the tick is timed.
+        b.iter_custom(|iterations| {
+            let mut ticks = Duration::ZERO;
+            for _ in 0..iterations {
+                workload::apply(&mut runtime, &updates);
+                let start = Instant::now();
+                taken.clear();
+                flipped.clear();
+                runtime.take_written_elements(&mut taken);
+                for &(element, time) in &taken {
+                    stale.write(element, time, now, &mut flipped);
+                }
+                stale.advance(now, &mut flipped);
+                black_box(flipped.len());
+                ticks += start.elapsed();
+            }
+            ticks
+        })
+    });
+    group.finish();
+}
+
 fn main() {
     // Building the 10^6-twin runtimes for the report takes a while; skip it when profiling.
     if std::env::var_os("TWINSCENE_BENCH_NO_MEMORY").is_none() {
@@ -98,5 +161,6 @@ fn main() {
     }
     let mut criterion = Criterion::default().configure_from_args();
     throughput(&mut criterion);
+    staleness_tick(&mut criterion);
     criterion.final_summary();
 }

@@ -23,6 +23,7 @@ use crate::scene::{
     Element, ElementSelection, ModelSelection, QuerySelection, Scene, SceneError, SceneProblem, Severity,
     Visual, Widget,
 };
+use crate::staleness;
 use crate::twin::{Relationship, Twin};
 
 /// How an element looks, as decided by the scene's behaviors.
@@ -202,6 +203,10 @@ pub struct SceneRuntime {
     computed_changes: Vec<(TwinIndex, usize)>,
     /// The generation of [`ElementSlot::mark`]s that de-duplicates re-evaluations in one update.
     generation: u32,
+    /// While on ([`Self::record_writes`]): the twins written since they were last taken.
+    written_twins: Option<Vec<TwinIndex>>,
+    /// Counts bindings of elements to twins ([`Self::binding_epoch`]).
+    binding_epoch: u64,
 }
 
 /// What re-evaluating an element reads besides its style.
@@ -355,6 +360,8 @@ impl SceneRuntime {
             computed,
             computed_changes: Vec::new(),
             now_millis: None,
+            written_twins: None,
+            binding_epoch: 0,
         };
         runtime.bind();
         runtime.evaluate_all();
@@ -477,6 +484,9 @@ impl SceneRuntime {
         let index = self.graph.twin_index(twin).ok_or_else(|| UpdateError::UnknownTwin(twin.to_owned()))?;
         self.start_reading_first_reader(index);
         let touched = self.graph.apply_patch_borrowed(index, patch, timestamp)?;
+        if let Some(written) = &mut self.written_twins {
+            written.push(index);
+        }
         let mut computed_changes = std::mem::take(&mut self.computed_changes);
         computed_changes.clear();
         self.computed.propagate_into(
@@ -497,6 +507,45 @@ impl SceneRuntime {
         }
         self.computed_changes = computed_changes;
         Ok(())
+    }
+
+    /// Starts or stops recording which twins live writes touch ([`Self::take_written_elements`]):
+    /// a viewer that marks stale data follows the writes instead of looking at every element's
+    /// twin on each tick. Off by default (nobody would take what is recorded).
+    pub fn record_writes(&mut self, on: bool) {
+        match (on, self.written_twins.is_some()) {
+            (true, false) => self.written_twins = Some(Vec::new()),
+            (false, true) => self.written_twins = None,
+            _ => {}
+        }
+    }
+
+    /// Changes whenever elements are bound to twins anew (a snapshot, a twin created or
+    /// deleted). Writes recorded before are dropped then: whoever follows them must look at
+    /// every element again.
+    pub fn binding_epoch(&self) -> u64 {
+        self.binding_epoch
+    }
+
+    /// Takes the writes recorded since the last call (see [`Self::record_writes`]): appends each
+    /// element whose primary twin was written, once, with that twin's newest write time
+    /// ([`staleness::last_update_millis`]), and forgets them.
+    pub fn take_written_elements(&mut self, out: &mut Vec<(usize, Option<f64>)>) {
+        let Some(written) = &mut self.written_twins else { return };
+        written.sort_unstable();
+        written.dedup();
+        let mut times = staleness::UpdateTimes::default();
+        for &twin in written.iter() {
+            let newest = self.graph.twin_at(twin).and_then(|twin| times.newest(twin));
+            let Some(readers) = self.element_readers.get(twin.index()) else { continue };
+            let bound = (0..).map_while(|i| readers.get(i)).map(|element| element as usize);
+            out.extend(
+                bound
+                    .filter(|&element| self.element_slots[element].twin == Some(twin))
+                    .map(|element| (element, newest)),
+            );
+        }
+        written.clear();
     }
 
     /// Sets the clock that `age(...)` measures against (milliseconds since the Unix epoch) and
@@ -574,6 +623,11 @@ impl SceneRuntime {
     /// Resolves elements to twins, evaluates selections by model and query, and builds the
     /// per-twin reader lists.
     fn bind(&mut self) {
+        // Twin indexes recorded before mean nothing after: whoever follows writes starts over.
+        self.binding_epoch += 1;
+        if let Some(written) = &mut self.written_twins {
+            written.clear();
+        }
         for (slot, element) in self.element_slots.iter_mut().zip(&self.scene.elements) {
             slot.twin = self.graph.twin_index(&element.twin);
         }

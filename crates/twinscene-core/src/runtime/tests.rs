@@ -651,3 +651,41 @@ fn the_element_of_a_twin_is_the_first_bound_to_it() {
     assert_eq!(runtime.element_of_twin("r2"), runtime.element_index("b"), "b comes before c");
     assert_eq!(runtime.element_of_twin("BoxA"), None, "no such twin");
 }
+
+/// Recorded writes name each element bound to a written twin once, with the twin's newest
+/// write time; nothing is recorded while off, and a rebinding drops what was recorded.
+#[test]
+fn recorded_writes_name_the_elements_bound_to_the_written_twins() {
+    let mut runtime = runtime();
+    let mut taken = Vec::new();
+    runtime.apply_patch("r1", &replace("temperature", json!(19.0)), "2026-01-01T00:00:00Z").unwrap();
+    runtime.take_written_elements(&mut taken);
+    assert!(taken.is_empty(), "not recording");
+    runtime.record_writes(true);
+    let early = "2026-01-01T00:00:01Z";
+    let late = "2026-01-01T00:00:02Z";
+    runtime.apply_patch("r2", &replace("temperature", json!(22.0)), early).unwrap();
+    // An unrelated property counts as a write too: staleness is about the twin's data.
+    runtime
+        .apply_patch("r2", &patch(json!([{"op": "add", "path": "/humidity", "value": 50}])), late)
+        .unwrap();
+    runtime.take_written_elements(&mut taken);
+    let late_millis = crate::expression::parse_rfc3339_millis(late);
+    let ids: Vec<(String, Option<f64>)> =
+        taken.iter().map(|&(e, time)| (runtime.elements()[e].id.clone(), time)).collect();
+    assert_eq!(ids, [("b".to_owned(), late_millis), ("c".to_owned(), late_millis)]);
+    taken.clear();
+    runtime.take_written_elements(&mut taken);
+    assert!(taken.is_empty(), "taken once");
+    let epoch = runtime.binding_epoch();
+    runtime.apply_patch("r1", &replace("temperature", json!(19.0)), late).unwrap();
+    let twins: Vec<_> = runtime.graph().twins().cloned().collect();
+    runtime.replace_twins(twins, runtime.graph().relationships().to_vec());
+    assert_ne!(runtime.binding_epoch(), epoch);
+    runtime.take_written_elements(&mut taken);
+    assert!(taken.is_empty(), "a rebinding drops the writes recorded before it");
+    runtime.record_writes(false);
+    runtime.apply_patch("r1", &replace("temperature", json!(20.0)), late).unwrap();
+    runtime.take_written_elements(&mut taken);
+    assert!(taken.is_empty());
+}
