@@ -419,6 +419,8 @@ async function measure(scenePath, kind) {
     await cdp.send('HeapProfiler.collectGarbage').catch(() => {});
     const metrics = Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
     const wasmBytes = await page.evaluate(() => document.querySelector('twin-scene')?.wasmMemoryBytes ?? 0);
+    // Only a scene with `staleAfterSeconds` has any: what the written twins had become by the end.
+    const staleCount = await page.evaluate(() => window.twinscene?.staleCount ?? null);
     const rss = await processMemory(userDataDir);
     const result = {
       kind,
@@ -444,6 +446,7 @@ async function measure(scenePath, kind) {
       pickNote: pick.note,
       jsHeapBytes: metrics.JSHeapUsedSize,
       wasmBytes,
+      staleCount,
       rendererRssBytes: rss.renderer,
       gpuRssBytes: rss.gpu,
       pageErrors: errors.slice(0, 5),
