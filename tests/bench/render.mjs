@@ -5,6 +5,7 @@
 //
 //   node tests/bench/render.mjs --scenes target/facility/office_a-1x1/scene.json[,...] \
 //        [--seconds 10] [--out target/bench] [--viewers twinscene,babylon]
+//   node tests/bench/render.mjs --from target/bench/render.json [--out DIR]   (report only)
 //
 // Per facility and viewer: time to first frame, fps idle and while 1 % and 10 % of the elements
 // change per second (CloudEvents ingest), time to apply an update of 10k elements (or all),
@@ -526,8 +527,9 @@ function markdown(runs, machine) {
 function svgPlot(runs, machine) {
   const metrics = ROWS.filter(([, key]) => key !== 'wasmBytes');
   const rowH = 16;
-  const left = 260;
-  const width = 760;
+  // Wide enough for the longest row name beside a ratio's label below 1.
+  const left = 300;
+  const width = 840;
   const axis = (r) => left + ((Math.log2(r) + 4) / 8) * (width - left - 20); // 1/16 .. 16
   const colors = ['#2563eb', '#f59e0b', '#16a34a', '#dc2626'];
   let y = 50;
@@ -571,7 +573,26 @@ async function renderPng(svg, file) {
   }
 }
 
+/** Writes the table, the SVG and the PNG of a run (measured now, or read back with --from). */
+async function report(runs, machine) {
+  const md = markdown(runs, machine);
+  await writeFile(path.join(OUT, 'render.json'), JSON.stringify({ machine, runs }, null, 2));
+  await writeFile(path.join(OUT, 'render.md'), `${md}\n`);
+  const svg = svgPlot(runs, machine);
+  await writeFile(path.join(OUT, 'render.svg'), svg);
+  await renderPng(svg, path.join(OUT, 'render.png'));
+  return md;
+}
+
 async function main() {
+  if (args.from) {
+    // Draws an earlier run's report again (after a change to the report), measuring nothing.
+    const { machine, runs } = JSON.parse(await readFile(path.resolve(args.from), 'utf8'));
+    await mkdir(OUT, { recursive: true });
+    await report(runs, machine);
+    process.stdout.write(`Written again from ${args.from}: ${path.join(OUT, 'render.md')}, render.json, render.svg, render.png\n`);
+    return;
+  }
   for (const scene of SCENES) {
     if (!existsSync(path.resolve(REPO_ROOT, scene))) throw new Error(`no scene ${scene}: run cargo xtask gen-facility first`);
   }
@@ -602,12 +623,7 @@ async function main() {
   }
   machine.loadAfter = os.loadavg()[0].toFixed(1);
   machine.minutes = ((Date.now() - started) / 60_000).toFixed(1);
-  const md = markdown(runs, machine);
-  await writeFile(path.join(OUT, 'render.json'), JSON.stringify({ machine, runs }, null, 2));
-  await writeFile(path.join(OUT, 'render.md'), `${md}\n`);
-  const svg = svgPlot(runs, machine);
-  await writeFile(path.join(OUT, 'render.svg'), svg);
-  await renderPng(svg, path.join(OUT, 'render.png'));
+  const md = await report(runs, machine);
   process.stdout.write(`${md}\nWritten: ${path.join(OUT, 'render.md')}, render.json, render.svg, render.png (${machine.minutes} min)\n`);
 }
 
