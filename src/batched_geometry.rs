@@ -124,6 +124,8 @@ impl StateFlags {
     pub const HOVERED: u8 = 4;
     pub const SELECTED: u8 = 8;
     pub const GHOSTED: u8 = 16;
+    /// The element's data is stale (`staleAfterSeconds`): drawn with its color faded to gray.
+    pub const STALE: u8 = 32;
 }
 
 /// Slot 0 is every mesh that belongs to no element; element `i` is slot `i + 1`.

@@ -43,10 +43,15 @@ const HIDDEN: u32 = 2u;
 const HOVERED: u32 = 4u;
 const SELECTED: u32 = 8u;
 const GHOSTED: u32 = 16u;
+const STALE: u32 = 32u;
 
 // Keep in step with HIGHLIGHT and GHOST_ALPHA in element_styles.rs.
 const HIGHLIGHT: vec3<f32> = vec3<f32>(0.1, 0.55, 1.0);
 const GHOST_ALPHA: f32 = 0.12;
+// How much of its color a stale element keeps: its data is too old to trust, so its state
+// color fades towards gray (the page marks up to `stale-markers-up-to` of them as well; this
+// mark costs nothing per element and so covers a whole facility gone quiet).
+const STALE_COLOR_KEPT: f32 = 0.15;
 
 const PI: f32 = 3.141592653589793;
 
@@ -140,6 +145,11 @@ fn vertex(vertex: BatchVertex) -> BatchVertexOutput {
         out.base_color.a *= textureLoad(element_state, texel, 0).a;
         // Emissive alpha is the material's exposure weight, as in Bevy's PBR.
         emissive = material.emissive.rgb * mix(1.0, view.exposure, material.emissive.a);
+    }
+    if (flags & STALE) != 0u {
+        let gray = vec3<f32>(dot(out.base_color.rgb, vec3<f32>(0.2126, 0.7152, 0.0722)));
+        out.base_color = vec4<f32>(mix(gray, out.base_color.rgb, STALE_COLOR_KEPT), out.base_color.a);
+        emissive = mix(vec3<f32>(dot(emissive, vec3<f32>(0.2126, 0.7152, 0.0722))), emissive, STALE_COLOR_KEPT);
     }
     // Styled elements keep their hue (it carries the twin's state); unstyled ones take the tint.
     let glow = select(HIGHLIGHT, out.base_color.rgb, styled);

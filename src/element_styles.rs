@@ -4,6 +4,7 @@
 //! opacity (e.g. TwinMaker's `opacity` rule targets) makes a translucent variant of the base.
 //! Once the model is batched (batched_geometry.rs), the same look is written to the element's
 //! texels in the state texture instead; only meshes left out of batching still swap materials.
+//! There a stale element (`Freshness`) is also flagged, and drawn with its color faded to gray.
 
 use std::collections::HashMap;
 
@@ -15,6 +16,7 @@ use crate::batched_geometry::{
     BatchMaterial, Batched, ElementStates, SlotLook, StateFlags, UNBOUND_SLOT, slot_of,
 };
 use crate::cpu_timings::{CpuTimings, elapsed_ms};
+use crate::freshness::Freshness;
 use crate::scene_loading::{ElementMesh, ElementMeshes};
 use crate::selection::Selection;
 use crate::twin_state::{ElementStyleChanged, TwinRuntime};
@@ -174,6 +176,9 @@ fn paint_changed(
     let start = bevy::platform::time::Instant::now();
     // Sorted (slots near each other are written together) and each element once.
     let mut dirty: Vec<usize> = changes.read().map(|ElementStyleChanged(change)| change.element).collect();
+    if painter.freshness.is_changed() {
+        dirty.extend_from_slice(&painter.freshness.flipped);
+    }
     let selection = painter.selection.clone();
     if selection != *previous_selection {
         dirty.extend(
@@ -202,6 +207,7 @@ struct ElementPainter<'w, 's> {
     style_materials: ResMut<'w, StyleMaterials>,
     selection: Res<'w, Selection>,
     ghosting: Res<'w, Ghosting>,
+    freshness: Res<'w, Freshness>,
     mesh_materials: Query<'w, 's, &'static mut MeshMaterial3d<StandardMaterial>>,
     visibilities: Query<'w, 's, &'static mut Visibility>,
     batched: Query<'w, 's, (), With<Batched>>,
@@ -238,7 +244,9 @@ impl ElementPainter<'_, '_> {
             }
         }
         let hidden = if style.visible { 0 } else { StateFlags::HIDDEN };
-        self.write_slot(slot_of(element), look, emphasis, hidden);
+        // Only batched geometry shows staleness in 3D; the page's markers cover the rest.
+        let stale = if self.freshness.is_stale(element) { StateFlags::STALE } else { 0 };
+        self.write_slot(slot_of(element), look, emphasis, hidden | stale);
     }
 
     /// The look of a slot of batched geometry, as the batch shader reads it.

@@ -22,23 +22,30 @@ import { chromium } from 'playwright-core';
 /** The repository root (two levels above this file). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** How many pixels of the page within `clip` have the hue of `hex` (saturated ones only: a
+ * gray pixel has no hue). */
+export async function countHue(page, hex, clip) {
+  const target = hueOf(hexToRgb(hex)).hue;
+  const image = decodePng(await page.screenshot({ type: 'png', clip, scale: 'css' }));
+  let matching = 0;
+  for (let py = 0; py < image.height; py += 1) {
+    for (let px = 0; px < image.width; px += 1) {
+      const { hue, saturation } = hueOf(image.rgbAt(px, py));
+      if (saturation > 0.4 && hueDistance(hue, target) < 25) matching += 1;
+    }
+  }
+  return matching;
+}
+
 /** Waits until, around an element's published screen position, at least `minPixels` pixels
  * have the hue of `hex` (the camera may still be framing the model, so the position is read
  * anew each time); fails with what it saw once `deadlineMs` have passed. */
 export async function waitForHueAround(page, elementId, hex, { radius = 14, minPixels = 10, deadlineMs = 20_000 } = {}) {
-  const target = hueOf(hexToRgb(hex)).hue;
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     const [x, y] = (await readTwinscene(page, (ts) => ts.elements))[elementId].screen.map(Math.round);
     const clip = { x: Math.max(0, x - radius), y: Math.max(0, y - radius), width: 2 * radius + 1, height: 2 * radius + 1 };
-    const image = decodePng(await page.screenshot({ type: 'png', clip, scale: 'css' }));
-    let matching = 0;
-    for (let py = 0; py < image.height; py += 1) {
-      for (let px = 0; px < image.width; px += 1) {
-        const { hue, saturation } = hueOf(image.rgbAt(px, py));
-        if (saturation > 0.4 && hueDistance(hue, target) < 25) matching += 1;
-      }
-    }
+    const matching = await countHue(page, hex, clip);
     const seen = `${matching} pixels near ${x},${y} have the hue of ${hex}`;
     if (matching >= minPixels) return seen;
     assert.ok(Date.now() < deadline, seen);

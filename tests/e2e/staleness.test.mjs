@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { REPO_ROOT, openViewer, readTwinscene, setTemperature, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+import {
+  REPO_ROOT, VIEWPORT, countHue, openViewer, readTwinscene, setTemperature, startServer, waitForReady, waitForState, withDiagnostics,
+} from './harness.mjs';
 
 const STALE_AFTER_SECONDS = 3;
 
@@ -76,6 +78,7 @@ test('a twin that goes quiet is shown stale, and fresh again after its next writ
     await setTemperature(server.url, room.twin, 22.0);
     await waitForState(page, (id) => window.twinscene.staleElements.length === 1 && window.twinscene.staleElements[0] === id, other.id, 30_000);
     assert.equal(await readTwinscene(page, (ts) => ts.staleCount), 1);
+
     await waitForState(page, (id) => window.twinscene.elements[id]?.stale === true, room.id, 60_000);
 
     await page.evaluate((id) => document.querySelector('twin-scene').select(id), room.id);
@@ -87,6 +90,29 @@ test('a twin that goes quiet is shown stale, and fresh again after its next writ
     await waitForState(page, (id) => window.twinscene.elements[id]?.stale === false, room.id, 30_000);
     await waitForState(page, () => document.querySelector('twin-scene').dataset.live === 'live');
     assert.equal(await readTwinscene(page, (ts) => ts.staleCount), 0);
+
+    // On the model a stale element keeps little of its color (its data is not to be trusted):
+    // every room gone quiet shows a faded gray, and its color again once written.
+    const writeAll = async () => {
+      for (const element of rooms) await setTemperature(server.url, element.twin, 21.5);
+    };
+    const nextFrame = () => page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+    const canvas = { x: 0, y: 0, ...VIEWPORT };
+    await writeAll();
+    await waitForState(page, (count) => window.twinscene.staleCount === count, rooms.length, 30_000);
+    // Every write is applied by now: the rooms' most common color is the one to look for.
+    const elements = await readTwinscene(page, (ts) => ts.elements);
+    const tally = new Map();
+    for (const element of rooms) tally.set(elements[element.id].color, (tally.get(elements[element.id].color) ?? 0) + 1);
+    const [color] = [...tally].filter(([c]) => c).sort((a, b) => b[1] - a[1])[0];
+    await nextFrame();
+    const faded = await countHue(page, color, canvas);
+    await writeAll();
+    await waitForState(page, () => window.twinscene.staleCount === 0, null, 30_000);
+    await nextFrame();
+    const fresh = await countHue(page, color, canvas);
+    assert.ok(fresh > 1000, `${fresh} pixels have the rooms' color ${color} while they are fresh`);
+    assert.ok(faded < fresh / 10, `stale rooms are drawn faded: ${faded} pixels of ${color}, ${fresh} when fresh`);
     viewer.assertNoPanics();
   }),
 );
