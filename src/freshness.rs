@@ -125,8 +125,9 @@ fn tick(
                     // Writes recorded since the runtime last bound are in the twins read here.
                     written.clear();
                     runtime.take_written_elements(&mut written);
+                    let mut times = staleness::UpdateTimes::default();
                     let newest = (0..runtime.elements().len())
-                        .map(|element| runtime.element_twin(element).and_then(staleness::last_update_millis))
+                        .map(|element| runtime.element_twin(element).and_then(|twin| times.newest(twin)))
                         .collect();
                     let elements = StaleElements::new(newest, max_age, now);
                     let before = quiet.elements.take();

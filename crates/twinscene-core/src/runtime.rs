@@ -383,12 +383,16 @@ impl SceneRuntime {
     /// The first element, in scene order, whose primary twin is `twin`; found among the
     /// twin's readers, not by a walk over every element.
     pub fn element_of_twin(&self, twin: &str) -> Option<usize> {
-        let index = self.graph.twin_index(twin)?;
-        let readers = self.element_readers.get(index.index())?;
-        (0..)
-            .map_while(|i| readers.get(i))
-            .map(|element| element as usize)
-            .find(|&element| self.element_slots.get(element).is_some_and(|slot| slot.twin == Some(index)))
+        self.elements_bound_to(self.graph.twin_index(twin)?).next()
+    }
+
+    /// The elements whose primary twin is `twin`, in scene order: those of its readers that
+    /// are bound to it (the others read it through a relationship or an alias).
+    fn elements_bound_to(&self, twin: TwinIndex) -> impl Iterator<Item = usize> + '_ {
+        let readers = self.element_readers.get(twin.index());
+        (0..).map_while(move |i| readers?.get(i)).map(|element| element as usize).filter(move |&element| {
+            self.element_slots.get(element).is_some_and(|slot| slot.twin == Some(twin))
+        })
     }
 
     /// An element's primary twin, by the index it was bound to (no id to look up: callers
@@ -531,21 +535,16 @@ impl SceneRuntime {
     /// element whose primary twin was written, once, with that twin's newest write time
     /// ([`staleness::last_update_millis`]), and forgets them.
     pub fn take_written_elements(&mut self, out: &mut Vec<(usize, Option<f64>)>) {
-        let Some(written) = &mut self.written_twins else { return };
+        let Some(mut written) = self.written_twins.take() else { return };
         written.sort_unstable();
         written.dedup();
         let mut times = staleness::UpdateTimes::default();
-        for &twin in written.iter() {
+        for &twin in &written {
             let newest = self.graph.twin_at(twin).and_then(|twin| times.newest(twin));
-            let Some(readers) = self.element_readers.get(twin.index()) else { continue };
-            let bound = (0..).map_while(|i| readers.get(i)).map(|element| element as usize);
-            out.extend(
-                bound
-                    .filter(|&element| self.element_slots[element].twin == Some(twin))
-                    .map(|element| (element, newest)),
-            );
+            out.extend(self.elements_bound_to(twin).map(|element| (element, newest)));
         }
         written.clear();
+        self.written_twins = Some(written);
     }
 
     /// Sets the clock that `age(...)` measures against (milliseconds since the Unix epoch) and
