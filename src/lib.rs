@@ -61,6 +61,9 @@ pub struct ViewerConfig {
     pub screen_positions_up_to: usize,
     /// At most this many stale elements are listed and marked (see `state_publishing`).
     pub stale_markers_up_to: usize,
+    /// Below this frame rate a large model's far levels drop more of the elements too small to
+    /// see (see `detail_levels`); 0 keeps the finest far detail.
+    pub min_fps: f32,
 }
 
 /// Page options for [`start`] beyond the positional ones, as JSON:
@@ -76,6 +79,8 @@ pub struct StartOptions {
     pub screen_positions_up_to: Option<usize>,
     #[serde(default, rename = "staleMarkersUpTo")]
     pub stale_markers_up_to: Option<usize>,
+    #[serde(default, rename = "minFps")]
+    pub min_fps: Option<f32>,
 }
 
 /// Builds the viewer app; the caller runs it.
@@ -158,6 +163,7 @@ pub fn start(
             .screen_positions_up_to
             .unwrap_or(state_publishing::ALL_SCREEN_POSITIONS_UP_TO),
         stale_markers_up_to: options.stale_markers_up_to.unwrap_or(state_publishing::STALE_MARKERS_UP_TO),
+        min_fps: options.min_fps.unwrap_or(detail_levels::DEFAULT_MIN_FPS),
     };
     // On the web, `run` hands the app to the browser's event loop and returns at once.
     build_app(config).run();

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         scene_name,
         screen_positions_up_to: twinscene_viewer::state_publishing::ALL_SCREEN_POSITIONS_UP_TO,
         stale_markers_up_to: twinscene_viewer::state_publishing::STALE_MARKERS_UP_TO,
+        min_fps: twinscene_viewer::detail_levels::DEFAULT_MIN_FPS,
     };
     build_app(config).run();
     ExitCode::SUCCESS

@@ -12,7 +12,7 @@ use crate::ViewerConfig;
 use crate::app_phase::AppPhase;
 use crate::batched_geometry::{BatchGeometry, slot_of};
 use crate::cpu_timings::CpuTimings;
-use crate::detail_levels::FarDetail;
+use crate::detail_levels::{DetailDistances, FarDetail, FrameRateGovernor};
 use crate::element_picking::ElementRayCast;
 use crate::element_styles::Ghosting;
 use crate::freshness::Freshness;
@@ -79,6 +79,9 @@ pub struct PublishedState {
     /// `detail_levels`: a chunk farther than 1.5 of its diagonals draws its elements as boxes,
     /// and farther still only the largest box of each cell). `None` until the model is batched.
     pub detail: Option<[usize; 3]>,
+    /// How many pixels tall a sparse level's cell is where the level starts (2–4, more while
+    /// the frame rate is below the page's `min-fps`). `None` for a model without far levels.
+    pub far_detail_pixels: Option<f32>,
     /// The selected and hovered element ids.
     pub selected: Option<String>,
     pub hovered: Option<String>,
@@ -339,7 +342,7 @@ fn publish_state(
     mut style_changes: MessageReader<ElementStyleChanged>,
     mut ray_cast: ElementRayCast,
     mut cache: Local<ElementCache>,
-    batches: DrawnBatches,
+    (batches, far_levels, governor): (DrawnBatches, Option<Res<DetailDistances>>, Res<FrameRateGovernor>),
     new_batches: Query<(), Added<BatchGeometry>>,
     timings: Res<CpuTimings>,
 ) {
@@ -354,7 +357,8 @@ fn publish_state(
             },
         )
     });
-    let detail_changed = detail != published.detail;
+    let far_detail_pixels = far_levels.is_some().then(|| governor.cell_pixels());
+    let detail_changed = detail != published.detail || far_detail_pixels != published.far_detail_pixels;
     let twins_changed = runtime.as_ref().is_some_and(|r| r.is_changed());
     // New batches change what is on top where: the model is drawn (and hit) only once it is
     // batched, a frame or more after the layout is known.
@@ -399,6 +403,7 @@ fn publish_state(
         live_retry_in_ms: link.retry_in_ms,
         seq: link.sequence.last_applied(),
         detail,
+        far_detail_pixels,
         stale_count: interaction.freshness.stale_count(),
         // Carried over: only changed entries are rewritten below.
         elements: std::mem::take(&mut published.elements),

@@ -35,9 +35,13 @@ export interface TwinsceneState {
   /** Batches drawn in the last frame, `[full detail, every element's box, sparse boxes]`: a
    * chunk of a large model (over 2,000 mesh nodes) seen from farther than 1.5 of its diagonals
    * draws its elements as boxes, and farther still (where a cell of the model's median element
-   * size is two pixels tall) only the largest box of each cell, unless an element is hidden.
-   * `null` until the model is batched. */
+   * size is `farDetailPixels` tall) only the largest box of each cell, unless an element is
+   * hidden. `null` until the model is batched. */
   detail: [number, number, number] | null;
+  /** How many pixels tall a sparse far level's cell is where the level starts: 2, and up to 4
+   * while the viewer draws fewer frames a second than the page's `min-fps` (default 10).
+   * `null` for a model without far levels. */
+  farDetailPixels: number | null;
   /** Elements whose primary twin was not written for longer than `staleAfterSeconds`. */
   staleCount: number;
   staleAfterSeconds: number | null;

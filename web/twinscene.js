@@ -347,6 +347,9 @@ export class TwinSceneElement extends HTMLElement {
       screenPositionsUpTo: this.hasAttribute('screen-positions-up-to') ? Number(this.getAttribute('screen-positions-up-to')) : undefined,
       // At most this many stale elements are listed in `staleElements` and marked.
       staleMarkersUpTo: this.hasAttribute('stale-markers-up-to') ? Number(this.getAttribute('stale-markers-up-to')) : undefined,
+      // Below this frame rate a large model seen from afar drops more of the elements too
+      // small to see (0: never).
+      minFps: this.hasAttribute('min-fps') ? Number(this.getAttribute('min-fps')) : undefined,
     });
     viewer.start(`#${this.canvas.id}`, new URL(scene, location.href).href, liveUrl, this.getAttribute('token') ?? undefined, options);
     this.#mirrorToWindow();
