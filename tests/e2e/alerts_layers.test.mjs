@@ -27,6 +27,27 @@ test('an alert badge appears when a room overheats and disappears when it cools'
     const alertList = () => document.querySelector('twin-scene').shadowRoot.querySelector('[data-role="alerts"]').innerText;
     await waitForState(page, `(${alertList})().includes(${JSON.stringify(badge[id].badges[0].label)})`);
 
+    // The badge follows the camera: zooming moves the element on screen and its badge with it,
+    // in publishes that keep the alerts array (no alert changed).
+    const badgeAt = (id) => {
+      const node = document.querySelector('twin-scene').shadowRoot.querySelector(`[data-alert-element="${id}"]`);
+      return node && [parseFloat(node.style.left), parseFloat(node.style.top)];
+    };
+    const before = await page.evaluate(`(${badgeAt})(${JSON.stringify(id)})`);
+    await page.evaluate(() => {
+      window.__alerts = window.twinscene.alerts;
+    });
+    const frames = await page.evaluate(() => document.querySelector('twin-scene').frameCount);
+    await page.keyboard.down('Equal');
+    await waitForState(page, (target) => document.querySelector('twin-scene').frameCount >= target, frames + 10);
+    await page.keyboard.up('Equal');
+    await waitForState(
+      page,
+      `((at, before) => at && Math.hypot(at[0] - before[0], at[1] - before[1]) > 3)((${badgeAt})(${JSON.stringify(id)}), ${JSON.stringify(before)})`,
+    );
+    assert.ok(await page.evaluate(() => window.twinscene.alerts === window.__alerts), 'the camera move kept the alerts array');
+    await page.evaluate(() => document.querySelector('twin-scene').command({ type: 'resetView' }));
+
     // A publish in which no alert changed (the pointer hovers an element) keeps the alerts
     // array; one in which an alert goes away makes a new one.
     await page.evaluate(() => {
