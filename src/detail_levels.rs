@@ -45,6 +45,9 @@ pub const DEFAULT_MIN_FPS: f32 = 10.0;
 /// The frame rate is measured over at least this long and this many frames.
 const WINDOW_SECONDS: f32 = 1.0;
 const WINDOW_FRAMES: u32 = 3;
+/// A frame longer than this is a pause (a hidden tab's frames stop; the first one back spans
+/// the whole time hidden), not a measure of drawing: it restarts the window.
+const PAUSE_SECONDS: f32 = 2.0;
 /// A finer level is tried again only with this much more than `min_fps` to spare.
 const RELAX_FACTOR: f32 = 1.5;
 /// After a finer level tried was too slow, how long before trying it again: doubling from the
@@ -152,6 +155,10 @@ impl FrameRateGovernor {
             return false;
         }
         if std::mem::take(&mut self.skip_frame) {
+            return false;
+        }
+        if seconds > PAUSE_SECONDS {
+            self.restart_window();
             return false;
         }
         self.window_seconds += seconds;
@@ -415,11 +422,15 @@ mod tests {
             assert!(run(&mut governor, 30.0, |_| 2.0).is_empty());
             assert_eq!(governor.cell_pixels(), FINEST_CELL_PIXELS);
         }
-        // Frames that cannot be times are not counted.
+        // Frames that cannot be times are not counted, nor pauses (a hidden tab's first frame
+        // back), which also drop the frames counted before them.
         let mut governor = FrameRateGovernor::new(10.0);
         for _ in 0..10 {
-            assert!(!governor.frame(f32::NAN) && !governor.frame(-1.0));
+            assert!(!governor.frame(f32::NAN) && !governor.frame(-1.0) && !governor.frame(60.0));
         }
+        assert!(
+            !governor.frame(0.5) && !governor.frame(0.5) && !governor.frame(30.0) && !governor.frame(0.5)
+        );
         assert_eq!(governor.cell_pixels(), FINEST_CELL_PIXELS);
     }
 }
