@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { readTwinscene, setTemperature, useViewer, waitForElement, waitForState, withDiagnostics } from './harness.mjs';
+import { framesLater, readTwinscene, setTemperature, useViewer, waitForElement, waitForState, withDiagnostics } from './harness.mjs';
 
 const context = useViewer();
 
@@ -37,9 +37,8 @@ test('an alert badge appears when a room overheats and disappears when it cools'
     await page.evaluate(() => {
       window.__alerts = window.twinscene.alerts;
     });
-    const frames = await page.evaluate(() => document.querySelector('twin-scene').frameCount);
     await page.keyboard.down('Equal');
-    await waitForState(page, (target) => document.querySelector('twin-scene').frameCount >= target, frames + 10);
+    await framesLater(page, 10);
     await page.keyboard.up('Equal');
     await waitForState(
       page,

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 
-import { REPO_ROOT, decodePng, hueOf, useViewer, waitForState, withDiagnostics } from './harness.mjs';
+import { REPO_ROOT, framesLater, saturatedPixels, useViewer, waitForState, withDiagnostics } from './harness.mjs';
 
 const SCENE = 'target/facility/duplex-4x4/scene.json';
 const BATCHED = /batched the model into (\d+) meshes \((\d+) slots\) in (\d+) chunks, drawn as boxes beyond (\d+) m/;
@@ -23,24 +23,6 @@ const context = useViewer({
   prepare: () =>
     execFileSync('cargo', ['xtask', 'gen-facility', '--source', 'assets/duplex.glb', '--tiles', '4'], { cwd: REPO_ROOT, stdio: 'pipe' }),
 });
-
-/** Waits until the viewer has drawn `count` more frames (so what is on screen is current). */
-async function framesLater(page, count) {
-  const now = await page.evaluate(() => document.querySelector('twin-scene').frameCount);
-  await waitForState(page, (target) => document.querySelector('twin-scene').frameCount >= target, now + count);
-}
-
-/** Canvas pixels (of the whole 400×300 page, overlays included) with a saturated color. */
-async function saturatedPixels(page) {
-  const image = decodePng(await page.screenshot({ type: 'png', scale: 'css' }));
-  let count = 0;
-  for (let y = 0; y < image.height; y += 2) {
-    for (let x = 0; x < image.width; x += 2) {
-      if (hueOf(image.rgbAt(x, y)).saturation > 0.4) count += 1;
-    }
-  }
-  return count;
-}
 
 test('a chunked model seen from afar draws boxes in the style colors, picks elements and shows full detail up close', { timeout: 300_000 }, () =>
   withDiagnostics(context.diagnostics, async () => {

@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { REPO_ROOT, decodePng, hueOf, openViewer, startServer, waitForReady, waitForState, withDiagnostics } from './harness.mjs';
+import {
+  REPO_ROOT, framesLater, openViewer, saturatedPixels, startServer, waitForReady, waitForState, withDiagnostics,
+} from './harness.mjs';
 
 const SCENE = 'target/facility/duplex-4x4/scene.json';
 
@@ -40,16 +42,6 @@ function recordCellSizes(page) {
   });
 }
 
-/** Waits until the viewer has drawn `frames` more frames over at least `seconds`. */
-async function framesLater(page, frames, seconds) {
-  const start = await page.evaluate(() => [document.querySelector('twin-scene').frameCount, performance.now()]);
-  await waitForState(
-    page,
-    ([count, at, frames, seconds]) =>
-      document.querySelector('twin-scene').frameCount >= count + frames && performance.now() - at >= seconds * 1000,
-    [...start, frames, seconds],
-  );
-}
 const diagnostics = {};
 
 after(async () => {
@@ -92,11 +84,7 @@ test('below the page\'s min-fps the far levels coarsen step by step up to 4-pixe
     assert.deepEqual(seen, [2, 2.5, 3, 3.5, 4], 'one half-pixel step at a time, never past 4');
 
     // Still drawn in the rules' colors.
-    const image = decodePng(await page.screenshot({ type: 'png', scale: 'css' }));
-    let colored = 0;
-    for (let y = 0; y < image.height; y += 2) {
-      for (let x = 0; x < image.width; x += 2) if (hueOf(image.rgbAt(x, y)).saturation > 0.4) colored += 1;
-    }
+    const colored = await saturatedPixels(page);
     assert.ok(colored > 500, `only ${colored} sampled pixels show a style color`);
     viewer.assertNoPanics();
   }),

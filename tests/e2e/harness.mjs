@@ -571,6 +571,31 @@ export function waitForState(page, predicate, arg, timeout = 60_000) {
   return page.waitForFunction(predicate, arg, { polling: 100, timeout });
 }
 
+/** Waits until the viewer has drawn `frames` more frames (so what is on screen is current),
+ * and, with `seconds`, until at least that long has passed in the page as well. */
+export async function framesLater(page, frames, seconds = 0) {
+  const start = await page.evaluate(() => [document.querySelector('twin-scene').frameCount, performance.now()]);
+  await waitForState(
+    page,
+    ([count, at, frames, seconds]) =>
+      document.querySelector('twin-scene').frameCount >= count + frames && performance.now() - at >= seconds * 1000,
+    [...start, frames, seconds],
+  );
+}
+
+/** Pixels of the whole page (every second one each way; overlays included) with a saturated
+ * color, as style colors are. */
+export async function saturatedPixels(page) {
+  const image = decodePng(await page.screenshot({ type: 'png', scale: 'css' }));
+  let count = 0;
+  for (let y = 0; y < image.height; y += 2) {
+    for (let x = 0; x < image.width; x += 2) {
+      if (hueOf(image.rgbAt(x, y)).saturation > 0.4) count += 1;
+    }
+  }
+  return count;
+}
+
 /**
  * One server and one viewer for all tests of a file: registers node:test `before`/`after`
  * hooks and returns `{ server, viewer, diagnostics }`, filled in once the viewer (on the page at
