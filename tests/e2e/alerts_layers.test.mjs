@@ -45,7 +45,14 @@ test('an alert badge appears when a room overheats and disappears when it cools'
       `((at, before) => at && Math.hypot(at[0] - before[0], at[1] - before[1]) > 3)((${badgeAt})(${JSON.stringify(id)}), ${JSON.stringify(before)})`,
     );
     assert.ok(await page.evaluate(() => window.twinscene.alerts === window.__alerts), 'the camera move kept the alerts array');
+    // Back to the framed view, and settled there (the badge where it started), before the
+    // steps below point at elements by their screen positions.
     await page.evaluate(() => document.querySelector('twin-scene').command({ type: 'resetView' }));
+    await waitForState(
+      page,
+      `((at, before) => at && Math.hypot(at[0] - before[0], at[1] - before[1]) < 2)((${badgeAt})(${JSON.stringify(id)}), ${JSON.stringify(before)})`,
+    );
+    await framesLater(page, 2);
 
     // A publish in which no alert changed (the pointer hovers an element) keeps the alerts
     // array; one in which an alert goes away makes a new one.
