@@ -248,18 +248,22 @@ pub(super) fn plugin(app: &mut App) {
     );
 }
 
-/// Feeds the governor the frames drawn while the far levels are in use: not the frames of
-/// loading, nor those of a model without sparse levels or with an element hidden (then the
-/// sparse levels are not drawn, and coarser cells would change nothing).
+/// Whether the sparse levels are drawn: once built, and while no element is hidden (a hidden
+/// largest box would take smaller visible ones with it).
+fn sparse_levels_in_use(distances: &DetailDistances, states: Option<&ElementStates>) -> bool {
+    distances.sparse_levels_built && !states.is_some_and(ElementStates::any_hidden)
+}
+
+/// Feeds the governor the frames drawn while the sparse levels are in use: not the frames of
+/// loading, nor those of a model without them or with an element hidden (coarser cells would
+/// change nothing then).
 fn govern_far_detail(
     time: Res<Time<Real>>,
     distances: Option<Res<DetailDistances>>,
     states: Option<Res<ElementStates>>,
     mut governor: ResMut<FrameRateGovernor>,
 ) {
-    let in_use = distances.is_some_and(|distances| distances.sparse_levels_built)
-        && !states.is_some_and(|states| states.any_hidden());
-    if in_use {
+    if distances.is_some_and(|distances| sparse_levels_in_use(&distances, states.as_deref())) {
         governor.frame(time.delta_secs());
     } else {
         governor.restart_window();
@@ -282,11 +286,10 @@ fn fit_far_levels_to_viewport(
         Projection::Perspective(perspective) => perspective.fov,
         _ => std::f32::consts::FRAC_PI_4,
     };
-    let any_hidden = states.is_some_and(|states| states.any_hidden());
-    let starts = if any_hidden || !distances.sparse_levels_built {
-        vec![f32::MAX; distances.sparse_cells.len()]
-    } else {
+    let starts = if sparse_levels_in_use(&distances, states.as_deref()) {
         distances.sparse_starts(size.y.max(1) as f32, fov, governor.cell_pixels())
+    } else {
+        vec![f32::MAX; distances.sparse_cells.len()]
     };
     if starts == distances.applied && new_levels.is_empty() {
         return;
@@ -348,11 +351,11 @@ mod tests {
         assert_eq!(distances.range_of(FarDetail::Boxes, &starts), (100.0, starts[0]));
         assert_eq!(distances.range_of(FarDetail::Sparse(0), &starts), (starts[0], starts[1]));
         assert_eq!(distances.range_of(FarDetail::Sparse(1), &starts), (starts[1], f32::MAX));
-        // Not used (something is hidden): the boxes are drawn all the way out, sparse never.
-        let unused = [f32::MAX, f32::MAX];
         // Cells twice as many pixels tall start at half the distance.
         let coarse = distances.sparse_starts(300.0, fov, 2.0 * FINEST_CELL_PIXELS);
         assert!((coarse[0] - 150.0).abs() < 1e-3 && (coarse[1] - 450.0).abs() < 1e-3, "{coarse:?}");
+        // Not used (something is hidden): the boxes are drawn all the way out, sparse never.
+        let unused = [f32::MAX, f32::MAX];
         assert_eq!(distances.range_of(FarDetail::Boxes, &unused), (100.0, f32::MAX));
         assert_eq!(distances.range_of(FarDetail::Sparse(0), &unused).0, f32::MAX);
     }
