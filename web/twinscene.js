@@ -132,6 +132,12 @@ function severityRank(badge) {
   return SEVERITY_RANK[badge.severity] ?? 0;
 }
 
+/** Alerts in the order they need attention: most severe first, then longest-standing (the
+ * time this page first saw each), then by element id. */
+function mostUrgentFirst(a, b) {
+  return severityRank(b.badge) - severityRank(a.badge) || a.since - b.since || a.id.localeCompare(b.id);
+}
+
 /** A badge's color: the scene's, else its severity's, else alert red. */
 function badgeColor(badge) {
   return badge.color ?? SEVERITY_COLOR[badge.severity] ?? '#dc2626';
@@ -189,7 +195,6 @@ class AlertBook {
   #bySeverity = new Map(SEVERITY_RANKS.map((rank) => [rank, new Map()]));
   /** Severities whose order a changed severity broke (sorted again when next read). */
   #unsorted = new Set();
-  count = 0;
 
   /** Reads a state's `alerts`: the alerts that came and went since the last array read, or
    * `null` when it is the same array. */
@@ -237,14 +242,14 @@ class AlertBook {
       });
       for (const gone of before.values()) this.#forget(gone, went);
       // The element's badge is placed at its lead alert: the most severe, longest-standing.
-      alerts.sort((a, b) => severityRank(b.badge) - severityRank(a.badge) || a.since - b.since);
+      alerts.sort(mostUrgentFirst);
       alerts.forEach((alert, index) => { alert.lead = index === 0; });
       this.#byElement.set(id, { entry, alerts });
     }
     for (const held of replaced.values()) for (const gone of held.alerts) this.#forget(gone, went);
-    came.sort((a, b) => a.id.localeCompare(b.id));
+    // All of the same `since`: within a severity, in element id order.
+    came.sort(mostUrgentFirst);
     for (const alert of came) this.#bySeverity.get(severityRank(alert.badge)).set(alert.key, alert);
-    this.count += came.length;
     this.#array = array;
     this.#entries = next;
     return { came, went };
@@ -252,8 +257,14 @@ class AlertBook {
 
   #forget(alert, went) {
     this.#bySeverity.get(severityRank(alert.badge)).delete(alert.key);
-    this.count -= 1;
     went.push(alert);
+  }
+
+  /** How many alerts (badges) there are. */
+  get count() {
+    let count = 0;
+    for (const alerts of this.#bySeverity.values()) count += alerts.size;
+    return count;
   }
 
   /** Calls `visit` with every alert, most severe first, then longest-standing, until it
@@ -262,7 +273,7 @@ class AlertBook {
     for (const rank of SEVERITY_RANKS) {
       let alerts = this.#bySeverity.get(rank);
       if (this.#unsorted.delete(rank)) {
-        alerts = new Map([...alerts].sort(([, a], [, b]) => a.since - b.since || a.id.localeCompare(b.id)));
+        alerts = new Map([...alerts].sort(([, a], [, b]) => mostUrgentFirst(a, b)));
         this.#bySeverity.set(rank, alerts);
       }
       for (const alert of alerts.values()) if (visit(alert) === false) return;
