@@ -964,6 +964,7 @@ class Kiosk {
   /** A new alert: fly to it and hold. One that comes during a hold waits for the hold to end
    * (the latest one wins), so a burst of alerts cannot keep the camera jumping. */
   onAlert(element) {
+    if (this.#host.dataset.kiosk === 'reloading') return;
     if (this.#host.dataset.kiosk === 'alert') {
       this.#waiting = element;
       return;
@@ -1016,6 +1017,10 @@ class Kiosk {
 
   #reload(why) {
     if (this.#host.dataset.kiosk === 'reloading') return;
+    // The tour and an alert's hold stop here: their next step would say `tour` over
+    // `reloading` while the reload waits (up to minutes when reloads repeat), and the next
+    // watchdog tick would then count and schedule a second reload.
+    clearTimeout(this.#timer);
     this.#report('reloading', { reason: why });
     // Back off when reloads repeat (a scene that panics on load must not spin the CPU).
     const count = Number(sessionStorage.getItem('twinscene-kiosk-reloads') ?? 0) + 1;
